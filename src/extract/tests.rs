@@ -1,0 +1,120 @@
+use http::HeaderValue;
+
+use super::*;
+
+fn sources(cookie: Option<&str>) -> Sources {
+    Sources {
+        bearer: true,
+        cookie: cookie.map(Into::into),
+    }
+}
+
+fn headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_bytes(value).unwrap(),
+        );
+    }
+    map
+}
+
+fn run(pairs: &[(&str, &[u8])]) -> Result<Option<(String, CredentialSource)>, Rejection> {
+    let map = headers(pairs);
+    extract(&map, &sources(Some("sid"))).map(|o| o.map(|(t, s)| (t.to_owned(), s)))
+}
+
+const BAD: Rejection = Rejection::InvalidRequest(InvalidRequest::MalformedBearer);
+
+#[test]
+fn bearer_scheme_is_case_insensitive() {
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let value = format!("{scheme} abc");
+        assert_eq!(
+            run(&[("authorization", value.as_bytes())]).unwrap(),
+            Some(("abc".to_owned(), CredentialSource::Header))
+        );
+    }
+}
+
+#[test]
+fn bearer_edge_cases() {
+    assert_eq!(run(&[("authorization", b"Bearer")]), Err(BAD));
+    assert_eq!(run(&[("authorization", b"Bearer ")]), Err(BAD));
+    assert_eq!(run(&[("authorization", b"Bearer a b")]), Err(BAD));
+    assert_eq!(run(&[("authorization", b"Bearer a,b")]), Err(BAD));
+    assert_eq!(run(&[("authorization", b"Bearer \"abc\"")]), Err(BAD));
+    assert_eq!(run(&[("authorization", b"Bearer ab\xffcd")]), Err(BAD));
+    assert_eq!(run(&[("authorization", b"Bearer   abc")]).unwrap().unwrap().0, "abc");
+    assert_eq!(run(&[("authorization", b"Bearer\tabc")]), Err(Rejection::UnsupportedScheme));
+    assert_eq!(run(&[("authorization", b"Basic dXNlcjpwYXNz")]), Err(Rejection::UnsupportedScheme));
+    assert_eq!(run(&[("authorization", b"Bearerabc")]), Err(Rejection::UnsupportedScheme));
+    let long = format!("Bearer {}", "a".repeat(MAX_CREDENTIAL_LEN + 1));
+    assert_eq!(
+        run(&[("authorization", long.as_bytes())]),
+        Err(Rejection::InvalidRequest(InvalidRequest::TooLong))
+    );
+}
+
+#[test]
+fn two_authorization_lines_are_malformed() {
+    assert_eq!(
+        run(&[("authorization", b"Bearer a"), ("authorization", b"Bearer a")]),
+        Err(Rejection::InvalidRequest(InvalidRequest::DuplicateAuthorization))
+    );
+}
+
+#[test]
+fn header_wins_and_never_falls_back_to_the_cookie() {
+    assert_eq!(
+        run(&[("authorization", b"Bearer hdr"), ("cookie", b"sid=ck")]).unwrap().unwrap(),
+        ("hdr".to_owned(), CredentialSource::Header)
+    );
+    assert_eq!(
+        run(&[("authorization", b"Basic x"), ("cookie", b"sid=ck")]),
+        Err(Rejection::UnsupportedScheme)
+    );
+    assert_eq!(run(&[("authorization", b"Bearer"), ("cookie", b"sid=ck")]), Err(BAD));
+}
+
+#[test]
+fn cookie_parsing() {
+    let ok = |v: &[u8]| run(&[("cookie", v)]).map(|o| o.map(|(t, _)| t));
+    assert_eq!(ok(b"sid=abc").unwrap().as_deref(), Some("abc"));
+    assert_eq!(ok(b"a=1; sid=abc; b=2").unwrap().as_deref(), Some("abc"));
+    assert_eq!(ok(b"a=1;sid=abc").unwrap().as_deref(), Some("abc"));
+    assert_eq!(ok(b"SID=abc").unwrap(), None);
+    assert_eq!(ok(b"sidx=abc; xsid=abc").unwrap(), None);
+    assert_eq!(ok(b"sid=").unwrap(), None);
+    assert_eq!(ok(b"sid=abc; sid=abc").unwrap().as_deref(), Some("abc"));
+    assert_eq!(
+        ok(b"sid=abc; sid=abd"),
+        Err(Rejection::InvalidRequest(InvalidRequest::DuplicateCookie))
+    );
+    assert_eq!(
+        ok(b"sid=\"abc\""),
+        Err(Rejection::InvalidRequest(InvalidRequest::MalformedCookie))
+    );
+    assert_eq!(
+        ok(b"sid=ab%5Fc"),
+        Err(Rejection::InvalidRequest(InvalidRequest::MalformedCookie))
+    );
+    let split = run(&[("cookie", b"a=1"), ("cookie", b"sid=abc")]).unwrap().unwrap();
+    assert_eq!(split, ("abc".to_owned(), CredentialSource::Cookie));
+    assert_eq!(
+        run(&[("cookie", b"sid=abc"), ("cookie", b"sid=xyz")]),
+        Err(Rejection::InvalidRequest(InvalidRequest::DuplicateCookie))
+    );
+}
+
+#[test]
+fn disabled_sources_are_ignored() {
+    let map = headers(&[("authorization", b"Bearer abc"), ("cookie", b"sid=ck")]);
+    let only_cookie = Sources {
+        bearer: false,
+        cookie: Some("sid".into()),
+    };
+    assert_eq!(extract(&map, &only_cookie).unwrap().unwrap().0, "ck");
+    assert_eq!(extract(&headers(&[("cookie", b"sid=ck")]), &sources(None)).unwrap(), None);
+}

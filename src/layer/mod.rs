@@ -1,0 +1,222 @@
+//! The Tower middleware: [`CustomerSessionLayer`] and the service it builds.
+//!
+//! See the [crate guide](crate) for the request's way through it.
+
+mod body;
+mod future;
+mod service;
+
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+pub use body::ResponseBody;
+pub use future::ResponseFuture;
+pub use service::CustomerSessionService;
+
+use crate::extract::Sources;
+use crate::reject::{DefaultRejection, OnRejection, Responses};
+use crate::reject::is_valid_realm;
+use crate::sessions::CustomerSessions;
+
+/// Whether requests without credentials get through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Requests without credentials are rejected with 401.
+    #[default]
+    Required,
+    /// Requests without credentials (or with a non-Bearer `Authorization`) pass without a
+    /// customer; bad or unknown tokens are still rejected.
+    Optional,
+}
+
+/// HTTP-side settings shared by every clone of the service.
+#[derive(Debug, Clone)]
+pub(crate) struct LayerConfig {
+    pub(crate) sources: Sources,
+    pub(crate) mode: Mode,
+    pub(crate) realm: Box<str>,
+    pub(crate) retry_after_secs: u32,
+    pub(crate) responses: Responses,
+}
+
+/// Authenticates requests by customer session token; see the [crate guide](crate).
+///
+/// Defaults: token from `Authorization: Bearer` only, realm `polar`, required mode, Polar's
+/// rejection responses, `Retry-After: 1` on 503.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use tower_customer_session::{Customer, CustomerSessionLayer, CustomerSessions, MemoryStore};
+///
+/// let sessions = CustomerSessions::builder(MemoryStore::new())
+///     .secret(b"0123456789abcdef0123456789abcdef")
+///     .build();
+/// let app: Router = Router::new()
+///     .route("/me", get(|customer: Customer| async move { customer.email.clone().unwrap_or_default() }))
+///     .route_layer(CustomerSessionLayer::new(sessions));
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct CustomerSessionLayer<St, R = DefaultRejection> {
+    sessions: CustomerSessions<St>,
+    config: Arc<LayerConfig>,
+    on_rejection: R,
+}
+
+impl<St> CustomerSessionLayer<St> {
+    /// A layer resolving tokens through `sessions`, with the defaults above.
+    pub fn new(sessions: CustomerSessions<St>) -> Self {
+        let realm = "polar";
+        Self {
+            sessions,
+            config: Arc::new(LayerConfig {
+                sources: Sources {
+                    bearer: true,
+                    cookie: None,
+                },
+                mode: Mode::Required,
+                realm: realm.into(),
+                retry_after_secs: 1,
+                responses: Responses::new(realm, 1),
+            }),
+            on_rejection: DefaultRejection,
+        }
+    }
+}
+
+impl<St, R> CustomerSessionLayer<St, R> {
+    fn config_mut(&mut self) -> &mut LayerConfig {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Read `Authorization: Bearer …`. Default: `true`.
+    ///
+    /// When enabled and the header is present, it is the only credential considered: a
+    /// cookie on the same request is ignored, even if the header is invalid.
+    ///
+    /// ```
+    /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore};
+    /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+    /// // Cookie-only, e.g. for a browser portal behind a proxy that sets its own Authorization.
+    /// let layer = CustomerSessionLayer::new(sessions).bearer(false).cookie("portal_session");
+    /// # let _ = layer;
+    /// ```
+    pub fn bearer(mut self, enabled: bool) -> Self {
+        self.config_mut().sources.bearer = enabled;
+        self
+    }
+
+    /// Also read the token from the cookie `name` (exact, case-sensitive). Default: no
+    /// cookie.
+    ///
+    /// ```
+    /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore};
+    /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+    /// let layer = CustomerSessionLayer::new(sessions).cookie("__Host-customer_session");
+    /// # let _ = layer;
+    /// ```
+    pub fn cookie(mut self, name: impl Into<String>) -> Self {
+        self.config_mut().sources.cookie = Some(name.into().into_boxed_str());
+        self
+    }
+
+    /// The `realm` of `WWW-Authenticate` challenges. Default: `polar`.
+    ///
+    /// # Panics
+    ///
+    /// If `realm` contains `"`, `\` or a character outside printable ASCII (RFC 6750 §3).
+    ///
+    /// ```
+    /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore};
+    /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+    /// let layer = CustomerSessionLayer::new(sessions).realm("acme portal");
+    /// # let _ = layer;
+    /// ```
+    pub fn realm(mut self, realm: &str) -> Self {
+        assert!(
+            is_valid_realm(realm),
+            "realm must be printable ASCII without '\"' or '\\'"
+        );
+        let config = self.config_mut();
+        config.realm = realm.into();
+        config.responses = Responses::new(realm, config.retry_after_secs);
+        self
+    }
+
+    /// The `Retry-After` seconds sent with 503 when the store fails. Default: 1.
+    ///
+    /// ```
+    /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore};
+    /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+    /// let layer = CustomerSessionLayer::new(sessions).retry_after(5);
+    /// # let _ = layer;
+    /// ```
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        let config = self.config_mut();
+        config.retry_after_secs = seconds;
+        config.responses = Responses::new(&config.realm, seconds);
+        self
+    }
+
+    /// Required or optional authentication. Default: [`Mode::Required`].
+    ///
+    /// ```
+    /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore, Mode};
+    /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+    /// let layer = CustomerSessionLayer::new(sessions).mode(Mode::Optional);
+    /// # let _ = layer;
+    /// ```
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.config_mut().mode = mode;
+        self
+    }
+
+    /// Shorthand for `.mode(Mode::Optional)`.
+    ///
+    /// ```
+    /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore};
+    /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+    /// let layer = CustomerSessionLayer::new(sessions).optional();
+    /// # let _ = layer;
+    /// ```
+    pub fn optional(self) -> Self {
+        self.mode(Mode::Optional)
+    }
+
+    /// Customise rejection responses. Default: [`DefaultRejection`] (Polar's responses).
+    /// See [`OnRejection`] for an example.
+    pub fn on_rejection<R2: OnRejection>(self, on_rejection: R2) -> CustomerSessionLayer<St, R2> {
+        CustomerSessionLayer {
+            sessions: self.sessions,
+            config: self.config,
+            on_rejection,
+        }
+    }
+
+    /// The sessions handle this layer resolves tokens with.
+    pub fn sessions(&self) -> &CustomerSessions<St> {
+        &self.sessions
+    }
+}
+
+impl<S, St, R: Clone> Layer<S> for CustomerSessionLayer<St, R> {
+    type Service = CustomerSessionService<S, St, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CustomerSessionService::new(
+            inner,
+            self.sessions.clone(),
+            self.config.clone(),
+            self.on_rejection.clone(),
+        )
+    }
+}
+
+impl<St, R> std::fmt::Debug for CustomerSessionLayer<St, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomerSessionLayer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}

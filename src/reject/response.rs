@@ -1,0 +1,124 @@
+//! Polar's rejection responses, built once per layer from constants and the realm.
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+
+use super::Rejection;
+
+const INVALID_TOKEN_DESCRIPTION: &str =
+    "The access token provided is expired, revoked, malformed, or invalid for other reasons.";
+const INVALID_REQUEST_DESCRIPTION: &str =
+    "The request carries malformed or conflicting customer session credentials.";
+
+const UNAUTHORIZED_BODY: &[u8] = br#"{"error":"Unauthorized","detail":"Unauthorized"}"#;
+const INVALID_TOKEN_BODY: &[u8] = br#"{"error":"invalid_token","error_description":"The access token provided is expired, revoked, malformed, or invalid for other reasons."}"#;
+const INVALID_REQUEST_BODY: &[u8] = br#"{"error":"invalid_request","error_description":"The request carries malformed or conflicting customer session credentials."}"#;
+const UNAVAILABLE_BODY: &[u8] = br#"{"error":"ServiceUnavailable","detail":"Customer sessions cannot be verified right now. Retry later."}"#;
+
+/// The header values of every rejection, precomputed so a rejection costs no formatting.
+#[derive(Debug, Clone)]
+pub(crate) struct Responses {
+    challenge: HeaderValue,
+    invalid_token: HeaderValue,
+    invalid_request: HeaderValue,
+    retry_after: HeaderValue,
+}
+
+/// Whether `realm` may sit inside a quoted auth-param (RFC 6750 §3: no `"`, no `\`, no
+/// control characters).
+pub(crate) fn is_valid_realm(realm: &str) -> bool {
+    realm
+        .bytes()
+        .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}
+
+impl Responses {
+    /// Callers check the realm with [`is_valid_realm`] first.
+    pub(crate) fn new(realm: &str, retry_after_secs: u32) -> Self {
+        let value = |s: String| HeaderValue::try_from(s).expect("realm checked by is_valid_realm");
+        Self {
+            challenge: value(format!("Bearer realm=\"{realm}\"")),
+            invalid_token: value(format!(
+                "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{INVALID_TOKEN_DESCRIPTION}\""
+            )),
+            invalid_request: value(format!(
+                "Bearer realm=\"{realm}\", error=\"invalid_request\", error_description=\"{INVALID_REQUEST_DESCRIPTION}\""
+            )),
+            retry_after: HeaderValue::from(retry_after_secs),
+        }
+    }
+
+    /// The bare `Bearer realm="…"` challenge.
+    pub(crate) fn challenge(&self) -> HeaderValue {
+        self.challenge.clone()
+    }
+
+    /// Polar's response for `rejection`.
+    pub(crate) fn build(&self, rejection: &Rejection) -> Response<Bytes> {
+        let (body, challenge, no_store) = match rejection {
+            Rejection::MissingCredentials | Rejection::UnsupportedScheme => {
+                (UNAUTHORIZED_BODY, Some(&self.challenge), false)
+            }
+            Rejection::InvalidToken(_) => (INVALID_TOKEN_BODY, Some(&self.invalid_token), true),
+            Rejection::InvalidRequest(_) => {
+                (INVALID_REQUEST_BODY, Some(&self.invalid_request), true)
+            }
+            Rejection::StoreUnavailable(_) => (UNAVAILABLE_BODY, None, true),
+        };
+        let mut response = Response::new(Bytes::from_static(body));
+        *response.status_mut() = rejection.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(challenge) = challenge {
+            headers.insert(header::WWW_AUTHENTICATE, challenge.clone());
+        }
+        if no_store {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        }
+        if rejection.status() == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, self.retry_after.clone());
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reject::{InvalidRequest, InvalidToken, StoreUnavailable};
+
+    #[test]
+    fn realm_grammar() {
+        assert!(is_valid_realm("polar"));
+        assert!(is_valid_realm("my shop!"));
+        assert!(!is_valid_realm("a\"b"));
+        assert!(!is_valid_realm("a\\b"));
+        assert!(!is_valid_realm("a\nb"));
+    }
+
+    #[test]
+    fn store_unavailable_has_retry_after_and_no_challenge() {
+        let r = Responses::new("polar", 3)
+            .build(&Rejection::StoreUnavailable(StoreUnavailable::Timeout));
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "3");
+        assert!(r.headers().get(header::WWW_AUTHENTICATE).is_none());
+    }
+
+    #[test]
+    fn invalid_request_challenge_names_the_error() {
+        let r = Responses::new("shop", 1)
+            .build(&Rejection::InvalidRequest(InvalidRequest::DuplicateCookie));
+        assert_eq!(r.status(), 400);
+        let challenge = r.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(challenge.starts_with("Bearer realm=\"shop\", error=\"invalid_request\""));
+        let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(body["error"], "invalid_request");
+        let _ = InvalidToken::Unknown;
+    }
+}

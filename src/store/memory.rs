@@ -1,0 +1,214 @@
+//! The embedded store: sessions and customers in process memory.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{CustomerRef, NewSession, SessionRecord, SessionStore, StoreError};
+use crate::clock::{Clock, SystemClock};
+use crate::model::Customer;
+use crate::token::{TokenHash, TokenKind};
+
+/// Sessions and customers in memory; the default store, and the one the example portal runs
+/// on. Clones share the same data.
+///
+/// It is the source of truth for one process. For several instances, use a shared backend.
+///
+/// ```
+/// use tower_customer_session::model::CustomerData;
+/// use tower_customer_session::MemoryStore;
+///
+/// let store = MemoryStore::new();
+/// let customer = store.insert_customer(CustomerData::new(uuid::Uuid::new_v4(), chrono::Utc::now()));
+/// assert!(store.customer(customer.id).is_some());
+/// ```
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<RwLock<Inner>>,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Default)]
+struct Inner {
+    sessions: HashMap<TokenHash, Stored>,
+    customers: HashMap<Uuid, Customer>,
+    by_external_id: HashMap<String, Uuid>,
+}
+
+/// A session row: the customer is joined at load time, so customer edits show at once.
+struct Stored {
+    id: Uuid,
+    kind: TokenKind,
+    customer_id: Uuid,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    return_url: Option<String>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store on the system clock.
+    pub fn new() -> Self {
+        Self::with_clock(SystemClock)
+    }
+
+    /// An empty store that filters expired sessions by `clock`.
+    pub fn with_clock(clock: impl Clock) -> Self {
+        Self {
+            inner: Arc::default(),
+            clock: Arc::new(clock),
+        }
+    }
+
+    /// Add or replace a customer; returns the stored handle.
+    pub fn insert_customer(&self, customer: impl Into<Customer>) -> Customer {
+        let customer = customer.into();
+        let mut inner = self.write();
+        if let Some(old) = inner.customers.get(&customer.id) {
+            if let Some(ext) = old.external_id.clone() {
+                inner.by_external_id.remove(&ext);
+            }
+        }
+        if let Some(ext) = &customer.external_id {
+            inner.by_external_id.insert(ext.clone(), customer.id);
+        }
+        inner.customers.insert(customer.id, customer.clone());
+        customer
+    }
+
+    /// The customer with `id`, deleted or not.
+    pub fn customer(&self, id: Uuid) -> Option<Customer> {
+        self.read().customers.get(&id).cloned()
+    }
+
+    /// The customer with this external id, deleted or not.
+    pub fn customer_by_external_id(&self, external_id: &str) -> Option<Customer> {
+        let inner = self.read();
+        let id = inner.by_external_id.get(external_id)?;
+        inner.customers.get(id).cloned()
+    }
+
+    /// Soft-delete a customer (`deleted_at = now`); their sessions stop authenticating.
+    /// Call [`CustomerSessions::invalidate_customer`](crate::CustomerSessions::invalidate_customer)
+    /// too, so cached entries go at once. Returns `false` if there is no such customer.
+    pub fn delete_customer(&self, id: Uuid) -> bool {
+        let now = self.clock.now();
+        let mut inner = self.write();
+        match inner.customers.get_mut(&id) {
+            Some(customer) => {
+                customer.make_mut().deleted_at = Some(now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Number of stored sessions, expired ones included until [`purge_expired`](Self::purge_expired).
+    pub fn session_count(&self) -> usize {
+        self.read().sessions.len()
+    }
+
+    /// Drop sessions whose `expires_at` has passed; returns how many.
+    pub fn purge_expired(&self) -> usize {
+        let now = self.clock.now();
+        let mut inner = self.write();
+        let before = inner.sessions.len();
+        inner.sessions.retain(|_, s| s.expires_at > now);
+        before - inner.sessions.len()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        // A panic elsewhere cannot leave the maps half-written (each write is one insert or
+        // remove), so a poisoned lock still holds consistent data.
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn resolve(inner: &Inner, customer: &CustomerRef) -> Option<Customer> {
+        let id = match customer {
+            CustomerRef::Id(id) => *id,
+            CustomerRef::ExternalId(ext) => *inner.by_external_id.get(ext)?,
+        };
+        inner
+            .customers
+            .get(&id)
+            .filter(|c| c.can_authenticate())
+            .cloned()
+    }
+}
+
+impl SessionStore for MemoryStore {
+    async fn load(&self, token_hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
+        let now = self.clock.now();
+        let inner = self.read();
+        let Some(stored) = inner.sessions.get(token_hash) else {
+            return Ok(None);
+        };
+        let customer = match inner.customers.get(&stored.customer_id) {
+            Some(c) if c.can_authenticate() && stored.expires_at > now => c.clone(),
+            _ => return Ok(None),
+        };
+        Ok(Some(SessionRecord {
+            id: stored.id,
+            token_hash: *token_hash,
+            kind: stored.kind,
+            customer,
+            created_at: stored.created_at,
+            modified_at: None,
+            expires_at: stored.expires_at,
+            return_url: stored.return_url.clone(),
+        }))
+    }
+
+    async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
+        let mut inner = self.write();
+        let customer = Self::resolve(&inner, &session.customer).ok_or(StoreError::UnknownCustomer)?;
+        if inner.sessions.contains_key(&session.token_hash) {
+            return Err(StoreError::Conflict);
+        }
+        inner.sessions.insert(
+            session.token_hash,
+            Stored {
+                id: session.id,
+                kind: session.kind,
+                customer_id: customer.id,
+                created_at: session.created_at,
+                expires_at: session.expires_at,
+                return_url: session.return_url.clone(),
+            },
+        );
+        Ok(session.into_record(customer))
+    }
+
+    async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
+        Ok(self.write().sessions.remove(token_hash).is_some())
+    }
+
+    async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
+        let mut inner = self.write();
+        let before = inner.sessions.len();
+        inner.sessions.retain(|_, s| s.customer_id != customer_id);
+        Ok((before - inner.sessions.len()) as u64)
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.read();
+        f.debug_struct("MemoryStore")
+            .field("sessions", &inner.sessions.len())
+            .field("customers", &inner.customers.len())
+            .finish()
+    }
+}

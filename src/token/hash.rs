@@ -1,0 +1,168 @@
+//! The keyed hash Polar stores instead of the token: `hex(HMAC-SHA256(secret, token))`.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+/// Computes [`TokenHash`]es with a server secret.
+///
+/// The HMAC key schedule runs once here; each [`hash`](Self::hash) clones the keyed state,
+/// so hashing a token costs two SHA-256 compressions.
+///
+/// ```
+/// use tower_customer_session::token::TokenHasher;
+///
+/// let hasher = TokenHasher::new(b"super secret jwt secret");
+/// let hash = hasher.hash("polar_cst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZ2");
+/// assert_eq!(
+///     hash.to_hex(),
+///     "4766cc058bd32232f56efc66ee6d768231c8ea91a1741d1022acd6fc5680e66d"
+/// );
+/// ```
+#[derive(Clone)]
+pub struct TokenHasher {
+    keyed: Hmac<Sha256>,
+}
+
+impl TokenHasher {
+    /// A hasher keyed with `secret` (Polar's `settings.SECRET`).
+    pub fn new(secret: &[u8]) -> Self {
+        Self {
+            keyed: Hmac::new_from_slice(secret).expect("HMAC accepts keys of any length"),
+        }
+    }
+
+    /// `HMAC-SHA256(secret, token)`, over the full token including its prefix.
+    pub fn hash(&self, token: &str) -> TokenHash {
+        let mut mac = self.keyed.clone();
+        mac.update(token.as_bytes());
+        TokenHash(mac.finalize().into_bytes().into())
+    }
+}
+
+impl fmt::Debug for TokenHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenHasher([redacted key])")
+    }
+}
+
+/// The 32-byte keyed hash of a token: what stores keep, what the cache is keyed by.
+///
+/// Equality is constant-time. `Debug` and `Display` show only the first four bytes, which
+/// is enough to correlate log lines and useless for a lookup.
+#[derive(Clone, Copy)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// Wrap raw digest bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The digest bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lowercase hex, as Polar stores it in `customer_sessions.token`.
+    pub fn to_hex(&self) -> String {
+        let mut out = String::with_capacity(64);
+        for byte in self.0 {
+            out.push(HEX[(byte >> 4) as usize] as char);
+            out.push(HEX[(byte & 0x0f) as usize] as char);
+        }
+        out
+    }
+
+    /// Parse 64 hex digits (either case).
+    ///
+    /// ```
+    /// use tower_customer_session::token::TokenHash;
+    ///
+    /// let hex = "4766cc058bd32232f56efc66ee6d768231c8ea91a1741d1022acd6fc5680e66d";
+    /// assert_eq!(TokenHash::from_hex(hex).unwrap().to_hex(), hex);
+    /// assert!(TokenHash::from_hex("4766").is_none());
+    /// ```
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let bytes = hex.as_bytes();
+        if bytes.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            *slot = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        Some(Self(out))
+    }
+
+    /// The first four bytes in hex: the only part of a hash that goes into logs.
+    pub fn short(&self) -> ShortHash {
+        ShortHash([self.0[0], self.0[1], self.0[2], self.0[3]])
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+impl ConstantTimeEq for TokenHash {
+    fn ct_eq(&self, other: &Self) -> subtle::Choice {
+        self.0.ct_eq(&other.0)
+    }
+}
+
+impl PartialEq for TokenHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
+impl Eq for TokenHash {}
+
+impl Hash for TokenHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The digest is already uniform and keyed; eight bytes feed any hasher enough.
+        state.write_u64(u64::from_le_bytes(self.0[..8].try_into().expect("8 bytes")));
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenHash({}…)", self.short())
+    }
+}
+
+impl fmt::Display for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}…", self.short())
+    }
+}
+
+/// The loggable four-byte prefix of a [`TokenHash`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ShortHash([u8; 4]);
+
+impl fmt::Display for ShortHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ShortHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
