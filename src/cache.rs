@@ -96,12 +96,13 @@ impl SessionCache {
             })
             .support_invalidation_closures()
             .build();
-        let negative = (config.negative_capacity > 0 && !config.negative_ttl.is_zero()).then(|| {
-            Cache::builder()
-                .max_capacity(config.negative_capacity)
-                .time_to_live(config.negative_ttl)
-                .build()
-        });
+        let negative =
+            (config.negative_capacity > 0 && !config.negative_ttl.is_zero()).then(|| {
+                Cache::builder()
+                    .max_capacity(config.negative_capacity)
+                    .time_to_live(config.negative_ttl)
+                    .build()
+            });
         Self {
             positive,
             negative,

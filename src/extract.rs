@@ -31,7 +31,9 @@ pub(crate) fn extract<'h>(
         let mut lines = headers.get_all(AUTHORIZATION).iter();
         if let Some(value) = lines.next() {
             if lines.next().is_some() {
-                return Err(Rejection::InvalidRequest(InvalidRequest::DuplicateAuthorization));
+                return Err(Rejection::InvalidRequest(
+                    InvalidRequest::DuplicateAuthorization,
+                ));
             }
             return bearer(value.as_bytes()).map(|token| Some((token, CredentialSource::Header)));
         }
@@ -98,7 +100,10 @@ fn checked(token: &[u8], malformed: InvalidRequest) -> Result<&str, Rejection> {
 fn trim(bytes: &[u8]) -> &[u8] {
     let is_ws = |b: &u8| *b == b' ' || *b == b'\t';
     let start = bytes.iter().position(|b| !is_ws(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !is_ws(b)).map_or(start, |i| i + 1);
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ws(b))
+        .map_or(start, |i| i + 1);
     &bytes[start..end]
 }
 

@@ -85,10 +85,13 @@
 pub mod axum;
 mod cache;
 mod clock;
+mod cookie;
+mod csrf;
 mod extension;
 mod extract;
 pub mod layer;
 pub mod model;
+pub mod portal;
 pub mod reject;
 mod sessions;
 pub mod store;
@@ -96,6 +99,7 @@ pub mod token;
 mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use cookie::{SameSite, SessionCookie};
 pub use extension::{CredentialSource, SessionInfo};
 pub use layer::{CustomerSessionLayer, CustomerSessionService, Mode};
 pub use model::{Customer, CustomerSession};

@@ -46,10 +46,25 @@ fn bearer_edge_cases() {
     assert_eq!(run(&[("authorization", b"Bearer a,b")]), Err(BAD));
     assert_eq!(run(&[("authorization", b"Bearer \"abc\"")]), Err(BAD));
     assert_eq!(run(&[("authorization", b"Bearer ab\xffcd")]), Err(BAD));
-    assert_eq!(run(&[("authorization", b"Bearer   abc")]).unwrap().unwrap().0, "abc");
-    assert_eq!(run(&[("authorization", b"Bearer\tabc")]), Err(Rejection::UnsupportedScheme));
-    assert_eq!(run(&[("authorization", b"Basic dXNlcjpwYXNz")]), Err(Rejection::UnsupportedScheme));
-    assert_eq!(run(&[("authorization", b"Bearerabc")]), Err(Rejection::UnsupportedScheme));
+    assert_eq!(
+        run(&[("authorization", b"Bearer   abc")])
+            .unwrap()
+            .unwrap()
+            .0,
+        "abc"
+    );
+    assert_eq!(
+        run(&[("authorization", b"Bearer\tabc")]),
+        Err(Rejection::UnsupportedScheme)
+    );
+    assert_eq!(
+        run(&[("authorization", b"Basic dXNlcjpwYXNz")]),
+        Err(Rejection::UnsupportedScheme)
+    );
+    assert_eq!(
+        run(&[("authorization", b"Bearerabc")]),
+        Err(Rejection::UnsupportedScheme)
+    );
     let long = format!("Bearer {}", "a".repeat(MAX_CREDENTIAL_LEN + 1));
     assert_eq!(
         run(&[("authorization", long.as_bytes())]),
@@ -60,22 +75,32 @@ fn bearer_edge_cases() {
 #[test]
 fn two_authorization_lines_are_malformed() {
     assert_eq!(
-        run(&[("authorization", b"Bearer a"), ("authorization", b"Bearer a")]),
-        Err(Rejection::InvalidRequest(InvalidRequest::DuplicateAuthorization))
+        run(&[
+            ("authorization", b"Bearer a"),
+            ("authorization", b"Bearer a")
+        ]),
+        Err(Rejection::InvalidRequest(
+            InvalidRequest::DuplicateAuthorization
+        ))
     );
 }
 
 #[test]
 fn header_wins_and_never_falls_back_to_the_cookie() {
     assert_eq!(
-        run(&[("authorization", b"Bearer hdr"), ("cookie", b"sid=ck")]).unwrap().unwrap(),
+        run(&[("authorization", b"Bearer hdr"), ("cookie", b"sid=ck")])
+            .unwrap()
+            .unwrap(),
         ("hdr".to_owned(), CredentialSource::Header)
     );
     assert_eq!(
         run(&[("authorization", b"Basic x"), ("cookie", b"sid=ck")]),
         Err(Rejection::UnsupportedScheme)
     );
-    assert_eq!(run(&[("authorization", b"Bearer"), ("cookie", b"sid=ck")]), Err(BAD));
+    assert_eq!(
+        run(&[("authorization", b"Bearer"), ("cookie", b"sid=ck")]),
+        Err(BAD)
+    );
 }
 
 #[test]
@@ -100,7 +125,9 @@ fn cookie_parsing() {
         ok(b"sid=ab%5Fc"),
         Err(Rejection::InvalidRequest(InvalidRequest::MalformedCookie))
     );
-    let split = run(&[("cookie", b"a=1"), ("cookie", b"sid=abc")]).unwrap().unwrap();
+    let split = run(&[("cookie", b"a=1"), ("cookie", b"sid=abc")])
+        .unwrap()
+        .unwrap();
     assert_eq!(split, ("abc".to_owned(), CredentialSource::Cookie));
     assert_eq!(
         run(&[("cookie", b"sid=abc"), ("cookie", b"sid=xyz")]),
@@ -116,5 +143,8 @@ fn disabled_sources_are_ignored() {
         cookie: Some("sid".into()),
     };
     assert_eq!(extract(&map, &only_cookie).unwrap().unwrap().0, "ck");
-    assert_eq!(extract(&headers(&[("cookie", b"sid=ck")]), &sources(None)).unwrap(), None);
+    assert_eq!(
+        extract(&headers(&[("cookie", b"sid=ck")]), &sources(None)).unwrap(),
+        None
+    );
 }

@@ -44,7 +44,7 @@ pin_project! {
     where
         S: Service<Request<ReqBody>>,
     {
-        Inner { #[pin] future: S::Future },
+        Inner { #[pin] future: S::Future, source: Option<CredentialSource> },
         Rejected { response: Option<Response<Bytes>> },
         Loading { load: BoxLoad, pending: Option<Pending<S, ReqBody, R>> },
     }
@@ -54,9 +54,9 @@ impl<S, ReqBody, R> ResponseFuture<S, ReqBody, R>
 where
     S: Service<Request<ReqBody>>,
 {
-    pub(super) fn inner(future: S::Future) -> Self {
+    pub(super) fn inner(future: S::Future, source: Option<CredentialSource>) -> Self {
         Self {
-            state: State::Inner { future },
+            state: State::Inner { future, source },
         }
     }
 
@@ -89,8 +89,11 @@ where
         let mut state = self.project().state;
         loop {
             let next = match state.as_mut().project() {
-                StateProj::Inner { future } => {
-                    let response = ready!(future.poll(cx))?;
+                StateProj::Inner { future, source } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    if *source == Some(CredentialSource::Cookie) {
+                        mark_private(response.headers_mut());
+                    }
                     return Poll::Ready(Ok(response.map(ResponseBody::inner)));
                 }
                 StateProj::Rejected { response } => {
@@ -111,10 +114,16 @@ where
                             authorize(&mut request, &entry, source, &span);
                             State::Inner {
                                 future: inner.call(request),
+                                source: Some(source),
                             }
                         }
                         Err(rejection) => State::Rejected {
-                            response: Some(rejector.reject(rejection, request, &span)),
+                            response: Some(rejector.reject(
+                                rejection,
+                                request,
+                                Some(source),
+                                &span,
+                            )),
                         },
                     }
                 }
@@ -122,4 +131,17 @@ where
             state.set(next);
         }
     }
+}
+
+/// A response to a cookie-authenticated request is personal: no shared cache may keep it,
+/// and caches that key on headers must key on both credentials.
+fn mark_private(headers: &mut http::HeaderMap) {
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("private, no-store"),
+    );
+    headers.append(
+        http::header::VARY,
+        http::HeaderValue::from_static("Cookie, Authorization"),
+    );
 }

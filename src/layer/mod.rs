@@ -14,9 +14,11 @@ pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use service::CustomerSessionService;
 
+use crate::cookie::SessionCookie;
+use crate::csrf::CsrfGuard;
 use crate::extract::Sources;
-use crate::reject::{DefaultRejection, OnRejection, Responses};
 use crate::reject::is_valid_realm;
+use crate::reject::{DefaultRejection, OnRejection, Responses};
 use crate::sessions::CustomerSessions;
 
 /// Whether requests without credentials get through.
@@ -34,6 +36,8 @@ pub enum Mode {
 #[derive(Debug, Clone)]
 pub(crate) struct LayerConfig {
     pub(crate) sources: Sources,
+    pub(crate) cookie: Option<SessionCookie>,
+    pub(crate) csrf: CsrfGuard,
     pub(crate) mode: Mode,
     pub(crate) realm: Box<str>,
     pub(crate) retry_after_secs: u32,
@@ -43,7 +47,9 @@ pub(crate) struct LayerConfig {
 /// Authenticates requests by customer session token; see the [crate guide](crate).
 ///
 /// Defaults: token from `Authorization: Bearer` only, realm `polar`, required mode, Polar's
-/// rejection responses, `Retry-After: 1` on 503.
+/// rejection responses, `Retry-After: 1` on 503. With a [cookie](Self::cookie): the CSRF
+/// guard on, and responses to cookie-authenticated requests marked
+/// `Cache-Control: private, no-store` and `Vary: Cookie, Authorization`.
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -75,6 +81,8 @@ impl<St> CustomerSessionLayer<St> {
                     bearer: true,
                     cookie: None,
                 },
+                cookie: None,
+                csrf: CsrfGuard::default(),
                 mode: Mode::Required,
                 realm: realm.into(),
                 retry_after_secs: 1,
@@ -107,17 +115,62 @@ impl<St, R> CustomerSessionLayer<St, R> {
         self
     }
 
-    /// Also read the token from the cookie `name` (exact, case-sensitive). Default: no
-    /// cookie.
+    /// Also read the token from the session cookie. Default: no cookie.
+    ///
+    /// Takes a name or a [`SessionCookie`]; the name read is [`SessionCookie::name`]
+    /// (`__Host-` prefixed under the secure defaults), compared exactly and
+    /// case-sensitively. Use the same value for the [hand-off](Self::handoff), which writes
+    /// the cookie.
     ///
     /// ```
     /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore};
     /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
-    /// let layer = CustomerSessionLayer::new(sessions).cookie("__Host-customer_session");
+    /// // Reads the cookie `__Host-customer_session`.
+    /// let layer = CustomerSessionLayer::new(sessions).cookie("customer_session");
     /// # let _ = layer;
     /// ```
-    pub fn cookie(mut self, name: impl Into<String>) -> Self {
-        self.config_mut().sources.cookie = Some(name.into().into_boxed_str());
+    pub fn cookie(mut self, cookie: impl Into<SessionCookie>) -> Self {
+        let cookie = cookie.into();
+        let config = self.config_mut();
+        config.sources.cookie = Some(cookie.name().into());
+        config.cookie = Some(cookie);
+        self
+    }
+
+    /// Refuse unsafe methods (POST, PUT, PATCH, DELETE, …) authenticated by the cookie unless
+    /// `Sec-Fetch-Site` is `same-origin`/`none` or `Origin` is [allowed](Self::allow_origin);
+    /// they get `403`. Default: `true`. Bearer-authenticated requests are never affected.
+    ///
+    /// ```
+    /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore};
+    /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+    /// let layer = CustomerSessionLayer::new(sessions).cookie("sid").csrf_guard(false);
+    /// # let _ = layer;
+    /// ```
+    pub fn csrf_guard(mut self, enabled: bool) -> Self {
+        self.config_mut().csrf.enabled = enabled;
+        self
+    }
+
+    /// Accept cookie-authenticated unsafe requests whose `Origin` is exactly `origin`
+    /// (scheme, host and port, e.g. `https://shop.example`). Default: no origins; only
+    /// Fetch Metadata proves same-origin.
+    ///
+    /// # Panics
+    ///
+    /// If `origin` is not a valid header value.
+    ///
+    /// ```
+    /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore};
+    /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+    /// let layer = CustomerSessionLayer::new(sessions)
+    ///     .cookie("sid")
+    ///     .allow_origin("https://shop.example");
+    /// # let _ = layer;
+    /// ```
+    pub fn allow_origin(mut self, origin: &str) -> Self {
+        let origin = http::HeaderValue::from_str(origin).expect("origin is a valid header value");
+        self.config_mut().csrf.allowed_origins.push(origin);
         self
     }
 
@@ -192,6 +245,21 @@ impl<St, R> CustomerSessionLayer<St, R> {
             config: self.config,
             on_rejection,
         }
+    }
+
+    /// The browser hand-off for this layer's sessions and cookie: turns
+    /// `?customer_session_token=…` links into the session cookie. See [`crate::portal`].
+    ///
+    /// # Panics
+    ///
+    /// If no [cookie](Self::cookie) is configured.
+    pub fn handoff(&self) -> crate::portal::HandoffLayer<St> {
+        let cookie = self
+            .config
+            .cookie
+            .clone()
+            .expect("configure .cookie(…) before .handoff()");
+        crate::portal::HandoffLayer::new(self.sessions.clone(), cookie)
     }
 
     /// The sessions handle this layer resolves tokens with.

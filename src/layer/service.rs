@@ -104,6 +104,18 @@ where
             Err(rejection) => Err(rejection),
         };
         let (hash, source) = match found {
+            Ok((_, CredentialSource::Cookie))
+                if !self
+                    .rejector
+                    .config
+                    .csrf
+                    .allows(request.method(), request.headers()) =>
+            {
+                let rejection = Rejection::CrossSiteRequest;
+                return ResponseFuture::rejected(
+                    self.rejector.reject(rejection, request, None, &span),
+                );
+            }
             Ok(found) => found,
             Err(Rejection::MissingCredentials | Rejection::UnsupportedScheme)
                 if self.rejector.config.mode == Mode::Optional =>
@@ -112,10 +124,13 @@ where
                 request.extensions_mut().insert(Anonymous {
                     challenge: self.rejector.config.responses.challenge(),
                 });
-                return ResponseFuture::inner(self.inner.call(request));
+                return ResponseFuture::inner(self.inner.call(request), None);
             }
             Err(rejection) => {
-                return ResponseFuture::rejected(self.rejector.reject(rejection, request, &span));
+                let source = self.rejector.cookie_source(&request);
+                return ResponseFuture::rejected(
+                    self.rejector.reject(rejection, request, source, &span),
+                );
             }
         };
         span.record("token", display(hash.short()));
@@ -124,16 +139,22 @@ where
             Some(Ok(entry)) => {
                 span.record("cache", "hit");
                 authorize(&mut request, &entry, source, &span);
-                ResponseFuture::inner(self.inner.call(request))
+                ResponseFuture::inner(self.inner.call(request), Some(source))
             }
             Some(Err(rejection)) => {
                 span.record("cache", "hit");
-                ResponseFuture::rejected(self.rejector.reject(rejection, request, &span))
+                ResponseFuture::rejected(self.rejector.reject(
+                    rejection,
+                    request,
+                    Some(source),
+                    &span,
+                ))
             }
             None => {
                 span.record("cache", "miss");
                 let sessions = self.sessions.clone();
-                let load = Box::pin(async move { sessions.load(hash).await }.instrument(span.clone()));
+                let load =
+                    Box::pin(async move { sessions.load(hash).await }.instrument(span.clone()));
                 // Call the instance that was polled ready; leave a fresh clone in its place.
                 let ready = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, ready);
@@ -183,17 +204,39 @@ pub(super) struct Rejector<R> {
 }
 
 impl<R: OnRejection> Rejector<R> {
+    /// `Some(Cookie)` if a malformed credential came from the session cookie.
+    pub(super) fn cookie_source<B>(&self, request: &Request<B>) -> Option<CredentialSource> {
+        let header_used =
+            self.config.sources.bearer && request.headers().contains_key(AUTHORIZATION);
+        (!header_used && self.config.sources.cookie.is_some()).then_some(CredentialSource::Cookie)
+    }
+
+    /// `source` is where the refused credential came from, if known: a dead session cookie
+    /// is cleared so the browser stops sending it (never on 503, where it may still be good).
     pub(super) fn reject<B>(
         &mut self,
         rejection: Rejection,
         request: Request<B>,
+        source: Option<CredentialSource>,
         span: &tracing::Span,
     ) -> Response<Bytes> {
         span.record("outcome", rejection.label());
         tracing::debug!(parent: span, reason = rejection.label(), "customer session rejected");
         let (parts, _body) = request.into_parts();
         let mut response = self.config.responses.build(&rejection);
-        self.on_rejection.on_rejection(&rejection, &parts, &mut response);
+        let dead = matches!(
+            rejection,
+            Rejection::InvalidToken(_) | Rejection::InvalidRequest(_)
+        );
+        if let (true, Some(CredentialSource::Cookie), Some(cookie)) =
+            (dead, source, &self.config.cookie)
+        {
+            response
+                .headers_mut()
+                .append(http::header::SET_COOKIE, cookie.clear_cookie());
+        }
+        self.on_rejection
+            .on_rejection(&rejection, &parts, &mut response);
         response.extensions_mut().insert(rejection);
         response
     }

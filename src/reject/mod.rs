@@ -9,6 +9,7 @@
 //! | [`MissingCredentials`](Rejection::MissingCredentials), [`UnsupportedScheme`](Rejection::UnsupportedScheme) | 401 | `Bearer realm="…"` |
 //! | [`InvalidRequest`](Rejection::InvalidRequest) | 400 | `Bearer realm="…", error="invalid_request", …` |
 //! | [`InvalidToken`](Rejection::InvalidToken) | 401 + `Cache-Control: no-store` | `Bearer realm="…", error="invalid_token", …` |
+//! | [`CrossSiteRequest`](Rejection::CrossSiteRequest) | 403 | none |
 //! | [`StoreUnavailable`](Rejection::StoreUnavailable) | 503 + `Retry-After` | none |
 
 mod on_rejection;
@@ -35,6 +36,10 @@ pub enum Rejection {
     /// The token is well-formed HTTP but does not authenticate anyone.
     #[error("invalid customer session token: {0}")]
     InvalidToken(InvalidToken),
+    /// An unsafe method (POST, PUT, PATCH, DELETE) authenticated by the session cookie came
+    /// from another site, or without the headers that prove it did not (CSRF guard).
+    #[error("cross-site request refused")]
+    CrossSiteRequest,
     /// The store failed or timed out; the layer cannot decide, so it fails closed.
     #[error("session store unavailable: {0}")]
     StoreUnavailable(StoreUnavailable),
@@ -108,6 +113,7 @@ impl Rejection {
                 StatusCode::UNAUTHORIZED
             }
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::CrossSiteRequest => StatusCode::FORBIDDEN,
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -118,6 +124,7 @@ impl Rejection {
             Self::MissingCredentials => "missing_credentials",
             Self::UnsupportedScheme => "unsupported_scheme",
             Self::InvalidRequest(_) => "invalid_request",
+            Self::CrossSiteRequest => "cross_site_request",
             Self::InvalidToken(InvalidToken::Malformed) => "malformed_token",
             Self::InvalidToken(InvalidToken::Unknown) => "unknown_token",
             Self::InvalidToken(InvalidToken::Expired) => "expired",

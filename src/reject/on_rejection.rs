@@ -39,14 +39,24 @@ use super::Rejection;
 /// ```
 pub trait OnRejection: Clone + Send + Sync + 'static {
     /// Change `response` (Polar's default for `rejection`) as needed.
-    fn on_rejection(&mut self, rejection: &Rejection, request: &Parts, response: &mut Response<Bytes>);
+    fn on_rejection(
+        &mut self,
+        rejection: &Rejection,
+        request: &Parts,
+        response: &mut Response<Bytes>,
+    );
 }
 
 impl<F> OnRejection for F
 where
     F: FnMut(&Rejection, &Parts, &mut Response<Bytes>) + Clone + Send + Sync + 'static,
 {
-    fn on_rejection(&mut self, rejection: &Rejection, request: &Parts, response: &mut Response<Bytes>) {
+    fn on_rejection(
+        &mut self,
+        rejection: &Rejection,
+        request: &Parts,
+        response: &mut Response<Bytes>,
+    ) {
         self(rejection, request, response)
     }
 }

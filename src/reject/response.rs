@@ -14,6 +14,7 @@ const INVALID_REQUEST_DESCRIPTION: &str =
 const UNAUTHORIZED_BODY: &[u8] = br#"{"error":"Unauthorized","detail":"Unauthorized"}"#;
 const INVALID_TOKEN_BODY: &[u8] = br#"{"error":"invalid_token","error_description":"The access token provided is expired, revoked, malformed, or invalid for other reasons."}"#;
 const INVALID_REQUEST_BODY: &[u8] = br#"{"error":"invalid_request","error_description":"The request carries malformed or conflicting customer session credentials."}"#;
+const FORBIDDEN_BODY: &[u8] = br#"{"error":"Forbidden","detail":"Cross-site request refused."}"#;
 const UNAVAILABLE_BODY: &[u8] = br#"{"error":"ServiceUnavailable","detail":"Customer sessions cannot be verified right now. Retry later."}"#;
 
 /// The header values of every rejection, precomputed so a rejection costs no formatting.
@@ -64,6 +65,7 @@ impl Responses {
             Rejection::InvalidRequest(_) => {
                 (INVALID_REQUEST_BODY, Some(&self.invalid_request), true)
             }
+            Rejection::CrossSiteRequest => (FORBIDDEN_BODY, None, true),
             Rejection::StoreUnavailable(_) => (UNAVAILABLE_BODY, None, true),
         };
         let mut response = Response::new(Bytes::from_static(body));

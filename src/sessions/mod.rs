@@ -233,7 +233,9 @@ impl<S: SessionStore> CustomerSessions<S> {
 
     /// Revoke every session of a customer, in the store and the cache.
     pub async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
-        let revoked = self.with_timeout(self.inner.store.revoke_all(customer_id)).await;
+        let revoked = self
+            .with_timeout(self.inner.store.revoke_all(customer_id))
+            .await;
         self.inner.cache.invalidate_customer(customer_id);
         revoked
     }
@@ -385,9 +387,16 @@ mod tests {
     #[test]
     fn portal_url_encodes_the_email_like_polar() {
         assert_eq!(
-            portal_url("https://polar.sh/my-org/portal", "polar_cst_x", Some("customer@example.com")),
+            portal_url(
+                "https://polar.sh/my-org/portal",
+                "polar_cst_x",
+                Some("customer@example.com")
+            ),
             "https://polar.sh/my-org/portal?customer_session_token=polar_cst_x&email=customer%40example.com"
         );
-        assert_eq!(portal_url("/portal?a=1", "t", None), "/portal?a=1&customer_session_token=t");
+        assert_eq!(
+            portal_url("/portal?a=1", "t", None),
+            "/portal?a=1&customer_session_token=t"
+        );
     }
 }

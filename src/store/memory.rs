@@ -173,7 +173,8 @@ impl SessionStore for MemoryStore {
 
     async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
         let mut inner = self.write();
-        let customer = Self::resolve(&inner, &session.customer).ok_or(StoreError::UnknownCustomer)?;
+        let customer =
+            Self::resolve(&inner, &session.customer).ok_or(StoreError::UnknownCustomer)?;
         if inner.sessions.contains_key(&session.token_hash) {
             return Err(StoreError::Conflict);
         }

@@ -202,10 +202,8 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Delete every session of a customer; returns how many there were.
-    fn revoke_all(
-        &self,
-        customer_id: Uuid,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn revoke_all(&self, customer_id: Uuid)
+    -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 impl<S: SessionStore> SessionStore for Arc<S> {

@@ -253,9 +253,9 @@ impl fmt::Display for Token<'_> {
 pub(crate) fn is_b64token(value: &[u8]) -> bool {
     let body_len = value.len() - value.iter().rev().take_while(|&&b| b == b'=').count();
     body_len > 0
-        && value[..body_len]
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && value[..body_len].iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 #[cfg(test)]

@@ -51,12 +51,30 @@ fn mutated_tokens_are_rejected_with_the_right_reason() {
     let cases: &[(&str, Option<TokenError>)] = &[
         (&good[..52], Some(TokenError::Length)),
         (&format!("{good}a"), Some(TokenError::Length)),
-        ("polar_cst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZ3", Some(TokenError::Checksum)),
-        ("polar_cst_nDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZ2", Some(TokenError::Checksum)),
-        ("polar_cst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowK-0L1tZ2", Some(TokenError::Alphabet)),
-        ("polar_oat_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZ2", Some(TokenError::Prefix)),
-        ("Polar_cst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZ2", Some(TokenError::Prefix)),
-        ("polar_mst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZ2", None),
+        (
+            "polar_cst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZ3",
+            Some(TokenError::Checksum),
+        ),
+        (
+            "polar_cst_nDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZ2",
+            Some(TokenError::Checksum),
+        ),
+        (
+            "polar_cst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowK-0L1tZ2",
+            Some(TokenError::Alphabet),
+        ),
+        (
+            "polar_oat_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZ2",
+            Some(TokenError::Prefix),
+        ),
+        (
+            "Polar_cst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZ2",
+            Some(TokenError::Prefix),
+        ),
+        (
+            "polar_mst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZ2",
+            None,
+        ),
         ("", Some(TokenError::Prefix)),
         ("polar_cst_", Some(TokenError::Length)),
     ];
@@ -72,8 +90,16 @@ fn mutated_tokens_are_rejected_with_the_right_reason() {
 fn non_ascii_lookalikes_are_rejected() {
     let format = TokenFormat::polar();
     // Cyrillic 'а' in place of 'a' keeps the character count but not the byte length.
-    assert!(format.parse("polar_cst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZа").is_err());
-    assert!(format.parse("polar_cst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowK\u{00e9}0L1tZ").is_err());
+    assert!(
+        format
+            .parse("polar_cst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZа")
+            .is_err()
+    );
+    assert!(
+        format
+            .parse("polar_cst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowK\u{00e9}0L1tZ")
+            .is_err()
+    );
 }
 
 #[test]
@@ -85,8 +111,14 @@ fn generated_tokens_have_polar_shape_and_differ() {
     assert_eq!(a.expose_secret().len(), 53);
     assert!(a.expose_secret().starts_with("polar_cst_"));
     assert!(m.expose_secret().starts_with("polar_mst_"));
-    assert_eq!(format.parse(a.expose_secret()).unwrap().kind(), TokenKind::Customer);
-    assert_eq!(format.parse(m.expose_secret()).unwrap().kind(), TokenKind::Member);
+    assert_eq!(
+        format.parse(a.expose_secret()).unwrap().kind(),
+        TokenKind::Customer
+    );
+    assert_eq!(
+        format.parse(m.expose_secret()).unwrap().kind(),
+        TokenKind::Member
+    );
     assert_ne!(a.expose_secret(), b.expose_secret());
 }
 
@@ -109,7 +141,9 @@ fn custom_prefixes_replace_polars() {
     assert_eq!(token.expose_secret().len(), 52);
     assert!(format.parse(token.expose_secret()).is_ok());
     assert_eq!(
-        TokenFormat::polar().parse(token.expose_secret()).unwrap_err(),
+        TokenFormat::polar()
+            .parse(token.expose_secret())
+            .unwrap_err(),
         TokenError::Prefix
     );
     assert!(TokenFormat::new("", "x_").is_err());
@@ -142,7 +176,9 @@ fn b64token_grammar() {
     for ok in ["a", "mF_9.B5f-4.1JqM", "abc==", "A+/~", "x="] {
         assert!(is_b64token(ok.as_bytes()), "{ok}");
     }
-    for bad in ["", "=", "a=b", "a b", "a\"", "a,b", "a;b", "\u{e9}", "%41", "a\t"] {
+    for bad in [
+        "", "=", "a=b", "a b", "a\"", "a,b", "a;b", "\u{e9}", "%41", "a\t",
+    ] {
         assert!(!is_b64token(bad.as_bytes()), "{bad}");
     }
 }
