@@ -182,11 +182,19 @@ pub(super) fn authorize<B>(
 ) {
     span.record("outcome", "authenticated");
     // Keep the credential out of any later `Debug` of the headers (and out of HPACK tables).
+    // Only lookups here: `HeaderMap::entry` could grow the map on the hot path.
     let headers = request.headers_mut();
-    for name in [AUTHORIZATION, COOKIE] {
-        if let http::header::Entry::Occupied(mut lines) = headers.entry(name) {
-            for value in lines.iter_mut() {
+    match source {
+        CredentialSource::Header => {
+            if let Some(value) = headers.get_mut(AUTHORIZATION) {
                 value.set_sensitive(true);
+            }
+        }
+        CredentialSource::Cookie => {
+            for (name, value) in headers.iter_mut() {
+                if name == COOKIE {
+                    value.set_sensitive(true);
+                }
             }
         }
     }
