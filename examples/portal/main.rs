@@ -1,0 +1,176 @@
+//! A Polar-compatible customer portal API, on the embedded `MemoryStore`.
+//!
+//! ```text
+//! cargo run --example portal
+//! ```
+//!
+//! It serves Polar's customer-session endpoints (see `app.rs`) for two seeded demo customers
+//! (see `seed.rs`), and prints what you need to try it: the address, the organization token a
+//! merchant backend would use, the demo customer's ids, a fresh session token for that
+//! customer, and ready-to-paste `curl` commands.
+//!
+//! Polar's official SDKs work against it when pointed at the printed address, e.g.
+//! `Polar(org_token, base_url="http://127.0.0.1:3000")` with Python's `polar-sdk` or
+//! `createPolar({ accessToken, baseUrl: "http://127.0.0.1:3000" })` with `@polar-sh/sdk`
+//! (`tests/sdk/` has complete clients).
+//!
+//! Environment:
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `PORT` | `3000` | port on 127.0.0.1; `0` picks a free one |
+//! | `SESSION_SECRET` | random | HMAC key for session token hashes (Polar's `SECRET`) |
+//! | `ORG_TOKEN` | random `polar_oat_…` | the organization token `POST /v1/customer-sessions/` wants |
+//! | `RUST_LOG` | `info` | log filter (logs go to stderr) |
+//!
+//! Standard output carries only `KEY=value` lines and the commands, so scripts can read it.
+//! Printing a token there is the point of a demo; the logs never contain one.
+
+mod app;
+mod seed;
+
+use std::error::Error;
+use std::io::{IsTerminal, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tower_customer_session::{CreateSession, CustomerSessions, MemoryStore};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let port = match std::env::var("PORT") {
+        Ok(port) => port
+            .parse::<u16>()
+            .map_err(|_| format!("PORT must be a port number, not {port:?}"))?,
+        Err(_) => 3000,
+    };
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+    let addr = listener.local_addr()?;
+
+    let store = MemoryStore::new();
+    let demo = seed::seed(&store);
+
+    let mut sessions = CustomerSessions::builder(store)
+        // Where `customer_portal_url` in created sessions points.
+        .portal_url(format!("http://{addr}/portal"));
+    match non_empty_env("SESSION_SECRET") {
+        Some(secret) => {
+            if secret.len() < 32 {
+                tracing::warn!("SESSION_SECRET is shorter than 32 bytes");
+            }
+            sessions = sessions.secret(secret);
+        }
+        None => tracing::info!("SESSION_SECRET not set: sessions end with this process"),
+    }
+    let sessions = sessions.build();
+    let org_token = non_empty_env("ORG_TOKEN").unwrap_or_else(random_org_token);
+
+    // What a merchant backend does when a signed-in customer opens the billing page.
+    let demo_session = sessions
+        .create(
+            demo.individual.id,
+            CreateSession::default().return_url("https://example.com/account"),
+        )
+        .await?;
+
+    print_instructions(addr, &org_token, &demo, demo_session.token.expose_secret())?;
+
+    let app = app::router(app::AppState::new(sessions, &org_token))
+        .layer(middleware::from_fn(log_request));
+    tracing::info!(%addr, "customer portal API listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+fn print_instructions(
+    addr: SocketAddr,
+    org_token: &str,
+    demo: &seed::Demo,
+    demo_token: &str,
+) -> std::io::Result<()> {
+    let base = format!("http://{addr}");
+    let external_id = demo.individual.external_id.as_deref().unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "LISTEN={addr}")?;
+    writeln!(out, "ORG_TOKEN={org_token}")?;
+    writeln!(out, "DEMO_CUSTOMER_ID={}", demo.individual.id)?;
+    writeln!(out, "DEMO_EXTERNAL_ID={external_id}")?;
+    writeln!(out, "DEMO_TEAM_CUSTOMER_ID={}", demo.team.id)?;
+    writeln!(out, "DEMO_TOKEN={demo_token}")?;
+    writeln!(out)?;
+    writeln!(out, "# The demo customer, as the customer portal sees it:")?;
+    writeln!(
+        out,
+        "curl -s {base}/v1/customer-portal/customers/me -H 'Authorization: Bearer {demo_token}'"
+    )?;
+    writeln!(out, "# The session itself (expiry, return URL):")?;
+    writeln!(
+        out,
+        "curl -s {base}/v1/customer-portal/customer-session/introspect -H 'Authorization: Bearer {demo_token}'"
+    )?;
+    writeln!(
+        out,
+        "# A new session, as the merchant backend creates it with its organization token:"
+    )?;
+    writeln!(
+        out,
+        "curl -s -X POST {base}/v1/customer-sessions/ -H 'Authorization: Bearer {org_token}' \
+         -H 'Content-Type: application/json' -d '{{\"external_customer_id\":\"{external_id}\"}}'"
+    )?;
+    // Scripts read these lines from a pipe, where stdout is block-buffered.
+    out.flush()
+}
+
+/// One line per request. The path only: a query string can carry a session token (Polar's
+/// portal links do), and tokens never go to the logs.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// `polar_oat_` + 43 random characters of `[A-Za-z0-9]`, the shape of Polar's organization
+/// tokens.
+fn random_org_token() -> String {
+    const ALPHABET: &[u8; 62] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut token = String::from("polar_oat_");
+    let mut pool = [0u8; 64];
+    while token.len() < "polar_oat_".len() + 43 {
+        getrandom::fill(&mut pool).expect("the OS random number generator is available");
+        // Bytes below 248 (4 × 62) keep every character equally likely.
+        for &byte in pool.iter().filter(|&&b| b < 248) {
+            if token.len() < "polar_oat_".len() + 43 {
+                token.push(ALPHABET[usize::from(byte % 62)] as char);
+            }
+        }
+    }
+    token
+}
