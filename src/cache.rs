@@ -6,13 +6,15 @@
 //!   with a short TTL, so a flood of random tokens cannot evict real sessions.
 //! * Concurrent misses for one token share one store load ([`SessionCache::coalesce`]).
 //!   Errors are handed to the waiting callers but never cached.
-//! * Revocation bumps an epoch before it invalidates; a load that started under an older
-//!   epoch does not keep what it inserted (see [`SessionCache::epoch`]).
+//! * Revocation bumps an epoch and invalidates under one lock; a load inserts only if the
+//!   epoch it read before asking the store is still current, so a load that raced a
+//!   revocation never puts the session back (see [`SessionCache::insert_if_current`]).
+//! * A finished flight is not joined by later callers, and a caller never accepts a session
+//!   read before a revocation that completed before the caller arrived.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
@@ -22,7 +24,7 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::extension::SessionInfo;
 use crate::model::Customer;
-use crate::reject::{InvalidToken, Rejection};
+use crate::reject::{InvalidToken, Rejection, StoreUnavailable};
 use crate::token::TokenHash;
 
 /// A resolved session as cached: the customer and the session's facts.
@@ -34,6 +36,9 @@ pub(crate) struct CachedSession {
 
 /// The result every participant of a coalesced load receives.
 pub(crate) type LoadOutcome = Result<Arc<CachedSession>, Rejection>;
+
+/// A load's outcome and the revocation epoch read before the store was asked.
+pub(crate) type Fetched = (u64, LoadOutcome);
 
 /// What a synchronous cache probe found.
 pub(crate) enum Lookup {
@@ -58,12 +63,13 @@ pub(crate) struct SessionCache {
     positive: Cache<TokenHash, Arc<CachedSession>>,
     negative: Option<Cache<TokenHash, InvalidToken>>,
     flights: Mutex<HashMap<TokenHash, Weak<Flight>>>,
-    epochs: [AtomicU64; STRIPES],
+    /// Revocation epochs by stripe. The lock also orders inserts against revocations.
+    epochs: [Mutex<u64>; STRIPES],
 }
 
 #[derive(Default)]
 struct Flight {
-    outcome: OnceCell<LoadOutcome>,
+    outcome: OnceCell<Fetched>,
 }
 
 /// Per-entry lifetime: never past the session's end, never longer than `max_ttl`.
@@ -107,7 +113,7 @@ impl SessionCache {
             positive,
             negative,
             flights: Mutex::default(),
-            epochs: std::array::from_fn(|_| AtomicU64::new(0)),
+            epochs: std::array::from_fn(|_| Mutex::new(0)),
         }
     }
 
@@ -122,13 +128,21 @@ impl SessionCache {
         }
     }
 
-    pub(crate) fn insert(&self, hash: TokenHash, entry: Arc<CachedSession>) {
+    /// Cache `entry` unless `hash`'s epoch has moved past `epoch` (read before the store
+    /// was asked). Checked and inserted under the stripe lock that revocations take, so a
+    /// revoked session is never put back, not even for an instant.
+    pub(crate) fn insert_if_current(
+        &self,
+        hash: TokenHash,
+        entry: Arc<CachedSession>,
+        epoch: u64,
+    ) -> bool {
+        let current = self.stripe(&hash);
+        if *current != epoch {
+            return false;
+        }
         self.positive.insert(hash, entry);
-    }
-
-    /// Take back an entry this cache inserted, without disturbing other loads.
-    pub(crate) fn remove(&self, hash: &TokenHash) {
-        self.positive.invalidate(hash);
+        true
     }
 
     pub(crate) fn insert_negative(&self, hash: TokenHash, reason: InvalidToken) {
@@ -145,20 +159,42 @@ impl SessionCache {
     }
 
     /// The revocation epoch of `hash`'s stripe. A loader reads it before asking the store
-    /// and compares after inserting: if it moved, a revocation may have raced the load.
+    /// and passes it to [`insert_if_current`](Self::insert_if_current).
     pub(crate) fn epoch(&self, hash: &TokenHash) -> u64 {
-        self.epochs[stripe(hash)].load(Ordering::Acquire)
+        *self.stripe(hash)
+    }
+
+    fn stripe(&self, hash: &TokenHash) -> MutexGuard<'_, u64> {
+        // The guarded value is a counter; a panic elsewhere cannot leave it inconsistent.
+        self.epochs[stripe(hash)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lock every stripe in index order (the only place more than one is held) and bump
+    /// its epoch; inserts wait until the guards are dropped.
+    fn bump_all(&self) -> Vec<MutexGuard<'_, u64>> {
+        let mut stripes: Vec<_> = self
+            .epochs
+            .iter()
+            .map(|e| e.lock().unwrap_or_else(|e| e.into_inner()))
+            .collect();
+        for epoch in &mut stripes {
+            **epoch += 1;
+        }
+        stripes
     }
 
     /// Remove one session (after the store has revoked it).
     pub(crate) fn invalidate(&self, hash: &TokenHash) {
-        self.epochs[stripe(hash)].fetch_add(1, Ordering::AcqRel);
+        let mut epoch = self.stripe(hash);
+        *epoch += 1;
         self.positive.invalidate(hash);
     }
 
     /// Remove every cached session of a customer.
     pub(crate) fn invalidate_customer(&self, customer_id: Uuid) {
-        self.bump_all();
+        let _stripes = self.bump_all();
         // Only fails if invalidation closures were not enabled, which `new` always does.
         let _ = self
             .positive
@@ -167,16 +203,10 @@ impl SessionCache {
 
     /// Remove everything (e.g. when a cross-instance invalidation channel was lost).
     pub(crate) fn invalidate_all(&self) {
-        self.bump_all();
+        let _stripes = self.bump_all();
         self.positive.invalidate_all();
         if let Some(negative) = &self.negative {
             negative.invalidate_all();
-        }
-    }
-
-    fn bump_all(&self) {
-        for epoch in &self.epochs {
-            epoch.fetch_add(1, Ordering::AcqRel);
         }
     }
 
@@ -188,25 +218,53 @@ impl SessionCache {
 
     /// Run `load` once for all concurrent callers with the same `hash`.
     ///
-    /// Whoever finds no flight for the hash starts one; the others wait on it. If the
-    /// loading caller is cancelled, a waiter takes over with its own `load`. The flight is
-    /// removed when its last participant leaves, so an error reaches only the callers that
-    /// were already waiting.
+    /// Whoever finds no unfinished flight for the hash starts one; the others wait on it. If
+    /// the loading caller is cancelled, a waiter takes over with its own `load`. A finished
+    /// flight serves only the callers that were already waiting: its outcome may be an error
+    /// (never cached) or predate a revocation, so later callers go by the cache instead.
     pub(crate) async fn coalesce<F, Fut>(&self, hash: TokenHash, load: F) -> LoadOutcome
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = LoadOutcome>,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Fetched>,
+    {
+        // Every revocation that completed before this call must hold for what it returns.
+        let since = self.epoch(&hash);
+        // A flight joined here was started after `since` was read, unless it was already
+        // running; so the second round always gets a fresh outcome.
+        for _ in 0..2 {
+            let (epoch, outcome) = self.join_flight(hash, &load).await;
+            if outcome.is_err() || epoch >= since {
+                return outcome;
+            }
+            // The flight read the store before a revocation this caller must see.
+        }
+        // Unreachable by the argument above; fail closed if it ever is not.
+        Err(Rejection::StoreUnavailable(StoreUnavailable::Error))
+    }
+
+    async fn join_flight<F, Fut>(&self, hash: TokenHash, load: &F) -> Fetched
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Fetched>,
     {
         let flight = {
             let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-            match flights.get(&hash).and_then(Weak::upgrade) {
+            let running = flights
+                .get(&hash)
+                .and_then(Weak::upgrade)
+                .filter(|flight| !flight.outcome.initialized());
+            match running {
                 Some(flight) => flight,
                 None => {
                     // A flight that just finished inserted its result before leaving; look
                     // again under the lock so a late caller does not load a second time.
                     match self.lookup(&hash) {
-                        Lookup::Hit(hit) => return Ok(hit),
-                        Lookup::Negative(reason) => return Err(Rejection::InvalidToken(reason)),
+                        // Cached entries are current: revocations remove them under the
+                        // same lock that guards their insertion.
+                        Lookup::Hit(hit) => return (u64::MAX, Ok(hit)),
+                        Lookup::Negative(reason) => {
+                            return (u64::MAX, Err(Rejection::InvalidToken(reason)));
+                        }
                         Lookup::Miss => {}
                     }
                     let flight = Arc::new(Flight::default());

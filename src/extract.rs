@@ -46,10 +46,17 @@ pub(crate) fn extract<'h>(
 
 /// `credentials = "Bearer" 1*SP b64token`, scheme matched case-insensitively.
 fn bearer(value: &[u8]) -> Result<&str, Rejection> {
-    let split = value.iter().position(|&b| b == b' ').unwrap_or(value.len());
+    let split = value
+        .iter()
+        .position(|&b| b == b' ' || b == b'\t')
+        .unwrap_or(value.len());
     let (scheme, rest) = value.split_at(split);
     if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Err(Rejection::UnsupportedScheme);
+    }
+    if rest.first() == Some(&b'\t') {
+        // Only SP may separate scheme and token: a tab is a malformed Bearer credential.
+        return Err(Rejection::InvalidRequest(InvalidRequest::MalformedBearer));
     }
     let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
     checked(&rest[start..], InvalidRequest::MalformedBearer)

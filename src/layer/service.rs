@@ -181,21 +181,12 @@ pub(super) fn authorize<B>(
     span: &tracing::Span,
 ) {
     span.record("outcome", "authenticated");
-    // Keep the credential out of any later `Debug` of the headers (and out of HPACK tables).
-    // Only lookups here: `HeaderMap::entry` could grow the map on the hot path.
-    let headers = request.headers_mut();
-    match source {
-        CredentialSource::Header => {
-            if let Some(value) = headers.get_mut(AUTHORIZATION) {
-                value.set_sensitive(true);
-            }
-        }
-        CredentialSource::Cookie => {
-            for (name, value) in headers.iter_mut() {
-                if name == COOKIE {
-                    value.set_sensitive(true);
-                }
-            }
+    // Keep every credential line out of any later `Debug` of the headers (and out of HPACK
+    // tables), not just the one used: a cookie next to a Bearer header may hold a live token.
+    // `iter_mut` only visits; `HeaderMap::entry` could grow the map on the hot path.
+    for (name, value) in request.headers_mut().iter_mut() {
+        if name == AUTHORIZATION || name == COOKIE {
+            value.set_sensitive(true);
         }
     }
     let (customer, info) = entry.resolved(source);

@@ -43,8 +43,8 @@
 //! });
 //! let app: Router = Router::new()
 //!     // Outermost first on the way in: hand-off, then the (optional) session check.
-//!     .route("/portal", page.layer(auth.clone().optional()).layer(auth.handoff()))
-//!     .route("/portal/logout", logout.layer(auth));
+//!     .route("/portal", page.route_layer(auth.clone().optional()).layer(auth.handoff()))
+//!     .route("/portal/logout", logout.route_layer(auth));
 //! ```
 //!
 //! The hand-off URL carries the token once, in the first request line: keep request-logging

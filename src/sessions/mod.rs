@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 pub use builder::CustomerSessionsBuilder;
 
-use crate::cache::{CachedSession, LoadOutcome, Lookup, SessionCache};
+use crate::cache::{CachedSession, Fetched, LoadOutcome, Lookup, SessionCache};
 use crate::clock::Clock;
 use crate::extension::{CredentialSource, SessionInfo};
 use crate::model::{Customer, CustomerSession};
@@ -283,45 +283,53 @@ impl<S: SessionStore> CustomerSessions<S> {
     }
 
     /// Ask the store, verify, and cache the answer unless a revocation raced the load.
-    async fn fetch(&self, hash: TokenHash) -> LoadOutcome {
+    async fn fetch(&self, hash: TokenHash) -> Fetched {
         let cache = &self.inner.cache;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let epoch = cache.epoch(&hash);
-            let record = match self.with_timeout(self.inner.store.load(&hash)).await {
-                Ok(record) => record,
-                Err(error) => {
-                    let reason = match error {
-                        StoreError::Timeout => StoreUnavailable::Timeout,
-                        _ => StoreUnavailable::Error,
-                    };
-                    tracing::warn!(token = %hash.short(), %error, "customer session store failed");
-                    return Err(Rejection::StoreUnavailable(reason));
-                }
+            let entry = match self.read(hash).await {
+                Ok(entry) => entry,
+                Err(rejection) => return (epoch, Err(rejection)),
             };
-            let entry = match record {
-                Some(record) => Arc::new(CachedSession::from(record)),
-                None => {
-                    cache.insert_negative(hash, InvalidToken::Unknown);
-                    return Err(Rejection::InvalidToken(InvalidToken::Unknown));
-                }
-            };
-            if let Err(reason) = verify(&entry, &hash, self.now()) {
-                cache.insert_negative(hash, reason);
-                return Err(Rejection::InvalidToken(reason));
-            }
-            cache.insert(hash, entry.clone());
-            if cache.epoch(&hash) == epoch {
-                return Ok(entry);
+            if cache.insert_if_current(hash, entry.clone(), epoch) {
+                return (epoch, Ok(entry));
             }
             // A revocation landed while the store was answering; what we read may be the
-            // session it just revoked. Take it back out and ask again.
-            cache.remove(&hash);
+            // session it just revoked. Ask again.
             if attempt == MAX_LOAD_ATTEMPTS {
-                return Ok(entry);
+                // Uncached; and `coalesce` hands it only to callers that arrived before
+                // the revocations it raced.
+                return (epoch, Ok(entry));
             }
         }
+    }
+
+    /// One verified store read. Unknown and dead sessions go to the negative cache.
+    async fn read(&self, hash: TokenHash) -> LoadOutcome {
+        let cache = &self.inner.cache;
+        let record = match self.with_timeout(self.inner.store.load(&hash)).await {
+            Ok(record) => record,
+            Err(error) => {
+                let reason = match error {
+                    StoreError::Timeout => StoreUnavailable::Timeout,
+                    _ => StoreUnavailable::Error,
+                };
+                tracing::warn!(token = %hash.short(), %error, "customer session store failed");
+                return Err(Rejection::StoreUnavailable(reason));
+            }
+        };
+        let Some(record) = record else {
+            cache.insert_negative(hash, InvalidToken::Unknown);
+            return Err(Rejection::InvalidToken(InvalidToken::Unknown));
+        };
+        let entry = Arc::new(CachedSession::from(record));
+        if let Err(reason) = verify(&entry, &hash, self.now()) {
+            cache.insert_negative(hash, reason);
+            return Err(Rejection::InvalidToken(reason));
+        }
+        Ok(entry)
     }
 
     async fn with_timeout<T>(

@@ -7,9 +7,9 @@
 //! # Writing a backend
 //!
 //! Implement the four methods with `async fn`. `load` must join the session with its
-//! customer; returning expired sessions or deleted customers is allowed (the middleware
-//! checks both on every request) but filtering them in the query saves work. `create` must be
-//! insert-if-absent.
+//! customer and return `None` for expired sessions (judged by the store's clock) and deleted
+//! customers; the middleware checks both again on every request, but a store must not rely
+//! on that. `create` must be insert-if-absent.
 //!
 //! ```
 //! use std::collections::HashMap;
@@ -29,7 +29,12 @@
 //!
 //! impl SessionStore for MapStore {
 //!     async fn load(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
-//!         Ok(self.sessions.lock().unwrap().get(hash.as_bytes()).cloned())
+//!         let now = chrono::Utc::now();
+//!         let sessions = self.sessions.lock().unwrap();
+//!         Ok(sessions
+//!             .get(hash.as_bytes())
+//!             .filter(|s| s.expires_at > now && s.customer.can_authenticate())
+//!             .cloned())
 //!     }
 //!
 //!     async fn create(&self, new: NewSession) -> Result<SessionRecord, StoreError> {
@@ -183,7 +188,8 @@ impl StoreError {
 /// See the [module docs](self) for the contract and a complete backend.
 pub trait SessionStore: Send + Sync + 'static {
     /// The session whose token hashes to `token_hash`, joined with its customer; `None` if
-    /// there is none (never created, revoked, or already purged).
+    /// there is none (never created, revoked, or already purged), it has expired
+    /// (`expires_at <= now`), or its customer is deleted.
     fn load(
         &self,
         token_hash: &TokenHash,
