@@ -32,9 +32,13 @@ use tower_customer_session::store::CustomerRef;
 use tower_customer_session::token::TokenKind;
 use tower_customer_session::{
     CreateSession, CredentialSource, Customer, CustomerSessionLayer, CustomerSessions, MemoryStore,
-    SessionInfo, StoreError,
+    SessionCookie, SessionInfo, StoreError,
 };
 use uuid::Uuid;
+
+// A child of this module (not of the binary) so that tests including `app.rs` get it too.
+#[path = "browser.rs"]
+pub mod browser;
 
 /// `Polar-Version` values this server answers. The response shapes of these routes are the
 /// same in all of them; `2026-04` is Polar's default.
@@ -80,11 +84,18 @@ impl OrgToken {
     }
 }
 
-/// The whole application: the API plus Polar's answers for unknown paths and methods.
-///
-/// Other route groups (for example browser pages) are merged in here, next to the API.
+/// The whole application: the API, the browser portal (`browser.rs`) and Polar's answers
+/// for unknown paths and methods. The session cookie is `Secure`.
 pub fn router(state: AppState) -> Router {
+    router_with_cookie(state, browser::session_cookie(true))
+}
+
+/// [`router`] with the browser portal's session cookie chosen by the caller (plain-http
+/// development needs one without `Secure`).
+pub fn router_with_cookie(state: AppState, cookie: SessionCookie) -> Router {
+    let portal = browser::router(state.sessions.clone(), cookie);
     api_router(state)
+        .merge(portal)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

@@ -4,10 +4,11 @@
 //! cargo run --example portal
 //! ```
 //!
-//! It serves Polar's customer-session endpoints (see `app.rs`) for two seeded demo customers
-//! (see `seed.rs`), and prints what you need to try it: the address, the organization token a
-//! merchant backend would use, the demo customer's ids, a fresh session token for that
-//! customer, and ready-to-paste `curl` commands.
+//! It serves Polar's customer-session endpoints (see `app.rs`) and a browser customer portal
+//! (see `browser.rs`) for two seeded demo customers (see `seed.rs`), and prints what you need
+//! to try it: the address, the organization token a merchant backend would use, the demo
+//! customer's ids, a fresh session token for that customer, the portal link Polar would send
+//! that customer (`PORTAL_URL`, open it in a browser), and ready-to-paste `curl` commands.
 //!
 //! Polar's official SDKs work against it when pointed at the printed address, e.g.
 //! `Polar(org_token, base_url="http://127.0.0.1:3000")` with Python's `polar-sdk` or
@@ -21,6 +22,7 @@
 //! | `PORT` | `3000` | port on 127.0.0.1; `0` picks a free one |
 //! | `SESSION_SECRET` | random | HMAC key for session token hashes (Polar's `SECRET`) |
 //! | `ORG_TOKEN` | random `polar_oat_…` | the organization token `POST /v1/customer-sessions/` wants |
+//! | `COOKIE_SECURE` | `true` | `false` drops `Secure` (and the `__Host-` prefix) from the portal's session cookie, for browsers that refuse secure cookies over plain http |
 //! | `RUST_LOG` | `info` | log filter (logs go to stderr) |
 //!
 //! Standard output carries only `KEY=value` lines and the commands, so scripts can read it.
@@ -38,7 +40,7 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tokio::net::TcpListener;
-use tower_customer_session::{CreateSession, CustomerSessions, MemoryStore};
+use tower_customer_session::{CreateSession, CustomerSession, CustomerSessions, MemoryStore};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -75,6 +77,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     let sessions = sessions.build();
     let org_token = non_empty_env("ORG_TOKEN").unwrap_or_else(random_org_token);
+    let cookie_secure = match non_empty_env("COOKIE_SECURE").as_deref() {
+        None | Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        Some(other) => {
+            return Err(format!("COOKIE_SECURE must be true or false, not {other:?}").into());
+        }
+    };
 
     // What a merchant backend does when a signed-in customer opens the billing page.
     let demo_session = sessions
@@ -84,10 +93,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .await?;
 
-    print_instructions(addr, &org_token, &demo, demo_session.token.expose_secret())?;
+    print_instructions(addr, &org_token, &demo, &demo_session)?;
 
-    let app = app::router(app::AppState::new(sessions, &org_token))
-        .layer(middleware::from_fn(log_request));
+    let state = app::AppState::new(sessions, &org_token);
+    let app = if cookie_secure {
+        app::router(state)
+    } else {
+        app::router_with_cookie(state, app::browser::session_cookie(false))
+    };
+    let app = app.layer(middleware::from_fn(log_request));
     tracing::info!(%addr, "customer portal API listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
@@ -101,9 +115,10 @@ fn print_instructions(
     addr: SocketAddr,
     org_token: &str,
     demo: &seed::Demo,
-    demo_token: &str,
+    demo_session: &CustomerSession,
 ) -> std::io::Result<()> {
     let base = format!("http://{addr}");
+    let demo_token = demo_session.token.expose_secret();
     let external_id = demo.individual.external_id.as_deref().unwrap_or_default();
     let mut out = std::io::stdout().lock();
     writeln!(out, "LISTEN={addr}")?;
@@ -111,6 +126,7 @@ fn print_instructions(
     writeln!(out, "DEMO_CUSTOMER_ID={}", demo.individual.id)?;
     writeln!(out, "DEMO_EXTERNAL_ID={external_id}")?;
     writeln!(out, "DEMO_TEAM_CUSTOMER_ID={}", demo.team.id)?;
+    writeln!(out, "PORTAL_URL={}", demo_session.customer_portal_url)?;
     writeln!(out, "DEMO_TOKEN={demo_token}")?;
     writeln!(out)?;
     writeln!(out, "# The demo customer, as the customer portal sees it:")?;

@@ -260,6 +260,7 @@ impl<St, R> CustomerSessionLayer<St, R> {
             .clone()
             .expect("configure .cookie(…) before .handoff()");
         crate::portal::HandoffLayer::new(self.sessions.clone(), cookie)
+            .with_challenge(self.config.responses.challenge())
     }
 
     /// The sessions handle this layer resolves tokens with.

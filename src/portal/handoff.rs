@@ -31,17 +31,26 @@ const UNAVAILABLE_PAGE: &[u8] = b"<!doctype html><html lang=\"en\"><meta charset
 pub struct HandoffLayer<St> {
     sessions: CustomerSessions<St>,
     cookie: Arc<SessionCookie>,
+    challenge: HeaderValue,
 }
 
 impl<St> HandoffLayer<St> {
     /// A hand-off that checks tokens with `sessions` and writes `cookie`. Usually built by
     /// [`CustomerSessionLayer::handoff`](crate::CustomerSessionLayer::handoff), which keeps
     /// the cookie the same as the one the layer reads.
+    /// Its 401 page carries the challenge `Bearer realm="polar"`.
     pub fn new(sessions: CustomerSessions<St>, cookie: SessionCookie) -> Self {
         Self {
             sessions,
             cookie: Arc::new(cookie),
+            challenge: HeaderValue::from_static("Bearer realm=\"polar\""),
         }
+    }
+
+    /// Use the challenge of the layer this hand-off belongs to.
+    pub(crate) fn with_challenge(mut self, challenge: HeaderValue) -> Self {
+        self.challenge = challenge;
+        self
     }
 
     /// The cookie this hand-off writes.
@@ -58,6 +67,7 @@ impl<S, St> Layer<S> for HandoffLayer<St> {
             inner,
             sessions: self.sessions.clone(),
             cookie: self.cookie.clone(),
+            challenge: self.challenge.clone(),
         }
     }
 }
@@ -75,6 +85,7 @@ pub struct Handoff<S, St> {
     inner: S,
     sessions: CustomerSessions<St>,
     cookie: Arc<SessionCookie>,
+    challenge: HeaderValue,
 }
 
 impl<S: Clone, St> Clone for Handoff<S, St> {
@@ -83,6 +94,7 @@ impl<S: Clone, St> Clone for Handoff<S, St> {
             inner: self.inner.clone(),
             sessions: self.sessions.clone(),
             cookie: self.cookie.clone(),
+            challenge: self.challenge.clone(),
         }
     }
 }
@@ -127,7 +139,9 @@ fn split_query(path: &str, query: Option<&str>) -> Query {
     match (seen, token) {
         (0, _) => Query::Absent,
         (1, Some(token)) if !token.is_empty() => {
-            let mut location = path.to_owned();
+            // Always a path on this origin: `//host` or `/\host` would send the browser (and
+            // its fresh session) to another site.
+            let mut location = format!("/{}", path.trim_start_matches(['/', '\\']));
             if !kept.is_empty() {
                 location.push('?');
                 location.push_str(&kept.join("&"));
@@ -160,11 +174,15 @@ where
         }
         let (token, location) = match split_query(request.uri().path(), request.uri().query()) {
             Query::Absent => return HandoffFuture::inner(self.inner.call(request)),
-            Query::Invalid => return HandoffFuture::ready(page(StatusCode::UNAUTHORIZED)),
+            Query::Invalid => {
+                let page = page(StatusCode::UNAUTHORIZED, &self.challenge);
+                return HandoffFuture::ready(page);
+            }
             Query::Token { token, location } => (token, location),
         };
         let sessions = self.sessions.clone();
         let cookie = self.cookie.clone();
+        let challenge = self.challenge.clone();
         HandoffFuture::handoff(Box::pin(async move {
             match sessions
                 .authenticate(token.expose_secret(), CredentialSource::Cookie)
@@ -177,11 +195,11 @@ where
                 }
                 Err(rejection @ Rejection::StoreUnavailable(_)) => {
                     tracing::debug!(reason = rejection.label(), "portal hand-off failed");
-                    page(StatusCode::SERVICE_UNAVAILABLE)
+                    page(StatusCode::SERVICE_UNAVAILABLE, &challenge)
                 }
                 Err(rejection) => {
                     tracing::debug!(reason = rejection.label(), "portal hand-off refused");
-                    page(StatusCode::UNAUTHORIZED)
+                    page(StatusCode::UNAUTHORIZED, &challenge)
                 }
             }
         }))
@@ -213,7 +231,7 @@ fn redirect(location: &str, set_cookie: HeaderValue) -> Response<Bytes> {
     response
 }
 
-fn page(status: StatusCode) -> Response<Bytes> {
+fn page(status: StatusCode, challenge: &HeaderValue) -> Response<Bytes> {
     let body = if status == StatusCode::SERVICE_UNAVAILABLE {
         UNAVAILABLE_PAGE
     } else {
@@ -227,6 +245,9 @@ fn page(status: StatusCode) -> Response<Bytes> {
     );
     if status == StatusCode::SERVICE_UNAVAILABLE {
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    } else {
+        // A 401 must name a scheme the client could use (RFC 9110 §15.5.2).
+        headers.insert(header::WWW_AUTHENTICATE, challenge.clone());
     }
     response
 }
@@ -318,6 +339,18 @@ mod tests {
         assert_eq!(
             location("/p", "x=1&customer_session_token=t&y=2").unwrap(),
             "/p?x=1&y=2"
+        );
+    }
+
+    #[test]
+    fn location_never_leaves_the_origin() {
+        assert_eq!(
+            location("//evil.example/x", "customer_session_token=t").unwrap(),
+            "/evil.example/x"
+        );
+        assert_eq!(
+            location("/\\evil.example", "customer_session_token=t").unwrap(),
+            "/evil.example"
         );
     }
 

@@ -1,7 +1,9 @@
 //! Browser portals: turning Polar's `customer_portal_url` into a cookie session.
 //!
 //! Polar sends customers to `…/portal?customer_session_token=<token>`. A merchant hosting
-//! its own portal turns that one-time URL into a session cookie without leaking the token:
+//! its own portal turns that URL into a session cookie without leaking the token further.
+//! The link is not used up by the hand-off: like Polar's, it works until the session expires
+//! or is revoked, so a link left in a history or a log stays usable for that long.
 //!
 //! 1. **Hand-off** ([`HandoffLayer`], from [`CustomerSessionLayer::handoff`]): a `GET` whose
 //!    query carries `customer_session_token` is answered by the layer itself. The token is
