@@ -32,6 +32,8 @@ use crate::token::TokenHash;
 pub(crate) struct CachedSession {
     pub(crate) customer: Customer,
     pub(crate) info: SessionInfo,
+    /// `info.expires_at` in microseconds, so the per-request check is one integer compare.
+    pub(crate) expires_at_micros: i64,
 }
 
 /// The result every participant of a coalesced load receives.

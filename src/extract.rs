@@ -8,7 +8,7 @@ use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE};
 
 use crate::extension::CredentialSource;
-use crate::reject::{InvalidRequest, Rejection};
+use crate::reject::{InvalidRequest, InvalidToken, Rejection};
 use crate::token::is_b64token;
 
 /// Longest credential examined; anything longer is refused before it is scanned or hashed.
@@ -21,12 +21,35 @@ pub(crate) struct Sources {
     pub(crate) cookie: Option<Box<str>>,
 }
 
+/// A presented credential: raw header bytes, at most [`MAX_CREDENTIAL_LEN`] long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Credential<'h> {
+    pub(crate) raw: &'h [u8],
+    pub(crate) source: CredentialSource,
+}
+
+impl Credential<'_> {
+    /// Why a credential whose token shape is wrong is refused. The `b64token` grammar is
+    /// checked only here, off the hot path: a token that parses is inside it anyway.
+    /// Outside the grammar the request is malformed (400); inside, the token is invalid (401).
+    pub(crate) fn refusal(&self) -> Rejection {
+        if is_b64token(self.raw) {
+            Rejection::InvalidToken(InvalidToken::Malformed)
+        } else {
+            Rejection::InvalidRequest(match self.source {
+                CredentialSource::Header => InvalidRequest::MalformedBearer,
+                CredentialSource::Cookie => InvalidRequest::MalformedCookie,
+            })
+        }
+    }
+}
+
 /// The credential of `headers`: `Ok(None)` if there is none, `Err(UnsupportedScheme)` for a
-/// non-Bearer `Authorization`, other `Err`s for malformed requests. The token is ASCII.
+/// non-Bearer `Authorization`, other `Err`s for malformed requests.
 pub(crate) fn extract<'h>(
     headers: &'h HeaderMap,
     sources: &Sources,
-) -> Result<Option<(&'h str, CredentialSource)>, Rejection> {
+) -> Result<Option<Credential<'h>>, Rejection> {
     if sources.bearer {
         let mut lines = headers.get_all(AUTHORIZATION).iter();
         if let Some(value) = lines.next() {
@@ -35,17 +58,25 @@ pub(crate) fn extract<'h>(
                     InvalidRequest::DuplicateAuthorization,
                 ));
             }
-            return bearer(value.as_bytes()).map(|token| Some((token, CredentialSource::Header)));
+            return bearer(value.as_bytes()).map(|raw| {
+                Some(Credential {
+                    raw,
+                    source: CredentialSource::Header,
+                })
+            });
         }
     }
     match &sources.cookie {
-        Some(name) => Ok(cookie(headers, name.as_bytes())?.map(|t| (t, CredentialSource::Cookie))),
+        Some(name) => Ok(cookie(headers, name.as_bytes())?.map(|raw| Credential {
+            raw,
+            source: CredentialSource::Cookie,
+        })),
         None => Ok(None),
     }
 }
 
 /// `credentials = "Bearer" 1*SP b64token`, scheme matched case-insensitively.
-fn bearer(value: &[u8]) -> Result<&str, Rejection> {
+fn bearer(value: &[u8]) -> Result<&[u8], Rejection> {
     let split = value
         .iter()
         .position(|&b| b == b' ' || b == b'\t')
@@ -59,11 +90,11 @@ fn bearer(value: &[u8]) -> Result<&str, Rejection> {
         return Err(Rejection::InvalidRequest(InvalidRequest::MalformedBearer));
     }
     let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
-    checked(&rest[start..], InvalidRequest::MalformedBearer)
+    bounded(&rest[start..])
 }
 
 /// The session cookie's value across every `Cookie` line (HTTP/2 may split them).
-fn cookie<'h>(headers: &'h HeaderMap, name: &[u8]) -> Result<Option<&'h str>, Rejection> {
+fn cookie<'h>(headers: &'h HeaderMap, name: &[u8]) -> Result<Option<&'h [u8]>, Rejection> {
     let mut found: Option<&'h [u8]> = None;
     for line in headers.get_all(COOKIE) {
         for pair in line.as_bytes().split(|&b| b == b';') {
@@ -88,20 +119,15 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &[u8]) -> Result<Option<&'h str>, Re
             }
         }
     }
-    found
-        .map(|value| checked(value, InvalidRequest::MalformedCookie))
-        .transpose()
+    found.map(bounded).transpose()
 }
 
-/// Bound the length, then demand the `b64token` grammar (which also guarantees ASCII).
-fn checked(token: &[u8], malformed: InvalidRequest) -> Result<&str, Rejection> {
+/// Refuse anything longer than a token could be before it is scanned or hashed.
+fn bounded(token: &[u8]) -> Result<&[u8], Rejection> {
     if token.len() > MAX_CREDENTIAL_LEN {
         return Err(Rejection::InvalidRequest(InvalidRequest::TooLong));
     }
-    if !is_b64token(token) {
-        return Err(Rejection::InvalidRequest(malformed));
-    }
-    std::str::from_utf8(token).map_err(|_| Rejection::InvalidRequest(malformed))
+    Ok(token)
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {

@@ -20,9 +20,16 @@ fn headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
     map
 }
 
+/// The extracted token if it is inside the `b64token` grammar, else its refusal.
 fn run(pairs: &[(&str, &[u8])]) -> Result<Option<(String, CredentialSource)>, Rejection> {
     let map = headers(pairs);
-    extract(&map, &sources(Some("sid"))).map(|o| o.map(|(t, s)| (t.to_owned(), s)))
+    match extract(&map, &sources(Some("sid")))? {
+        Some(c) if is_b64token(c.raw) => {
+            Ok(Some((String::from_utf8(c.raw.to_vec()).unwrap(), c.source)))
+        }
+        Some(c) => Err(c.refusal()),
+        None => Ok(None),
+    }
 }
 
 const BAD: Rejection = Rejection::InvalidRequest(InvalidRequest::MalformedBearer);
@@ -140,9 +147,30 @@ fn disabled_sources_are_ignored() {
         bearer: false,
         cookie: Some("sid".into()),
     };
-    assert_eq!(extract(&map, &only_cookie).unwrap().unwrap().0, "ck");
+    assert_eq!(extract(&map, &only_cookie).unwrap().unwrap().raw, b"ck");
     assert_eq!(
         extract(&headers(&[("cookie", b"sid=ck")]), &sources(None)).unwrap(),
         None
+    );
+}
+
+#[test]
+fn refusal_tells_grammar_from_shape() {
+    let header = |raw: &'static [u8]| Credential {
+        raw,
+        source: CredentialSource::Header,
+    };
+    assert_eq!(
+        header(b"polar_cst_short").refusal(),
+        Rejection::InvalidToken(InvalidToken::Malformed)
+    );
+    assert_eq!(header(b"a b").refusal(), BAD);
+    let cookie = Credential {
+        raw: b"\"q\"",
+        source: CredentialSource::Cookie,
+    };
+    assert_eq!(
+        cookie.refusal(),
+        Rejection::InvalidRequest(InvalidRequest::MalformedCookie)
     );
 }

@@ -46,7 +46,8 @@ pin_project! {
     {
         Inner { #[pin] future: S::Future, source: Option<CredentialSource> },
         Rejected { response: Option<Response<Bytes>> },
-        Loading { load: BoxLoad, pending: Option<Pending<S, ReqBody, R>> },
+        // Boxed so the miss path's request and service do not widen every response future.
+        Loading { load: BoxLoad, pending: Option<Box<Pending<S, ReqBody, R>>> },
     }
 }
 
@@ -72,7 +73,7 @@ where
         Self {
             state: State::Loading {
                 load,
-                pending: Some(pending),
+                pending: Some(Box::new(pending)),
             },
         }
     }
@@ -108,7 +109,7 @@ where
                         source,
                         mut rejector,
                         span,
-                    } = pending.take().expect("polled after completion");
+                    } = *pending.take().expect("polled after completion");
                     match outcome {
                         Ok(entry) => {
                             authorize(&mut request, &entry, source, &span);

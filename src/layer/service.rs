@@ -15,7 +15,7 @@ use super::{LayerConfig, Mode, ResponseBody};
 use crate::cache::CachedSession;
 use crate::extension::{Anonymous, CredentialSource};
 use crate::extract::extract;
-use crate::reject::{InvalidToken, OnRejection, Rejection};
+use crate::reject::{OnRejection, Rejection};
 use crate::sessions::CustomerSessions;
 use crate::store::SessionStore;
 
@@ -92,12 +92,12 @@ where
         let _entered = span.enter();
 
         let found = match extract(request.headers(), &self.rejector.config.sources) {
-            Ok(Some((token, source))) => {
+            Ok(Some(credential)) => {
                 let (format, hasher) = self.sessions.format_and_hasher();
                 // Shape and checksum first: a malformed token costs no hash, cache or store work.
-                match format.parse(token) {
-                    Ok(_) => Ok((hasher.hash(token), source)),
-                    Err(_) => Err(Rejection::InvalidToken(InvalidToken::Malformed)),
+                match format.parse_bytes(credential.raw) {
+                    Ok(token) => Ok((hasher.hash(token.expose_secret()), credential.source)),
+                    Err(_) => Err(credential.refusal()),
                 }
             }
             Ok(None) => Err(Rejection::MissingCredentials),
@@ -133,11 +133,17 @@ where
                 );
             }
         };
-        span.record("token", display(hash.short()));
+        // Recording into a disabled span still costs a call per field; skip it when unused.
+        let traced = !span.is_disabled();
+        if traced {
+            span.record("token", display(hash.short()));
+        }
 
         match self.sessions.cached(&hash) {
             Some(Ok(entry)) => {
-                span.record("cache", "hit");
+                if traced {
+                    span.record("cache", "hit");
+                }
                 authorize(&mut request, &entry, source, &span);
                 ResponseFuture::inner(self.inner.call(request), Some(source))
             }
@@ -180,7 +186,9 @@ pub(super) fn authorize<B>(
     source: CredentialSource,
     span: &tracing::Span,
 ) {
-    span.record("outcome", "authenticated");
+    if !span.is_disabled() {
+        span.record("outcome", "authenticated");
+    }
     // Keep every credential line out of any later `Debug` of the headers (and out of HPACK
     // tables), not just the one used: a cookie next to a Bearer header may hold a live token.
     // `iter_mut` only visits; `HeaderMap::entry` could grow the map on the hot path.

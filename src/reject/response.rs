@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Response, StatusCode};
+use http::{HeaderMap, Response};
 
 use super::Rejection;
 
@@ -17,13 +17,16 @@ const INVALID_REQUEST_BODY: &[u8] = br#"{"error":"invalid_request","error_descri
 const FORBIDDEN_BODY: &[u8] = br#"{"error":"Forbidden","detail":"Cross-site request refused."}"#;
 const UNAVAILABLE_BODY: &[u8] = br#"{"error":"ServiceUnavailable","detail":"Customer sessions cannot be verified right now. Retry later."}"#;
 
-/// The header values of every rejection, precomputed so a rejection costs no formatting.
+/// Every rejection's headers, built once per layer: a rejection then costs one map clone and
+/// no formatting or header-name hashing.
 #[derive(Debug, Clone)]
 pub(crate) struct Responses {
     challenge: HeaderValue,
-    invalid_token: HeaderValue,
-    invalid_request: HeaderValue,
-    retry_after: HeaderValue,
+    unauthorized: HeaderMap,
+    invalid_token: HeaderMap,
+    invalid_request: HeaderMap,
+    forbidden: HeaderMap,
+    unavailable: HeaderMap,
 }
 
 /// Whether `realm` may sit inside a quoted auth-param (RFC 6750 §3: no `"`, no `\`, no
@@ -38,15 +41,38 @@ impl Responses {
     /// Callers check the realm with [`is_valid_realm`] first.
     pub(crate) fn new(realm: &str, retry_after_secs: u32) -> Self {
         let value = |s: String| HeaderValue::try_from(s).expect("realm checked by is_valid_realm");
+        let challenge = value(format!("Bearer realm=\"{realm}\""));
+        let invalid_token = value(format!(
+            "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{INVALID_TOKEN_DESCRIPTION}\""
+        ));
+        let invalid_request = value(format!(
+            "Bearer realm=\"{realm}\", error=\"invalid_request\", error_description=\"{INVALID_REQUEST_DESCRIPTION}\""
+        ));
+        let headers = |challenge: Option<HeaderValue>, no_store: bool, retry: Option<u32>| {
+            let mut map = HeaderMap::with_capacity(5);
+            map.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            if let Some(challenge) = challenge {
+                map.insert(header::WWW_AUTHENTICATE, challenge);
+            }
+            if no_store {
+                map.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                map.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            }
+            if let Some(seconds) = retry {
+                map.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            map
+        };
         Self {
-            challenge: value(format!("Bearer realm=\"{realm}\"")),
-            invalid_token: value(format!(
-                "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{INVALID_TOKEN_DESCRIPTION}\""
-            )),
-            invalid_request: value(format!(
-                "Bearer realm=\"{realm}\", error=\"invalid_request\", error_description=\"{INVALID_REQUEST_DESCRIPTION}\""
-            )),
-            retry_after: HeaderValue::from(retry_after_secs),
+            unauthorized: headers(Some(challenge.clone()), false, None),
+            invalid_token: headers(Some(invalid_token), true, None),
+            invalid_request: headers(Some(invalid_request), true, None),
+            forbidden: headers(None, true, None),
+            unavailable: headers(None, true, Some(retry_after_secs)),
+            challenge,
         }
     }
 
@@ -57,34 +83,18 @@ impl Responses {
 
     /// Polar's response for `rejection`.
     pub(crate) fn build(&self, rejection: &Rejection) -> Response<Bytes> {
-        let (body, challenge, no_store) = match rejection {
+        let (body, headers) = match rejection {
             Rejection::MissingCredentials | Rejection::UnsupportedScheme => {
-                (UNAUTHORIZED_BODY, Some(&self.challenge), false)
+                (UNAUTHORIZED_BODY, &self.unauthorized)
             }
-            Rejection::InvalidToken(_) => (INVALID_TOKEN_BODY, Some(&self.invalid_token), true),
-            Rejection::InvalidRequest(_) => {
-                (INVALID_REQUEST_BODY, Some(&self.invalid_request), true)
-            }
-            Rejection::CrossSiteRequest => (FORBIDDEN_BODY, None, true),
-            Rejection::StoreUnavailable(_) => (UNAVAILABLE_BODY, None, true),
+            Rejection::InvalidToken(_) => (INVALID_TOKEN_BODY, &self.invalid_token),
+            Rejection::InvalidRequest(_) => (INVALID_REQUEST_BODY, &self.invalid_request),
+            Rejection::CrossSiteRequest => (FORBIDDEN_BODY, &self.forbidden),
+            Rejection::StoreUnavailable(_) => (UNAVAILABLE_BODY, &self.unavailable),
         };
         let mut response = Response::new(Bytes::from_static(body));
         *response.status_mut() = rejection.status();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if let Some(challenge) = challenge {
-            headers.insert(header::WWW_AUTHENTICATE, challenge.clone());
-        }
-        if no_store {
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        }
-        if rejection.status() == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, self.retry_after.clone());
-        }
+        *response.headers_mut() = headers.clone();
         response
     }
 }

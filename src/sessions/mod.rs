@@ -276,7 +276,7 @@ impl<S: SessionStore> CustomerSessions<S> {
     }
 
     fn check(&self, entry: Arc<CachedSession>, hash: &TokenHash) -> LoadOutcome {
-        match verify(&entry, hash, self.now()) {
+        match verify(&entry, hash, self.inner.clock.now_micros()) {
             Ok(()) => Ok(entry),
             Err(reason) => Err(Rejection::InvalidToken(reason)),
         }
@@ -325,7 +325,7 @@ impl<S: SessionStore> CustomerSessions<S> {
             return Err(Rejection::InvalidToken(InvalidToken::Unknown));
         };
         let entry = Arc::new(CachedSession::from(record));
-        if let Err(reason) = verify(&entry, &hash, self.now()) {
+        if let Err(reason) = verify(&entry, &hash, self.inner.clock.now_micros()) {
             cache.insert_negative(hash, reason);
             return Err(Rejection::InvalidToken(reason));
         }
@@ -354,6 +354,7 @@ impl CachedSession {
 impl From<SessionRecord> for CachedSession {
     fn from(record: SessionRecord) -> Self {
         Self {
+            expires_at_micros: record.expires_at.timestamp_micros(),
             info: SessionInfo {
                 id: record.id,
                 customer_id: record.customer.id,

@@ -51,7 +51,7 @@ impl fmt::Debug for TokenHasher {
 
 /// The 32-byte keyed hash of a token: what stores keep, what the cache is keyed by.
 ///
-/// Equality is constant-time. `Debug` and `Display` show only the first four bytes, which
+/// Equality never exits early. `Debug` and `Display` show only the first four bytes, which
 /// is enough to correlate log lines and useless for a lookup.
 #[derive(Clone, Copy)]
 pub struct TokenHash([u8; 32]);
@@ -98,6 +98,10 @@ impl TokenHash {
         Some(Self(out))
     }
 
+    fn word(&self, i: usize) -> u64 {
+        u64::from_le_bytes(self.0[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+    }
+
     /// The first four bytes in hex: the only part of a hash that goes into logs.
     pub fn short(&self) -> ShortHash {
         ShortHash([self.0[0], self.0[1], self.0[2], self.0[3]])
@@ -117,13 +121,19 @@ fn nibble(c: u8) -> Option<u8> {
 
 impl ConstantTimeEq for TokenHash {
     fn ct_eq(&self, other: &Self) -> subtle::Choice {
-        self.0.ct_eq(&other.0)
+        // Four 64-bit constant-time compares instead of 32 byte-wise ones: same guarantee,
+        // an eighth of the optimisation barriers.
+        (0..4).fold(subtle::Choice::from(1), |equal, i| {
+            equal & self.word(i).ct_eq(&other.word(i))
+        })
     }
 }
 
 impl PartialEq for TokenHash {
+    /// Branch-free over the bytes (no early exit), for map lookups. Verification of a
+    /// presented token goes through [`ConstantTimeEq`] (`subtle`).
     fn eq(&self, other: &Self) -> bool {
-        self.ct_eq(other).into()
+        (0..4).fold(0u64, |diff, i| diff | (self.word(i) ^ other.word(i))) == 0
     }
 }
 

@@ -182,3 +182,20 @@ fn b64token_grammar() {
         assert!(!is_b64token(bad.as_bytes()), "{bad}");
     }
 }
+
+#[test]
+fn hash_equality_sees_every_byte() {
+    use subtle::ConstantTimeEq;
+    let base = TokenHasher::new(b"k").hash("polar_cst_x");
+    for i in 0..32 {
+        let mut bytes = *base.as_bytes();
+        bytes[i] ^= 0x80;
+        let other = TokenHash::from_bytes(bytes);
+        assert!(base != other, "byte {i}");
+        assert!(!bool::from(base.ct_eq(&other)), "byte {i}");
+    }
+    assert!(base == TokenHash::from_bytes(*base.as_bytes()));
+    assert!(bool::from(
+        base.ct_eq(&TokenHash::from_bytes(*base.as_bytes()))
+    ));
+}
