@@ -9,11 +9,10 @@
 //! (`npm ci --prefix tests/browser`). Without them the test fails under `CI=true` and is
 //! skipped, loudly, elsewhere. The screenshot lands in `target/portal.png`.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
+mod common;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 const SCRIPT: &str = "tests/browser/portal.spec.mjs";
 const INSTALL: &str = "apt-get install chromium && npm ci --prefix tests/browser";
@@ -52,44 +51,13 @@ async fn portal_flow_in_headless_chromium() {
 
     // The example exactly as documented, with its default (Secure, `__Host-`) cookie:
     // Chromium treats http://127.0.0.1 as a secure context and accepts it.
-    let mut server = tokio::process::Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--example", "portal"])
-        .current_dir(manifest_dir())
-        .env("PORT", "0")
-        .env("RUST_LOG", "warn")
-        .env_remove("ORG_TOKEN")
-        .env_remove("SESSION_SECRET")
-        .env_remove("COOKIE_SECURE")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("cargo runs");
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    // Generous: the example may still have to be compiled.
-    let printed = tokio::time::timeout(Duration::from_secs(600), async {
-        let mut printed = Vec::new();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let done = line.starts_with("DEMO_TOKEN=");
-            printed.push(line);
-            if done {
-                break;
-            }
-        }
-        printed
-    })
-    .await
-    .expect("the example prints its DEMO_TOKEN line");
-    let value = |key: &str| {
-        printed
-            .iter()
-            .find_map(|line| line.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("no {key}= line in {printed:?}"))
-            .to_owned()
-    };
+    let example = common::example_process::ExampleProcess::start(&[]).await;
+    let value = |key: &str| example.value(key);
     let server_url = format!("http://{}", value("LISTEN"));
     assert!(
         value("PORTAL_URL").starts_with(&format!("{server_url}/portal?customer_session_token=")),
-        "{printed:?}"
+        "{}",
+        value("PORTAL_URL")
     );
 
     let screenshot = manifest_dir().join("target/portal.png");
@@ -133,5 +101,6 @@ async fn portal_flow_in_headless_chromium() {
         screenshot.display()
     );
 
+    let mut server = example.child;
     server.kill().await.unwrap();
 }

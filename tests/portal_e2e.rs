@@ -7,6 +7,8 @@
 //! otherwise.
 
 #[allow(dead_code)]
+mod common;
+
 #[path = "../examples/portal/app.rs"]
 mod app;
 #[allow(dead_code)]
@@ -14,14 +16,12 @@ mod app;
 mod seed;
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tower_customer_session::token::{TokenFormat, TokenKind};
 use tower_customer_session::{CustomerSessions, MemoryStore};
@@ -531,40 +531,8 @@ async fn polar_version_is_echoed_and_unknown_versions_are_404() {
 /// then use them.
 #[tokio::test]
 async fn cargo_run_example_serves_the_demo_customer() {
-    let mut child = tokio::process::Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--example", "portal"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("PORT", "0")
-        .env("RUST_LOG", "warn")
-        .env_remove("ORG_TOKEN")
-        .env_remove("SESSION_SECRET")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("cargo runs");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-
-    // Generous: the example may still have to be compiled.
-    let printed = tokio::time::timeout(Duration::from_secs(600), async {
-        let mut printed = Vec::new();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let done = line.starts_with("DEMO_TOKEN=");
-            printed.push(line);
-            if done {
-                break;
-            }
-        }
-        printed
-    })
-    .await
-    .expect("the example prints its DEMO_TOKEN line");
-    let value = |key: &str| {
-        printed
-            .iter()
-            .find_map(|line| line.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("no {key}= line in {printed:?}"))
-            .to_owned()
-    };
+    let example = common::example_process::ExampleProcess::start(&[]).await;
+    let value = |key: &str| example.value(key);
     let listen = value("LISTEN");
     assert!(
         listen.starts_with("127.0.0.1:") && !listen.ends_with(":0"),
@@ -596,6 +564,7 @@ async fn cargo_run_example_serves_the_demo_customer() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
 
+    let mut child = example.child;
     child.kill().await.unwrap();
 }
 

@@ -4,6 +4,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod example_process;
 pub mod store_contract;
 
 use std::collections::HashMap;
