@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, SubsecRound, Timelike, Utc};
+use chrono::{DateTime, Datelike, SubsecRound, Timelike, Utc};
 use serde::{Deserialize, Deserializer, Serializer, de};
 
 /// Drop everything below the microsecond, as Python's `datetime` (and so Polar) would.
@@ -62,9 +62,18 @@ impl de::Visitor<'_> for Rfc3339Visitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        DateTime::parse_from_rfc3339(v)
+        let t = DateTime::parse_from_rfc3339(v)
             .map(|t| truncate_to_micros(t.with_timezone(&Utc)))
-            .map_err(|e| E::custom(format_args!("invalid RFC 3339 date-time {v:?}: {e}")))
+            .map_err(|e| E::custom(format_args!("invalid RFC 3339 date-time {v:?}: {e}")))?;
+        // An offset can push a valid RFC 3339 time into year -1 or 10000 in UTC, which the
+        // wire format (four-digit years) cannot express: refuse it rather than write JSON
+        // that nothing, this crate included, can read back.
+        if !(0..=9999).contains(&t.year()) {
+            return Err(E::custom(format_args!(
+                "date-time {v:?} is outside years 0000-9999 in UTC"
+            )));
+        }
+        Ok(t)
     }
 }
 
