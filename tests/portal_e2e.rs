@@ -6,9 +6,9 @@
 //! (`tests/sdk/`): they fail under `CI=true` if an SDK is missing and are skipped loudly
 //! otherwise.
 
-#[allow(dead_code)]
 mod common;
 
+#[allow(dead_code)]
 #[path = "../examples/portal/app.rs"]
 mod app;
 #[allow(dead_code)]
