@@ -8,10 +8,11 @@
 //! successful hand-off and the body of `create`). The full 64-hex token hash, the store's
 //! lookup key, stays out of logs too; only its 8-hex short form may appear.
 
+#[path = "common/log_capture.rs"]
+mod log_capture;
 mod security_common;
 
 use std::convert::Infallible;
-use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
@@ -19,6 +20,7 @@ use axum::body::Body;
 use axum::routing::{get, post};
 use chrono::TimeDelta;
 use http::{HeaderMap, Request, Response};
+use log_capture::LogCapture;
 use security_common::{COOKIE, Fault, Fixture, MEMBER, UNKNOWN, VALID};
 use tower::{Layer, ServiceExt};
 use tower_customer_session::store::{CustomerRef, NewSession, StoreError};
@@ -27,52 +29,19 @@ use tower_customer_session::{
     CreateSession, CredentialSource, Customer, InvalidRequest, InvalidToken, Rejection,
     SessionCookie, SessionInfo, SessionStore, StoreUnavailable,
 };
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::format::FmtSpan;
 
 /// The process-wide log buffer: tests run in parallel threads, so one global subscriber.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
-fn capture() -> &'static Capture {
-    static CAPTURE: OnceLock<Capture> = OnceLock::new();
+fn capture() -> &'static LogCapture {
+    static CAPTURE: OnceLock<LogCapture> = OnceLock::new();
     CAPTURE.get_or_init(|| {
-        let capture = Capture::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_span_events(FmtSpan::FULL)
-            .with_ansi(false)
-            .with_writer(capture.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+        let capture = LogCapture::default();
+        tracing::subscriber::set_global_default(capture.subscriber()).expect("first subscriber");
         capture
     })
 }
 
 fn log_text() -> String {
-    String::from_utf8_lossy(&capture().0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    capture().text()
 }
 
 /// Everything that must not show a token, labelled for the failure message.

@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
+use common::log_capture::LogCapture;
 use common::{
     Harness, Recorder, Reply, anonymous, assert_no_token_in, bearer, recording_service, request,
     send,
@@ -16,37 +15,6 @@ use http::{Request, StatusCode};
 use tower::Layer;
 use tower::util::BoxCloneService;
 use tower_customer_session::{CreateSession, CredentialSource, CustomerSessionLayer};
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::format::FmtSpan;
-
-/// Everything the subscriber writes, in one buffer.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
 
 const COOKIE: &str = "__Host-customer_session";
 
@@ -54,13 +22,8 @@ type App = BoxCloneService<Request<Body>, http::Response<Body>, std::convert::In
 
 #[tokio::test]
 async fn tokens_never_reach_logs_debug_output_or_responses() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(FmtSpan::FULL)
-        .with_ansi(false)
-        .with_writer(capture.clone())
-        .finish();
+    let capture = LogCapture::default();
+    let subscriber = capture.subscriber();
     // Current-thread runtime: every poll happens on this thread, under this subscriber.
     let _guard = tracing::subscriber::set_default(subscriber);
 

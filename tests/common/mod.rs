@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod example_process;
+pub mod log_capture;
 pub mod store_contract;
 
 use std::collections::HashMap;
