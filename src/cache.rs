@@ -34,6 +34,10 @@ pub(crate) struct CachedSession {
     pub(crate) info: SessionInfo,
     /// `info.expires_at` in microseconds, so the per-request check is one integer compare.
     pub(crate) expires_at_micros: i64,
+    /// Whether `customer` may authenticate. The cached `Customer` is an immutable snapshot
+    /// (edits copy on write), so this is the same answer as asking it, without touching the
+    /// customer's memory on every hit.
+    pub(crate) customer_active: bool,
 }
 
 /// The result every participant of a coalesced load receives.

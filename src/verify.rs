@@ -21,7 +21,7 @@ pub(crate) fn verify(
     if now_micros >= entry.expires_at_micros {
         return Err(InvalidToken::Expired);
     }
-    if !entry.customer.can_authenticate() {
+    if !entry.customer_active {
         return Err(InvalidToken::CustomerDeleted);
     }
     Ok(())

@@ -355,6 +355,7 @@ impl From<SessionRecord> for CachedSession {
     fn from(record: SessionRecord) -> Self {
         Self {
             expires_at_micros: record.expires_at.timestamp_micros(),
+            customer_active: record.customer.can_authenticate(),
             info: SessionInfo {
                 id: record.id,
                 customer_id: record.customer.id,
