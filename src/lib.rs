@@ -37,7 +37,7 @@
 //!
 //! # The request's way through the layer
 //!
-//! 1. **Extract** ([`extract`](crate::layer)): `Authorization: Bearer <b64token>` (scheme
+//! 1. **Extract** ([`layer`]): `Authorization: Bearer <b64token>` (scheme
 //!    case-insensitive), or the configured cookie. A present `Authorization` header is the
 //!    only credential considered. Two `Authorization` lines, two different session cookies or
 //!    a value outside RFC 6750's `b64token` grammar → `400 invalid_request`.
@@ -66,6 +66,19 @@
 //! next request is refused. A revocation that lands while a load for the same token is in
 //! flight does not let that load re-insert the session. Revocations made by another process
 //! sharing the store are seen within the cache's max TTL (60 s by default).
+//!
+//! # Configuration
+//!
+//! Two builders, each method stating its default: [`CustomerSessions::builder`] for
+//! resolution (secret, token prefixes, session lifetime, cache sizes and lifetimes, store
+//! timeout, clock), shared by every layer and by your code; and [`CustomerSessionLayer`] for
+//! the HTTP side (Bearer and cookie sources, realm, required or optional mode, CSRF guard,
+//! rejection customisation).
+//!
+//! # Browser portals
+//!
+//! Polar's `customer_portal_url` carries the token in the query string. [`portal`] turns that
+//! link into a session cookie, on the same cache and store, without leaking the token.
 //!
 //! # Writing a store
 //!
