@@ -39,8 +39,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // Only requests with a valid customer session reach this function.
     let handler = tower::service_fn(|request: Request<Incoming>| async move {
-        let customer = request.extensions().get::<Customer>().expect("set by the layer");
-        let info = request.extensions().get::<SessionInfo>().expect("set by the layer");
+        let customer = request
+            .extensions()
+            .get::<Customer>()
+            .expect("set by the layer");
+        let info = request
+            .extensions()
+            .get::<SessionInfo>()
+            .expect("set by the layer");
         let body = format!(
             "hello {} ({}), your session ends at {}\n",
             customer.name.as_deref().unwrap_or("customer"),
