@@ -18,6 +18,7 @@ use crate::extract::extract;
 use crate::reject::{OnRejection, Rejection};
 use crate::sessions::CustomerSessions;
 use crate::store::SessionStore;
+use crate::token::TokenHash;
 
 /// Middleware that authenticates customers; built by
 /// [`CustomerSessionLayer`](super::CustomerSessionLayer).
@@ -91,73 +92,22 @@ where
         );
         let _entered = span.enter();
 
-        let found = match extract(request.headers(), &self.rejector.config.sources) {
-            Ok(Some(credential)) => {
-                let (format, hasher) = self.sessions.format_and_hasher();
-                // Shape and checksum first: a malformed token costs no hash, cache or store work.
-                match format.parse_bytes(credential.raw) {
-                    Ok(token) => Ok((hasher.hash(token.expose_secret()), credential.source)),
-                    Err(_) => Err(credential.refusal()),
-                }
-            }
-            Ok(None) => Err(Rejection::MissingCredentials),
-            Err(rejection) => Err(rejection),
-        };
-        let (hash, source) = match found {
-            Ok((_, CredentialSource::Cookie))
-                if !self
-                    .rejector
-                    .config
-                    .csrf
-                    .allows(request.method(), request.headers()) =>
-            {
-                let rejection = Rejection::CrossSiteRequest;
-                return ResponseFuture::rejected(
-                    self.rejector.reject(rejection, request, None, &span),
-                );
-            }
-            Ok(found) => found,
-            Err(Rejection::MissingCredentials | Rejection::UnsupportedScheme)
-                if self.rejector.config.mode == Mode::Optional =>
-            {
-                span.record("outcome", "anonymous");
-                request.extensions_mut().insert(Anonymous {
-                    challenge: self.rejector.config.responses.challenge(),
-                });
-                return ResponseFuture::inner(self.inner.call(request), None);
-            }
-            Err(rejection) => {
-                let source = self.rejector.cookie_source(&request);
-                return ResponseFuture::rejected(
-                    self.rejector.reject(rejection, request, source, &span),
-                );
-            }
-        };
-        // Recording into a disabled span still costs a call per field; skip it when unused.
-        let traced = !span.is_disabled();
-        if traced {
-            span.record("token", display(hash.short()));
-        }
-
-        match self.sessions.cached(&hash) {
-            Some(Ok(entry)) => {
-                if traced {
-                    span.record("cache", "hit");
-                }
+        match self.decide(&request, &span) {
+            Decision::Authorized(entry, source) => {
                 authorize(&mut request, &entry, source, &span);
                 ResponseFuture::inner(self.inner.call(request), Some(source))
             }
-            Some(Err(rejection)) => {
-                span.record("cache", "hit");
-                ResponseFuture::rejected(self.rejector.reject(
-                    rejection,
-                    request,
-                    Some(source),
-                    &span,
-                ))
+            Decision::Anonymous => {
+                record(&span, "outcome", "anonymous");
+                request.extensions_mut().insert(Anonymous {
+                    challenge: self.rejector.config.responses.challenge(),
+                });
+                ResponseFuture::inner(self.inner.call(request), None)
             }
-            None => {
-                span.record("cache", "miss");
+            Decision::Rejected(rejection, source) => {
+                ResponseFuture::rejected(self.rejector.reject(rejection, request, source, &span))
+            }
+            Decision::Load(hash, source) => {
                 let sessions = self.sessions.clone();
                 let load =
                     Box::pin(async move { sessions.load(hash).await }.instrument(span.clone()));
@@ -179,6 +129,72 @@ where
     }
 }
 
+/// What the synchronous part of authentication decided for a request.
+enum Decision {
+    /// A cached session passed verification.
+    Authorized(Arc<CachedSession>, CredentialSource),
+    /// No credentials, and the layer is optional.
+    Anonymous,
+    /// Refused; the source says whether a dead session cookie should be cleared.
+    Rejected(Rejection, Option<CredentialSource>),
+    /// A cache miss: the store must be asked.
+    Load(TokenHash, CredentialSource),
+}
+
+impl<S, St: SessionStore, R: OnRejection> CustomerSessionService<S, St, R> {
+    /// extract → token shape → CSRF → hash → cache, without waiting on anything.
+    fn decide<B>(&self, request: &Request<B>, span: &tracing::Span) -> Decision {
+        let config = &self.rejector.config;
+        let credential = match extract(request.headers(), &config.sources) {
+            Ok(Some(credential)) => credential,
+            Ok(None) | Err(Rejection::UnsupportedScheme) if config.mode == Mode::Optional => {
+                return Decision::Anonymous;
+            }
+            Ok(None) => return Decision::Rejected(Rejection::MissingCredentials, None),
+            Err(rejection) => {
+                return Decision::Rejected(rejection, self.rejector.cookie_source(request));
+            }
+        };
+        let source = credential.source;
+        let (format, hasher) = self.sessions.format_and_hasher();
+        // Shape and checksum first: a malformed token costs no hash, cache or store work.
+        let token = match format.parse_bytes(credential.raw) {
+            Ok(token) => token,
+            Err(_) => return Decision::Rejected(credential.refusal(), Some(source)),
+        };
+        if source == CredentialSource::Cookie
+            && !config.csrf.allows(request.method(), request.headers())
+        {
+            return Decision::Rejected(Rejection::CrossSiteRequest, None);
+        }
+        let hash = hasher.hash(token.expose_secret());
+        if !span.is_disabled() {
+            span.record("token", display(hash.short()));
+        }
+        match self.sessions.cached(&hash) {
+            Some(Ok(entry)) => {
+                record(span, "cache", "hit");
+                Decision::Authorized(entry, source)
+            }
+            Some(Err(rejection)) => {
+                record(span, "cache", "hit");
+                Decision::Rejected(rejection, Some(source))
+            }
+            None => {
+                record(span, "cache", "miss");
+                Decision::Load(hash, source)
+            }
+        }
+    }
+}
+
+/// Recording into a disabled span still costs a call; skip it when nobody listens.
+fn record(span: &tracing::Span, field: &str, value: &'static str) {
+    if !span.is_disabled() {
+        span.record(field, value);
+    }
+}
+
 /// Hand the handler its customer and session facts.
 pub(super) fn authorize<B>(
     request: &mut Request<B>,
@@ -186,9 +202,7 @@ pub(super) fn authorize<B>(
     source: CredentialSource,
     span: &tracing::Span,
 ) {
-    if !span.is_disabled() {
-        span.record("outcome", "authenticated");
-    }
+    record(span, "outcome", "authenticated");
     // Keep every credential line out of any later `Debug` of the headers (and out of HPACK
     // tables), not just the one used: a cookie next to a Bearer header may hold a live token.
     // `iter_mut` only visits; `HeaderMap::entry` could grow the map on the hot path.
