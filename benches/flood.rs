@@ -125,7 +125,7 @@ struct Herd {
 async fn herd_this_crate() -> Herd {
     let memory = MemoryStore::new();
     let store = Counting::new(memory.clone(), Duration::from_millis(1));
-    let sessions = builder(store.clone()).build();
+    let sessions = builder(store.clone()).build().unwrap();
     let token = populate(&memory, &sessions, 1, Spread::OneCustomer)
         .await
         .remove(0);
@@ -266,9 +266,10 @@ async fn flood(kind: &'static str, well_formed: bool) -> Flood {
     let memory = MemoryStore::new();
     let store = Counting::new(memory.clone(), Duration::ZERO);
     // Default cache sizes: 100,000 sessions, 10,000 negative entries for 5 s.
-    let sessions = tower_customer_session::CustomerSessions::builder(store.clone())
+    let sessions = tower_customer_session::SessionManager::builder(store.clone())
         .secret(common::SECRET)
-        .build();
+        .build()
+        .unwrap();
     let tokens = populate(&memory, &sessions, LIVE, Spread::CustomerPerSession).await;
     let service = CustomerSessionLayer::new(sessions.clone()).layer(service_fn(customer_handler));
 

@@ -41,7 +41,7 @@ async fn app(mode: &str) -> (Router, (&'static str, String)) {
         "layer" => {
             let store = MemoryStore::new();
             let customer = store.insert_customer(common::demo_customer());
-            let sessions = common::builder(store).build();
+            let sessions = common::builder(store).build().unwrap();
             let session = sessions
                 .create(customer.id, CreateSession::default())
                 .await

@@ -23,10 +23,12 @@ use std::alloc::System;
 use std::fmt::Write as _;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
-use tower_customer_session::store::{NewSession, SessionRecord, StoreError};
+use tower_customer_session::store::{
+    NewSession, SessionAdmin, SessionKey, SessionRecord, StoreError, StoreScope,
+};
 use tower_customer_session::token::TokenHash;
 use tower_customer_session::{
-    CredentialSource, Customer, CustomerSessions, MemoryStore, SessionStore,
+    CredentialSource, Customer, MemoryStore, SessionManager, SessionStore,
 };
 use uuid::Uuid;
 
@@ -48,13 +50,19 @@ fn live_bytes(region: &Region<'_, System>) -> i64 {
 struct DecodingStore(MemoryStore);
 
 impl SessionStore for DecodingStore {
-    async fn load(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self.0.load(hash).await?.map(|mut record| {
+    async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.0.load(key).await?.map(|mut record| {
             record.customer = Customer::new((*record.customer).clone());
             record
         }))
     }
 
+    fn scope(&self) -> StoreScope {
+        StoreScope::Process
+    }
+}
+
+impl SessionAdmin for DecodingStore {
     async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
         self.0.create(session).await
     }
@@ -75,14 +83,14 @@ struct Row {
     cache_bytes: f64,
 }
 
-async fn measure<S: SessionStore>(
+async fn measure<S: SessionAdmin>(
     population: &'static str,
     memory: &MemoryStore,
     store: S,
     n: usize,
     spread: Spread,
 ) -> Row {
-    let sessions: CustomerSessions<S> = builder(store).cache_capacity(n as u64).build();
+    let sessions: SessionManager<S> = builder(store).cache_capacity(n as u64).build().unwrap();
 
     let region = Region::new(GLOBAL);
     let tokens = populate(memory, &sessions, n, spread).await;

@@ -27,8 +27,8 @@ use http_body_util::Full;
 use tokio::runtime::Runtime;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_customer_session::{
-    Customer, CustomerSessionLayer, CustomerSessions, CustomerSessionsBuilder, MemoryStore,
-    SessionCookie, SessionStore,
+    Customer, CustomerSessionLayer, MemoryStore, SessionCookie, SessionManager,
+    SessionManagerBuilder, SessionStore,
 };
 use uuid::Uuid;
 
@@ -213,16 +213,16 @@ fn shuffled_bearer(tokens: &[String]) -> Requests {
 fn populated(
     rt: &Runtime,
     n: usize,
-    configure: impl FnOnce(CustomerSessionsBuilder<MemoryStore>) -> CustomerSessionsBuilder<MemoryStore>,
-) -> (CustomerSessions<MemoryStore>, Vec<String>) {
+    configure: impl FnOnce(SessionManagerBuilder<MemoryStore>) -> SessionManagerBuilder<MemoryStore>,
+) -> (SessionManager<MemoryStore>, Vec<String>) {
     let store = MemoryStore::new();
-    let sessions = configure(builder(store.clone())).build();
+    let sessions = configure(builder(store.clone())).build().unwrap();
     let tokens = rt.block_on(populate(&store, &sessions, n, Spread::CustomerPerSession));
     (sessions, tokens)
 }
 
 fn layered<St: SessionStore>(
-    sessions: CustomerSessions<St>,
+    sessions: SessionManager<St>,
 ) -> impl Service<Req, Response = Response<impl Sized>, Error = Infallible> {
     CustomerSessionLayer::new(sessions).layer(service_fn(customer_handler))
 }
@@ -286,7 +286,10 @@ fn this_crate(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime) {
     measure(group, rt, "tcs_miss_load", ok, |rt| {
         let memory = MemoryStore::new();
         let store = Counting::new(memory.clone(), Duration::ZERO);
-        let sessions = builder(store.clone()).cache_capacity(1_000).build();
+        let sessions = builder(store.clone())
+            .cache_capacity(1_000)
+            .build()
+            .unwrap();
         let tokens = rt.block_on(populate(
             &memory,
             &sessions,

@@ -23,18 +23,19 @@ use tokio::net::TcpListener;
 use tower::Layer;
 use tower_customer_session::model::CustomerData;
 use tower_customer_session::{
-    CreateSession, Customer, CustomerSessionLayer, CustomerSessions, MemoryStore, SessionInfo,
+    CreateSession, Customer, CustomerSessionLayer, MemoryStore, SessionInfo, SessionManager,
 };
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let store = MemoryStore::new();
-    let mut jane = CustomerData::new(uuid::Uuid::new_v4(), chrono::Utc::now());
+    let mut jane = CustomerData::new(chrono::Utc::now());
     jane.name = Some("Jane Doe".to_owned());
     jane.email = Some("jane@example.com".to_owned());
     let jane = store.insert_customer(jane);
 
-    let sessions = CustomerSessions::builder(store).build();
+    // The memory store lives only as long as this process, so a random secret is fine.
+    let sessions = SessionManager::builder(store).build()?;
     let session = sessions.create(jane.id, CreateSession::default()).await?;
 
     // Only requests with a valid customer session reach this function.

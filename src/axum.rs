@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use tower_customer_session::{Customer, CustomerSessionLayer, CustomerSessions, MemoryStore};
+//! use tower_customer_session::{Customer, CustomerSessionLayer, SessionManager, MemoryStore};
 //!
 //! async fn me(customer: Customer) -> String {
 //!     customer.name.clone().unwrap_or_default()
@@ -20,7 +20,7 @@
 //!     if customer.is_some() { "welcome back" } else { "hello" }
 //! }
 //!
-//! let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+//! let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
 //! let app: Router = Router::new()
 //!     .route("/me", get(me))
 //!     .route_layer(CustomerSessionLayer::new(sessions.clone()))

@@ -11,9 +11,17 @@
 //!   revocation never puts the session back (see [`SessionCache::insert_if_current`]).
 //! * A finished flight is not joined by later callers, and a caller never accepts a session
 //!   read before a revocation that completed before the caller arrived.
+//! * Customer-wide invalidations go through a customer → hashes index kept next to the
+//!   cache, not moka predicates, which moka would evaluate on every hit until its
+//!   housekeeper had scanned the whole cache.
+//! * A revocation whose store call failed leaves a tombstone for `max_ttl`: the session may
+//!   still be revoked later by the backend, so it is not cached again until then.
+//! * While an invalidation feed is down (default policy), the cache is bypassed: no lookups,
+//!   no inserts (see [`crate::store::FeedPolicy`]).
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -25,6 +33,7 @@ use crate::clock::Clock;
 use crate::extension::SessionInfo;
 use crate::model::Customer;
 use crate::reject::{InvalidToken, Rejection, StoreUnavailable};
+use crate::store::Invalidation;
 use crate::token::TokenHash;
 
 /// A resolved session as cached: the customer and the session's facts.
@@ -64,6 +73,10 @@ pub(crate) struct CacheConfig {
 
 /// Epoch stripes: a revocation only disturbs in-flight loads whose hash shares its stripe.
 const STRIPES: usize = 64;
+/// Shards of the customer index, so inserts of different customers rarely contend.
+const INDEX_SHARDS: usize = 16;
+/// Bound on remembered failed revocations (tombstones).
+const TOMBSTONES: u64 = 10_000;
 
 pub(crate) struct SessionCache {
     positive: Cache<TokenHash, Arc<CachedSession>>,
@@ -71,6 +84,85 @@ pub(crate) struct SessionCache {
     flights: Mutex<HashMap<TokenHash, Weak<Flight>>>,
     /// Revocation epochs by stripe. The lock also orders inserts against revocations.
     epochs: [Mutex<u64>; STRIPES],
+    by_customer: Arc<CustomerIndex>,
+    /// Sessions and customers whose revocation may not have reached the store.
+    unconfirmed: Cache<TokenHash, ()>,
+    unconfirmed_customers: Cache<Uuid, ()>,
+    /// Set while an invalidation feed is down under the default policy.
+    bypass: AtomicBool,
+}
+
+/// Which cached hashes belong to which customer. Entries are added under the stripe lock
+/// that orders inserts against revocations, and removed by moka's eviction listener. Each
+/// entry remembers which cached value it stands for, so a late notice about an old value
+/// never unlists the value that replaced it.
+struct CustomerIndex {
+    shards: [Mutex<HashMap<Uuid, Vec<Indexed>>>; INDEX_SHARDS],
+}
+
+struct Indexed {
+    hash: TokenHash,
+    /// Identity of the cached `Arc<CachedSession>` (its address while it lives).
+    value: usize,
+}
+
+impl CustomerIndex {
+    fn shard(&self, customer_id: &Uuid) -> MutexGuard<'_, HashMap<Uuid, Vec<Indexed>>> {
+        let shard = customer_id.as_bytes()[15] as usize % INDEX_SHARDS;
+        // Plain maps edited one call at a time: a panic cannot leave one half-written.
+        self.shards[shard].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, customer_id: Uuid, hash: TokenHash, value: &Arc<CachedSession>) {
+        let mut shard = self.shard(&customer_id);
+        let entries = shard.entry(customer_id).or_default();
+        entries.retain(|e| e.hash != hash);
+        entries.push(Indexed {
+            hash,
+            value: Arc::as_ptr(value) as usize,
+        });
+    }
+
+    fn remove(&self, customer_id: Uuid, hash: &TokenHash, value: &Arc<CachedSession>) {
+        let value = Arc::as_ptr(value) as usize;
+        let mut shard = self.shard(&customer_id);
+        if let Some(entries) = shard.get_mut(&customer_id) {
+            entries.retain(|e| !(e.hash == *hash && e.value == value));
+            if entries.is_empty() {
+                shard.remove(&customer_id);
+            }
+        }
+    }
+
+    fn take(&self, customer_id: Uuid) -> Vec<Indexed> {
+        self.shard(&customer_id)
+            .remove(&customer_id)
+            .unwrap_or_default()
+    }
+
+    fn clear(&self) {
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap().values().map(Vec::len).sum::<usize>())
+            .sum()
+    }
+}
+
+/// Whether [`SessionCache::insert_if_current`] kept the entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Insert {
+    Cached,
+    /// A revocation moved the epoch since the load began: the entry may be revoked.
+    Raced,
+    /// Not cached (feed down, or a revocation not confirmed), but valid to hand out.
+    Skipped,
 }
 
 #[derive(Default)]
@@ -100,14 +192,28 @@ impl moka::Expiry<TokenHash, Arc<CachedSession>> for SessionExpiry {
 
 impl SessionCache {
     pub(crate) fn new(config: &CacheConfig, clock: Arc<dyn Clock>) -> Self {
+        let by_customer = Arc::new(CustomerIndex {
+            shards: std::array::from_fn(|_| Mutex::default()),
+        });
+        let index = by_customer.clone();
         let positive = Cache::builder()
             .max_capacity(config.capacity)
             .expire_after(SessionExpiry {
                 clock,
                 max_ttl: config.max_ttl,
             })
-            .support_invalidation_closures()
+            .eviction_listener(move |hash: Arc<TokenHash>, entry: Arc<CachedSession>, _| {
+                index.remove(entry.info.customer_id, &hash, &entry);
+            })
             .build();
+        fn tombstones<K: std::hash::Hash + Eq + Send + Sync + 'static>(
+            ttl: Duration,
+        ) -> Cache<K, ()> {
+            Cache::builder()
+                .max_capacity(TOMBSTONES)
+                .time_to_live(ttl.max(Duration::from_millis(1)))
+                .build()
+        }
         let negative =
             (config.negative_capacity > 0 && !config.negative_ttl.is_zero()).then(|| {
                 Cache::builder()
@@ -120,11 +226,23 @@ impl SessionCache {
             negative,
             flights: Mutex::default(),
             epochs: std::array::from_fn(|_| Mutex::new(0)),
+            by_customer,
+            unconfirmed: tombstones(config.max_ttl),
+            unconfirmed_customers: tombstones(config.max_ttl),
+            bypass: AtomicBool::new(false),
         }
+    }
+
+    /// Stop (or resume) serving from and filling the cache.
+    pub(crate) fn set_bypass(&self, bypass: bool) {
+        self.bypass.store(bypass, Ordering::SeqCst);
     }
 
     /// Probe both caches without waiting.
     pub(crate) fn lookup(&self, hash: &TokenHash) -> Lookup {
+        if self.bypass.load(Ordering::Relaxed) {
+            return Lookup::Miss;
+        }
         if let Some(hit) = self.positive.get(hash) {
             return Lookup::Hit(hit);
         }
@@ -142,16 +260,27 @@ impl SessionCache {
         hash: TokenHash,
         entry: Arc<CachedSession>,
         epoch: u64,
-    ) -> bool {
+    ) -> Insert {
         let current = self.stripe(&hash);
         if *current != epoch {
-            return false;
+            return Insert::Raced;
         }
+        let customer_id = entry.info.customer_id;
+        if self.bypass.load(Ordering::SeqCst)
+            || self.unconfirmed.contains_key(&hash)
+            || self.unconfirmed_customers.contains_key(&customer_id)
+        {
+            return Insert::Skipped;
+        }
+        self.by_customer.add(customer_id, hash, &entry);
         self.positive.insert(hash, entry);
-        true
+        Insert::Cached
     }
 
     pub(crate) fn insert_negative(&self, hash: TokenHash, reason: InvalidToken) {
+        if self.bypass.load(Ordering::Relaxed) {
+            return;
+        }
         if let Some(negative) = &self.negative {
             negative.insert(hash, reason);
         }
@@ -198,21 +327,45 @@ impl SessionCache {
         self.positive.invalidate(hash);
     }
 
-    /// Remove every cached session of a customer.
+    /// Remove every cached session of a customer: one index lookup and a removal per
+    /// session, so hits never pay for it.
     pub(crate) fn invalidate_customer(&self, customer_id: Uuid) {
         let _stripes = self.bump_all();
-        // Only fails if invalidation closures were not enabled, which `new` always does.
-        let _ = self
-            .positive
-            .invalidate_entries_if(move |_, entry| entry.info.customer_id == customer_id);
+        // Taken out first: moka's eviction listener takes the same shard lock.
+        for indexed in self.by_customer.take(customer_id) {
+            self.positive.invalidate(&indexed.hash);
+        }
     }
 
     /// Remove everything (e.g. when a cross-instance invalidation channel was lost).
     pub(crate) fn invalidate_all(&self) {
         let _stripes = self.bump_all();
         self.positive.invalidate_all();
+        self.by_customer.clear();
         if let Some(negative) = &self.negative {
             negative.invalidate_all();
+        }
+    }
+
+    /// A revocation of `hash` may not have reached the store: never cache it again
+    /// until `max_ttl` has passed.
+    pub(crate) fn tombstone(&self, hash: TokenHash) {
+        self.unconfirmed.insert(hash, ());
+        self.invalidate(&hash);
+    }
+
+    /// As [`tombstone`](Self::tombstone), for every session of a customer.
+    pub(crate) fn tombstone_customer(&self, customer_id: Uuid) {
+        self.unconfirmed_customers.insert(customer_id, ());
+        self.invalidate_customer(customer_id);
+    }
+
+    /// Apply a change announced by another instance, exactly as a local revocation.
+    pub(crate) fn apply(&self, invalidation: Invalidation) {
+        match invalidation {
+            Invalidation::Session(hash) => self.invalidate(&hash),
+            Invalidation::Customer(id) => self.invalidate_customer(id),
+            Invalidation::All => self.invalidate_all(),
         }
     }
 
@@ -310,5 +463,162 @@ impl Drop for FlightGuard<'_> {
         {
             flights.remove(&self.hash);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::extension::CredentialSource;
+    use crate::model::CustomerData;
+    use crate::token::TokenKind;
+
+    fn cache() -> (SessionCache, ManualClock) {
+        let clock = ManualClock::new(chrono::Utc::now());
+        let config = CacheConfig {
+            capacity: 1_000,
+            max_ttl: Duration::from_secs(60),
+            negative_capacity: 100,
+            negative_ttl: Duration::from_secs(5),
+        };
+        (SessionCache::new(&config, Arc::new(clock.clone())), clock)
+    }
+
+    fn entry(clock: &ManualClock, customer: &Customer, n: u8) -> (TokenHash, Arc<CachedSession>) {
+        let hash = TokenHash::from_bytes([n; 32]);
+        let expires_at = clock.now() + chrono::TimeDelta::hours(1);
+        let entry = CachedSession {
+            customer: customer.clone(),
+            info: SessionInfo {
+                id: Uuid::new_v4(),
+                customer_id: customer.id,
+                expires_at,
+                kind: TokenKind::Customer,
+                source: CredentialSource::Header,
+                return_url: None,
+                token_hash: hash,
+            },
+            expires_at_micros: expires_at.timestamp_micros(),
+            customer_active: true,
+        };
+        (hash, Arc::new(entry))
+    }
+
+    fn insert(cache: &SessionCache, (hash, entry): (TokenHash, Arc<CachedSession>)) -> Insert {
+        let epoch = cache.epoch(&hash);
+        cache.insert_if_current(hash, entry, epoch)
+    }
+
+    fn customer() -> Customer {
+        Customer::new(CustomerData::new(chrono::Utc::now()))
+    }
+
+    fn is_hit(cache: &SessionCache, hash: &TokenHash) -> bool {
+        matches!(cache.lookup(hash), Lookup::Hit(_))
+    }
+
+    #[test]
+    fn invalidate_customer_drops_exactly_that_customers_entries() {
+        let (cache, clock) = cache();
+        let (jane, john) = (customer(), customer());
+        for n in 0..3 {
+            assert_eq!(insert(&cache, entry(&clock, &jane, n)), Insert::Cached);
+        }
+        assert_eq!(insert(&cache, entry(&clock, &john, 9)), Insert::Cached);
+        assert_eq!(cache.by_customer.len(), 4);
+
+        cache.invalidate_customer(jane.id);
+        for n in 0..3 {
+            assert!(!is_hit(&cache, &TokenHash::from_bytes([n; 32])));
+        }
+        assert!(is_hit(&cache, &TokenHash::from_bytes([9; 32])));
+        cache.positive.run_pending_tasks();
+        assert_eq!(
+            cache.by_customer.len(),
+            1,
+            "only John's entry stays indexed"
+        );
+    }
+
+    #[test]
+    fn a_late_eviction_notice_does_not_unlist_the_entry_that_replaced_it() {
+        let (cache, clock) = cache();
+        let jane = customer();
+        insert(&cache, entry(&clock, &jane, 1));
+        // `invalidate_all` notifies lazily; the same key is cached again before it does.
+        cache.invalidate_all();
+        insert(&cache, entry(&clock, &jane, 1));
+        cache.positive.run_pending_tasks();
+        cache.invalidate_customer(jane.id);
+        assert!(
+            !is_hit(&cache, &TokenHash::from_bytes([1; 32])),
+            "the re-inserted entry was still indexed, so the customer invalidation found it"
+        );
+    }
+
+    #[test]
+    fn an_insert_that_raced_a_revocation_is_refused() {
+        let (cache, clock) = cache();
+        let (hash, value) = entry(&clock, &customer(), 1);
+        let epoch = cache.epoch(&hash);
+        cache.invalidate(&hash);
+        assert_eq!(cache.insert_if_current(hash, value, epoch), Insert::Raced);
+        assert!(!is_hit(&cache, &hash));
+    }
+
+    #[test]
+    fn tombstones_keep_unconfirmed_revocations_out_of_the_cache() {
+        let (cache, clock) = cache();
+        let (jane, john) = (customer(), customer());
+        let janes = entry(&clock, &jane, 1);
+        cache.tombstone(janes.0);
+        assert_eq!(insert(&cache, janes.clone()), Insert::Skipped);
+        assert!(!is_hit(&cache, &janes.0));
+
+        cache.tombstone_customer(john.id);
+        assert_eq!(insert(&cache, entry(&clock, &john, 2)), Insert::Skipped);
+        assert_eq!(insert(&cache, entry(&clock, &jane, 3)), Insert::Cached);
+    }
+
+    #[test]
+    fn a_bypassed_cache_neither_answers_nor_fills() {
+        let (cache, clock) = cache();
+        let jane = customer();
+        let cached = entry(&clock, &jane, 1);
+        insert(&cache, cached.clone());
+        cache.insert_negative(TokenHash::from_bytes([7; 32]), InvalidToken::Unknown);
+        cache.set_bypass(true);
+        assert!(matches!(cache.lookup(&cached.0), Lookup::Miss));
+        assert!(matches!(
+            cache.lookup(&TokenHash::from_bytes([7; 32])),
+            Lookup::Miss
+        ));
+        assert_eq!(insert(&cache, entry(&clock, &jane, 2)), Insert::Skipped);
+        cache.set_bypass(false);
+        assert!(
+            !is_hit(&cache, &TokenHash::from_bytes([2; 32])),
+            "nothing was cached meanwhile"
+        );
+    }
+
+    #[test]
+    fn feed_invalidations_apply_like_local_ones() {
+        let (cache, clock) = cache();
+        let jane = customer();
+        let first = entry(&clock, &jane, 1);
+        let second = entry(&clock, &jane, 2);
+        insert(&cache, first.clone());
+        insert(&cache, second.clone());
+        let epoch = cache.epoch(&first.0);
+        cache.apply(Invalidation::Session(first.0));
+        assert!(!is_hit(&cache, &first.0));
+        assert!(is_hit(&cache, &second.0));
+        assert_eq!(
+            cache.insert_if_current(first.0, first.1, epoch),
+            Insert::Raced
+        );
+        cache.apply(Invalidation::Customer(jane.id));
+        assert!(!is_hit(&cache, &second.0));
     }
 }

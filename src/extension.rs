@@ -42,7 +42,7 @@ pub struct SessionInfo {
     /// The session's return URL, if any.
     pub return_url: Option<Arc<str>>,
     /// The token's keyed hash, e.g. for
-    /// [`CustomerSessions::revoke_hash`](crate::CustomerSessions::revoke_hash).
+    /// [`SessionManager::revoke_hash`](crate::SessionManager::revoke_hash).
     pub token_hash: TokenHash,
 }
 

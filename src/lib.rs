@@ -11,18 +11,19 @@
 //! ```
 //! use axum::{Router, routing::get};
 //! use tower_customer_session::model::CustomerData;
-//! use tower_customer_session::{CreateSession, Customer, CustomerSessionLayer, CustomerSessions, MemoryStore};
+//! use tower_customer_session::{CreateSession, Customer, CustomerSessionLayer, SessionManager, MemoryStore};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let store = MemoryStore::new();
-//! let mut data = CustomerData::new(uuid::Uuid::new_v4(), chrono::Utc::now());
+//! let mut data = CustomerData::new(chrono::Utc::now());
 //! data.email = Some("jane@example.com".into());
 //! let jane = store.insert_customer(data);
 //!
-//! let sessions = CustomerSessions::builder(store)
+//! let sessions = SessionManager::builder(store)
 //!     .secret(b"at least 32 bytes from your secret manager")
-//!     .build();
+//!     .build()
+//!     .unwrap();
 //!
 //! let app: Router = Router::new()
 //!     .route("/me", get(|c: Customer| async move { c.email.clone().unwrap_or_default() }))
@@ -61,15 +62,15 @@
 //!
 //! # Revocation
 //!
-//! Revoke through [`CustomerSessions`] ([`revoke`](CustomerSessions::revoke),
-//! [`revoke_all`](CustomerSessions::revoke_all)): the store first, then the cache, so the
+//! Revoke through [`SessionManager`] ([`revoke`](SessionManager::revoke),
+//! [`revoke_all`](SessionManager::revoke_all)): the store first, then the cache, so the
 //! next request is refused. A revocation that lands while a load for the same token is in
 //! flight does not let that load re-insert the session. Revocations made by another process
 //! sharing the store are seen within the cache's max TTL (60 s by default).
 //!
 //! # Configuration
 //!
-//! Two builders, each method stating its default: [`CustomerSessions::builder`] for
+//! Two builders, each method stating its default: [`SessionManager::builder`] for
 //! resolution (secret, token prefixes, session lifetime, cache sizes and lifetimes, store
 //! timeout, clock), shared by every layer and by your code; and [`CustomerSessionLayer`] for
 //! the HTTP side (Bearer and cookie sources, realm, required or optional mode, CSRF guard,
@@ -103,10 +104,10 @@ mod csrf;
 mod extension;
 mod extract;
 pub mod layer;
+mod manager;
 pub mod model;
 pub mod portal;
 pub mod reject;
-mod sessions;
 pub mod store;
 pub mod token;
 mod verify;
@@ -115,9 +116,11 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use cookie::{SameSite, SessionCookie};
 pub use extension::{CredentialSource, SessionInfo};
 pub use layer::{CustomerSessionLayer, CustomerSessionService, Mode};
+pub use manager::{BuildError, CreateError, CreateSession, SessionManager, SessionManagerBuilder};
 pub use model::{Customer, CustomerSession};
 pub use reject::{
     DefaultRejection, InvalidRequest, InvalidToken, OnRejection, Rejection, StoreUnavailable,
 };
-pub use sessions::{CreateSession, CustomerSessions, CustomerSessionsBuilder};
-pub use store::{MemoryStore, SessionStore, StoreError};
+pub use store::{
+    CustomerStore, DynStore, MemoryStore, SessionAdmin, SessionKey, SessionStore, StoreError,
+};

@@ -14,7 +14,7 @@ use http::Request;
 use proptest::prelude::*;
 use security_common::{COOKIE, Fixture, MEMBER, UNKNOWN, VALID, challenge_error, epoch};
 use tower::ServiceExt;
-use tower_customer_session::{CreateSession, CredentialSource, Customer, StoreError};
+use tower_customer_session::{CreateError, CreateSession, CredentialSource, Customer, StoreError};
 
 const SESSION_TTL_MINUTES: i64 = 30;
 
@@ -34,7 +34,7 @@ enum Op {
     InvalidateAll,
     /// A request through the layer with a token, by header or by cookie.
     Request(prop::sample::Index, bool),
-    /// `CustomerSessions::authenticate` directly.
+    /// `SessionManager::authenticate` directly.
     Authenticate(prop::sample::Index),
 }
 
@@ -132,7 +132,12 @@ impl Real {
 }
 
 async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let fixture = Fixture::with(|b| b.session_ttl(TimeDelta::minutes(SESSION_TTL_MINUTES))).await;
+    let fixture = Fixture::with(|b| {
+        b.session_ttl(std::time::Duration::from_secs(
+            SESSION_TTL_MINUTES as u64 * 60,
+        ))
+    })
+    .await;
     let app = fixture.app();
     let real = Real { fixture, app };
     let sessions = &real.fixture.sessions;
@@ -148,7 +153,10 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .await;
                 if model.deleted[c] {
                     prop_assert!(
-                        matches!(created, Err(StoreError::UnknownCustomer)),
+                        matches!(
+                            created,
+                            Err(CreateError::Store(StoreError::UnknownCustomer))
+                        ),
                         "step {}: session created for a deleted customer",
                         step
                     );
@@ -188,8 +196,8 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Delete(c) => {
                 let id = real.customer(c).id;
-                prop_assert!(real.fixture.probe.memory.delete_customer(id));
-                sessions.invalidate_customer(id);
+                // Through the crate's API, which drops the cached sessions itself.
+                prop_assert!(sessions.delete_customer(id).await.unwrap());
                 model.deleted[c] = true;
             }
             Op::InvalidateAll => sessions.invalidate_all(),

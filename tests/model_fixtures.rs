@@ -527,9 +527,9 @@ fn customer_data_new_is_empty_individual() {
     let created = utc(2026, 5, 1, 8, 0, 0)
         .with_nanosecond(123_456_789)
         .unwrap();
-    let data = CustomerData::new(org, created);
+    let data = CustomerData::new(created).organization(org);
     assert_eq!(data.id.get_version_num(), 4);
-    assert_ne!(data.id, CustomerData::new(org, created).id);
+    assert_ne!(data.id, CustomerData::new(created).organization(org).id);
     assert_eq!(data.organization_id, org);
     assert_eq!(data.created_at.nanosecond(), 123_456_000);
     assert_eq!(data.customer_type, CustomerType::Individual);

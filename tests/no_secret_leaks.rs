@@ -27,7 +27,7 @@ use tower_customer_session::store::{CustomerRef, NewSession, StoreError};
 use tower_customer_session::token::{TokenFormat, TokenKind};
 use tower_customer_session::{
     CreateSession, CredentialSource, Customer, InvalidRequest, InvalidToken, Rejection,
-    SessionCookie, SessionInfo, SessionStore, StoreUnavailable,
+    SessionCookie, SessionInfo, SessionKey, SessionStore, StoreUnavailable,
 };
 
 /// The process-wide log buffer: tests run in parallel threads, so one global subscriber.
@@ -367,15 +367,16 @@ async fn sessions_api_and_public_types_leak_nothing() {
     evidence.display("ShortHash", &hash.short());
     evidence.debug("TokenHasher", sessions.hasher());
     evidence.debug("TokenFormat", sessions.format());
-    evidence.debug("CustomerSessions", sessions);
+    evidence.debug("SessionManager", sessions);
     let record = fixture
         .probe
         .memory
-        .load(&hash)
+        .load(SessionKey::new(&hash, token))
         .await
         .expect("load")
         .expect("stored");
     evidence.debug("SessionRecord", &record);
+    evidence.debug("SessionKey", &SessionKey::new(&hash, token));
     let new = NewSession {
         id: uuid::Uuid::new_v4(),
         token_hash: hash,

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower_customer_session::model::{Address, CustomerData, Metadata, MetadataValue};
 use tower_customer_session::token::{TokenFormat, TokenKind};
-use tower_customer_session::{Clock, CustomerSessions, ManualClock, MemoryStore, SessionCookie};
+use tower_customer_session::{Clock, ManualClock, MemoryStore, SessionCookie, SessionManager};
 use uuid::Uuid;
 
 use app::browser::{escape_html, session_cookie};
@@ -50,11 +50,12 @@ async fn serve(cookie: SessionCookie) -> Server {
     let clock = ManualClock::new(Utc::now());
     let store = MemoryStore::with_clock(clock.clone());
     let demo = seed::seed(&store);
-    let sessions = CustomerSessions::builder(store)
+    let sessions = SessionManager::builder(store)
         .secret(b"portal browser secret, 32 bytes!")
         .portal_url(format!("http://{addr}/portal"))
         .clock(clock.clone())
-        .build();
+        .build()
+        .unwrap();
     let state = app::AppState::new(sessions, ORG_TOKEN);
     let router = app::router_with_cookie(state.clone(), cookie);
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -329,7 +330,7 @@ async fn without_secure_the_cookie_has_no_secure_and_no_prefix() {
 #[tokio::test]
 async fn customer_values_are_escaped() {
     let server = serve_default().await;
-    let mut data = CustomerData::new(seed::ORGANIZATION_ID, Utc::now());
+    let mut data = CustomerData::new(Utc::now()).organization(seed::ORGANIZATION_ID);
     data.id = Uuid::new_v4();
     data.name = Some(XSS_NAME.to_owned());
     data.email = Some("o'brien+\"quoted\"@example.com".to_owned());

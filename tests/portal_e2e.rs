@@ -24,7 +24,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower_customer_session::token::{TokenFormat, TokenKind};
-use tower_customer_session::{CustomerSessions, MemoryStore};
+use tower_customer_session::{MemoryStore, SessionManager};
 use uuid::Uuid;
 
 const ORG_TOKEN: &str = "polar_oat_e2eOrganizationToken0123456789abcdefghijkl";
@@ -59,10 +59,11 @@ async fn serve() -> Server {
     let addr = listener.local_addr().unwrap();
     let store = MemoryStore::new();
     let demo = seed::seed(&store);
-    let sessions = CustomerSessions::builder(store)
+    let sessions = SessionManager::builder(store)
         .secret(b"portal e2e secret, 32 bytes long")
         .portal_url(format!("http://{addr}/portal"))
-        .build();
+        .build()
+        .unwrap();
     let state = app::AppState::new(sessions, ORG_TOKEN);
     let router = app::router(state.clone());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -268,7 +269,7 @@ async fn unknown_or_deleted_customer_is_polars_422() {
     assert_eq!(body["detail"][0]["msg"], "Customer does not exist.");
 
     let team = server.demo.team.id;
-    assert!(server.state.sessions.store().delete_customer(team));
+    assert!(server.state.sessions.delete_customer(team).await.unwrap());
     let body = assert_unprocessable(server.create(json!({ "customer_id": team })).await).await;
     assert_eq!(body["detail"][0]["input"], team.to_string());
 }

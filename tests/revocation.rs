@@ -1,4 +1,4 @@
-//! Revocation through the `CustomerSessions` handle: cached entries go at once, and a load
+//! Revocation through the `SessionManager` handle: cached entries go at once, and a load
 //! that races a revocation cannot bring the session back.
 
 mod common;

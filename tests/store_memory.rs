@@ -1,28 +1,54 @@
-//! The store contract, run against the embedded [`MemoryStore`].
+//! The conformance kit, run against the embedded [`MemoryStore`]; and the expiry boundary,
+//! which only a store on an injectable clock can show to the microsecond.
 
-mod common;
-
-use common::store_contract::{ContractStore, store_contract_tests};
+use chrono::TimeDelta;
 use tower_customer_session::model::CustomerData;
-use tower_customer_session::{Customer, ManualClock, MemoryStore};
+use tower_customer_session::store::NewSession;
+use tower_customer_session::store::testing;
+use tower_customer_session::token::{TokenFormat, TokenHasher, TokenKind};
+use tower_customer_session::{
+    Clock, ManualClock, MemoryStore, SessionAdmin, SessionKey, SessionStore,
+};
 use uuid::Uuid;
 
-impl ContractStore for MemoryStore {
-    async fn add_customer(&self, data: CustomerData) -> Customer {
-        self.insert_customer(data)
-    }
-
-    async fn soft_delete_customer(&self, id: Uuid) {
-        assert!(self.delete_customer(id));
-    }
-
-    async fn raw_contents(&self) -> String {
-        // The memory store has no wire format; its `Debug` is all it shows of itself.
-        format!("{self:?}")
-    }
+#[test]
+fn the_kit_runs_on_the_memory_store() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(testing::run(|| async { MemoryStore::new() }));
 }
 
-store_contract_tests!({
-    let clock = ManualClock::new(common::start_time());
-    (MemoryStore::with_clock(clock.clone()), clock)
-});
+#[tokio::test]
+async fn expiry_is_judged_to_the_microsecond() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let store = MemoryStore::with_clock(clock.clone());
+    let jane = store.insert_customer(CustomerData::new(clock.now()));
+    let token = TokenFormat::polar().generate(TokenKind::Customer).unwrap();
+    let hasher = TokenHasher::new(b"memory store test secret 32 byte");
+    let hash = hasher.hash(token.expose_secret());
+    let created_at = tower_customer_session::model::truncate_to_micros(clock.now());
+    let new = NewSession {
+        id: Uuid::new_v4(),
+        token_hash: hash,
+        kind: TokenKind::Customer,
+        customer: jane.id.into(),
+        created_at,
+        expires_at: created_at + TimeDelta::hours(1),
+        return_url: None,
+    };
+    store.create(new.clone()).await.unwrap();
+    let key = SessionKey::new(&hash, token.expose_secret());
+
+    clock.set(new.expires_at - TimeDelta::microseconds(1));
+    assert!(
+        store.load(key).await.unwrap().is_some(),
+        "one microsecond left"
+    );
+    clock.set(new.expires_at);
+    assert!(
+        store.load(key).await.unwrap().is_none(),
+        "`expires_at` itself is expired"
+    );
+}

@@ -13,11 +13,13 @@ use http::Request;
 use http::header::{AUTHORIZATION, COOKIE};
 use http_body_util::Full;
 use tower_customer_session::model::CustomerData;
-use tower_customer_session::store::{NewSession, SessionRecord, StoreError};
+use tower_customer_session::store::{
+    NewSession, SessionAdmin, SessionKey, SessionRecord, StoreError, StoreScope,
+};
 use tower_customer_session::token::TokenHash;
 use tower_customer_session::token::TokenKind;
 use tower_customer_session::{
-    CreateSession, CustomerSessions, CustomerSessionsBuilder, MemoryStore, SessionStore,
+    CreateSession, MemoryStore, SessionManager, SessionManagerBuilder, SessionStore,
 };
 use uuid::Uuid;
 
@@ -49,8 +51,8 @@ pub fn demo_customer_n(n: usize) -> CustomerData {
 
 /// Builder with the bench defaults: fixed secret, and cache lifetimes long enough that no
 /// entry expires while criterion is measuring (the defaults are 60 s / 5 s).
-pub fn builder<S: SessionStore>(store: S) -> CustomerSessionsBuilder<S> {
-    CustomerSessions::builder(store)
+pub fn builder<S: SessionStore>(store: S) -> SessionManagerBuilder<S> {
+    SessionManager::builder(store)
         .secret(SECRET)
         .cache_max_ttl(Duration::from_secs(3600))
         .negative_cache_ttl(Duration::from_secs(3600))
@@ -67,9 +69,9 @@ pub enum Spread {
 
 /// Insert customers into `store` and create `n` sessions through `sessions`; returns the
 /// raw tokens in creation order.
-pub async fn populate<S: SessionStore>(
+pub async fn populate<S: SessionAdmin>(
     store: &MemoryStore,
-    sessions: &CustomerSessions<S>,
+    sessions: &SessionManager<S>,
     n: usize,
     spread: Spread,
 ) -> Vec<String> {
@@ -173,14 +175,20 @@ impl<S> Counting<S> {
 }
 
 impl<S: SessionStore> SessionStore for Counting<S> {
-    async fn load(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
+    async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
         self.loads.fetch_add(1, Ordering::Relaxed);
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
-        self.inner.load(hash).await
+        self.inner.load(key).await
     }
 
+    fn scope(&self) -> StoreScope {
+        self.inner.scope()
+    }
+}
+
+impl<S: SessionAdmin> SessionAdmin for Counting<S> {
     async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
         self.inner.create(session).await
     }

@@ -31,8 +31,8 @@ use tower_customer_session::model::{
 use tower_customer_session::store::CustomerRef;
 use tower_customer_session::token::TokenKind;
 use tower_customer_session::{
-    CreateSession, CredentialSource, Customer, CustomerSessionLayer, CustomerSessions, MemoryStore,
-    SessionCookie, SessionInfo, StoreError,
+    CreateError, CreateSession, CredentialSource, Customer, CustomerSessionLayer, MemoryStore,
+    SessionCookie, SessionInfo, SessionManager, StoreError,
 };
 use uuid::Uuid;
 
@@ -53,13 +53,13 @@ const MAX_URL_LEN: usize = 2083;
 #[derive(Clone)]
 pub struct AppState {
     /// Issues, resolves and revokes customer sessions.
-    pub sessions: CustomerSessions<MemoryStore>,
+    pub sessions: SessionManager<MemoryStore>,
     org_token: Arc<OrgToken>,
 }
 
 impl AppState {
     /// State for a server whose merchant backend authenticates with `org_token`.
-    pub fn new(sessions: CustomerSessions<MemoryStore>, org_token: &str) -> Self {
+    pub fn new(sessions: SessionManager<MemoryStore>, org_token: &str) -> Self {
         Self {
             sessions,
             org_token: Arc::new(OrgToken::new(org_token)),
@@ -150,7 +150,7 @@ async fn create_customer_session(State(state): State<AppState>, body: Bytes) -> 
     {
         Ok(session) => (StatusCode::CREATED, Json(session)).into_response(),
         // Unknown and deleted customers look the same, as in Polar.
-        Err(StoreError::UnknownCustomer) => {
+        Err(CreateError::Store(StoreError::UnknownCustomer)) => {
             let (field, input) = match request.customer {
                 CustomerRef::Id(id) => ("customer_id", Value::from(id.to_string())),
                 CustomerRef::ExternalId(id) => ("external_customer_id", Value::from(id)),

@@ -25,8 +25,8 @@ use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_customer_session::{
-    Customer, CustomerSessionLayer, CustomerSessions, MemoryStore, Rejection, SessionCookie,
-    SessionInfo,
+    Customer, CustomerSessionLayer, MemoryStore, Rejection, SessionCookie, SessionInfo,
+    SessionManager,
 };
 
 /// The session cookie's name before the `__Host-` prefix.
@@ -43,12 +43,12 @@ pub fn session_cookie(secure: bool) -> SessionCookie {
 
 #[derive(Clone)]
 struct Portal {
-    sessions: CustomerSessions<MemoryStore>,
+    sessions: SessionManager<MemoryStore>,
     cookie: SessionCookie,
 }
 
 /// The portal's routes, to merge next to the API.
-pub fn router(sessions: CustomerSessions<MemoryStore>, cookie: SessionCookie) -> Router {
+pub fn router(sessions: SessionManager<MemoryStore>, cookie: SessionCookie) -> Router {
     let auth = CustomerSessionLayer::new(sessions.clone()).cookie(cookie.clone());
     // Layers run outermost first: the hand-off answers token links itself; anything else
     // reaches the session check, which lets anonymous visitors through to the page.

@@ -40,7 +40,7 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tokio::net::TcpListener;
-use tower_customer_session::{CreateSession, CustomerSession, CustomerSessions, MemoryStore};
+use tower_customer_session::{CreateSession, CustomerSession, MemoryStore, SessionManager};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -63,7 +63,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let store = MemoryStore::new();
     let demo = seed::seed(&store);
 
-    let mut sessions = CustomerSessions::builder(store)
+    let mut sessions = SessionManager::builder(store)
         // Where `customer_portal_url` in created sessions points.
         .portal_url(format!("http://{addr}/portal"));
     match non_empty_env("SESSION_SECRET") {
@@ -75,7 +75,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
         None => tracing::info!("SESSION_SECRET not set: sessions end with this process"),
     }
-    let sessions = sessions.build();
+    let sessions = sessions.build()?;
     let org_token = non_empty_env("ORG_TOKEN").unwrap_or_else(random_org_token);
     let cookie_secure = match non_empty_env("COOKIE_SECURE").as_deref() {
         None | Some("true" | "1") => true,

@@ -35,7 +35,8 @@ pub fn seed(store: &MemoryStore) -> Demo {
 
 fn individual() -> CustomerData {
     let email = "customer@example.com";
-    let mut c = CustomerData::new(ORGANIZATION_ID, time("2025-01-07T10:41:47.370925Z"));
+    let mut c =
+        CustomerData::new(time("2025-01-07T10:41:47.370925Z")).organization(ORGANIZATION_ID);
     c.id = uuid!("992fae2a-2a17-4b7a-8d9e-e287cf90131b");
     c.modified_at = Some(time("2025-02-11T08:03:12.551208Z"));
     c.metadata = Metadata::from([
@@ -64,7 +65,7 @@ fn individual() -> CustomerData {
 }
 
 fn team() -> CustomerData {
-    let mut c = CustomerData::new(ORGANIZATION_ID, time("2026-01-01T00:00:00Z"));
+    let mut c = CustomerData::new(time("2026-01-01T00:00:00Z")).organization(ORGANIZATION_ID);
     c.id = uuid!("5f0c6a8e-2b0e-4a77-9a39-3f1d2c4b5e61");
     c.customer_type = CustomerType::Team;
     c.name = Some("Acme Inc.".to_owned());

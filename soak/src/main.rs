@@ -33,7 +33,7 @@ use tower_customer_session::model::CustomerData;
 use tower_customer_session::store::{CustomerRef, NewSession, SessionRecord, StoreError};
 use tower_customer_session::token::{TokenHash, TokenHasher, TokenKind};
 use tower_customer_session::{
-    CreateSession, Customer, CustomerSessionLayer, CustomerSessions, MemoryStore, SessionStore,
+    CreateSession, Customer, CustomerSessionLayer, SessionManager, MemoryStore, SessionStore,
 };
 
 const SECRET: &[u8] = b"soak secret, thirty-two bytes!!!";
@@ -210,7 +210,7 @@ async fn me(customer: Customer) -> String {
 }
 
 /// Deterministic garbage of several kinds, none of which is an issued token.
-fn invalid_tokens(sessions: &CustomerSessions<FaultStore>, valid: &str) -> Vec<String> {
+fn invalid_tokens(sessions: &SessionManager<FaultStore>, valid: &str) -> Vec<String> {
     let mut out = vec![
         String::new(),
         "x".into(),
@@ -259,13 +259,13 @@ async fn main() -> ExitCode {
 
     // The server: layer on the fault store, on a loopback port.
     let memory = MemoryStore::new();
-    let customer = memory.insert_customer(CustomerData::new(uuid::Uuid::new_v4(), Utc::now()));
+    let customer = memory.insert_customer(CustomerData::new(Utc::now()));
     let store = FaultStore {
         memory: memory.clone(),
         schedule: Arc::default(),
         calls: Arc::default(),
     };
-    let sessions = CustomerSessions::builder(store.clone())
+    let sessions = SessionManager::builder(store.clone())
         .secret(SECRET)
         .store_timeout(STORE_TIMEOUT)
         // Longer than the whole run: cached sessions must ride out every fault.

@@ -17,9 +17,9 @@ pub use service::CustomerSessionService;
 use crate::cookie::SessionCookie;
 use crate::csrf::CsrfGuard;
 use crate::extract::Sources;
+use crate::manager::SessionManager;
 use crate::reject::is_valid_realm;
 use crate::reject::{DefaultRejection, OnRejection, Responses};
-use crate::sessions::CustomerSessions;
 
 /// Whether requests without credentials get through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,11 +53,12 @@ pub(crate) struct LayerConfig {
 ///
 /// ```
 /// use axum::{Router, routing::get};
-/// use tower_customer_session::{Customer, CustomerSessionLayer, CustomerSessions, MemoryStore};
+/// use tower_customer_session::{Customer, CustomerSessionLayer, SessionManager, MemoryStore};
 ///
-/// let sessions = CustomerSessions::builder(MemoryStore::new())
+/// let sessions = SessionManager::builder(MemoryStore::new())
 ///     .secret(b"0123456789abcdef0123456789abcdef")
-///     .build();
+///     .build()
+///     .unwrap();
 /// let app: Router = Router::new()
 ///     .route("/me", get(|customer: Customer| async move { customer.email.clone().unwrap_or_default() }))
 ///     .route_layer(CustomerSessionLayer::new(sessions));
@@ -65,14 +66,14 @@ pub(crate) struct LayerConfig {
 #[derive(Clone)]
 #[must_use]
 pub struct CustomerSessionLayer<St, R = DefaultRejection> {
-    sessions: CustomerSessions<St>,
+    sessions: SessionManager<St>,
     config: Arc<LayerConfig>,
     on_rejection: R,
 }
 
 impl<St> CustomerSessionLayer<St> {
     /// A layer resolving tokens through `sessions`, with the defaults above.
-    pub fn new(sessions: CustomerSessions<St>) -> Self {
+    pub fn new(sessions: SessionManager<St>) -> Self {
         let realm = "polar";
         Self {
             sessions,
@@ -104,8 +105,8 @@ impl<St, R> CustomerSessionLayer<St, R> {
     /// cookie on the same request is ignored, even if the header is invalid.
     ///
     /// ```
-    /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore};
-    /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+    /// # use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore};
+    /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
     /// // Cookie-only, e.g. for a browser portal behind a proxy that sets its own Authorization.
     /// let layer = CustomerSessionLayer::new(sessions).bearer(false).cookie("portal_session");
     /// # let _ = layer;
@@ -123,8 +124,8 @@ impl<St, R> CustomerSessionLayer<St, R> {
     /// the cookie.
     ///
     /// ```
-    /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore};
-    /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+    /// # use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore};
+    /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
     /// // Reads the cookie `__Host-customer_session`.
     /// let layer = CustomerSessionLayer::new(sessions).cookie("customer_session");
     /// # let _ = layer;
@@ -142,8 +143,8 @@ impl<St, R> CustomerSessionLayer<St, R> {
     /// they get `403`. Default: `true`. Bearer-authenticated requests are never affected.
     ///
     /// ```
-    /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore};
-    /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+    /// # use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore};
+    /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
     /// let layer = CustomerSessionLayer::new(sessions).cookie("sid").csrf_guard(false);
     /// # let _ = layer;
     /// ```
@@ -161,8 +162,8 @@ impl<St, R> CustomerSessionLayer<St, R> {
     /// If `origin` is not a valid header value.
     ///
     /// ```
-    /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore};
-    /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+    /// # use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore};
+    /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
     /// let layer = CustomerSessionLayer::new(sessions)
     ///     .cookie("sid")
     ///     .allow_origin("https://shop.example");
@@ -181,8 +182,8 @@ impl<St, R> CustomerSessionLayer<St, R> {
     /// If `realm` contains `"`, `\` or a character outside printable ASCII (RFC 6750 §3).
     ///
     /// ```
-    /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore};
-    /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+    /// # use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore};
+    /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
     /// let layer = CustomerSessionLayer::new(sessions).realm("acme portal");
     /// # let _ = layer;
     /// ```
@@ -200,8 +201,8 @@ impl<St, R> CustomerSessionLayer<St, R> {
     /// The `Retry-After` seconds sent with 503 when the store fails. Default: 1.
     ///
     /// ```
-    /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore};
-    /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+    /// # use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore};
+    /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
     /// let layer = CustomerSessionLayer::new(sessions).retry_after(5);
     /// # let _ = layer;
     /// ```
@@ -215,8 +216,8 @@ impl<St, R> CustomerSessionLayer<St, R> {
     /// Required or optional authentication. Default: [`Mode::Required`].
     ///
     /// ```
-    /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore, Mode};
-    /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+    /// # use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore, Mode};
+    /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
     /// let layer = CustomerSessionLayer::new(sessions).mode(Mode::Optional);
     /// # let _ = layer;
     /// ```
@@ -228,8 +229,8 @@ impl<St, R> CustomerSessionLayer<St, R> {
     /// Shorthand for `.mode(Mode::Optional)`.
     ///
     /// ```
-    /// # use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore};
-    /// # let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+    /// # use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore};
+    /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
     /// let layer = CustomerSessionLayer::new(sessions).optional();
     /// # let _ = layer;
     /// ```
@@ -264,7 +265,7 @@ impl<St, R> CustomerSessionLayer<St, R> {
     }
 
     /// The sessions handle this layer resolves tokens with.
-    pub fn sessions(&self) -> &CustomerSessions<St> {
+    pub fn sessions(&self) -> &SessionManager<St> {
         &self.sessions
     }
 }

@@ -15,23 +15,23 @@ use super::{LayerConfig, Mode, ResponseBody};
 use crate::cache::CachedSession;
 use crate::extension::{Anonymous, CredentialSource};
 use crate::extract::extract;
+use crate::manager::SessionManager;
 use crate::reject::{OnRejection, Rejection};
-use crate::sessions::CustomerSessions;
 use crate::store::SessionStore;
-use crate::token::TokenHash;
+use crate::token::{SessionToken, TokenHash};
 
 /// Middleware that authenticates customers; built by
 /// [`CustomerSessionLayer`](super::CustomerSessionLayer).
 pub struct CustomerSessionService<S, St, R> {
     inner: S,
-    sessions: CustomerSessions<St>,
+    sessions: SessionManager<St>,
     rejector: Rejector<R>,
 }
 
 impl<S, St, R> CustomerSessionService<S, St, R> {
     pub(super) fn new(
         inner: S,
-        sessions: CustomerSessions<St>,
+        sessions: SessionManager<St>,
         config: Arc<LayerConfig>,
         on_rejection: R,
     ) -> Self {
@@ -107,10 +107,11 @@ where
             Decision::Rejected(rejection, source) => {
                 ResponseFuture::rejected(self.rejector.reject(rejection, request, source, &span))
             }
-            Decision::Load(hash, source) => {
+            Decision::Load(hash, source, token) => {
                 let sessions = self.sessions.clone();
-                let load =
-                    Box::pin(async move { sessions.load(hash).await }.instrument(span.clone()));
+                let load = Box::pin(
+                    async move { sessions.load(hash, token).await }.instrument(span.clone()),
+                );
                 // Call the instance that was polled ready; leave a fresh clone in its place.
                 let ready = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, ready);
@@ -137,8 +138,8 @@ enum Decision {
     Anonymous,
     /// Refused; the source says whether a dead session cookie should be cleared.
     Rejected(Rejection, Option<CredentialSource>),
-    /// A cache miss: the store must be asked.
-    Load(TokenHash, CredentialSource),
+    /// A cache miss: the store must be asked (a remote authority needs the token itself).
+    Load(TokenHash, CredentialSource, SessionToken),
 }
 
 impl<S, St: SessionStore, R: OnRejection> CustomerSessionService<S, St, R> {
@@ -182,7 +183,8 @@ impl<S, St: SessionStore, R: OnRejection> CustomerSessionService<S, St, R> {
             }
             None => {
                 record(span, "cache", "miss");
-                Decision::Load(hash, source)
+                let token = SessionToken::from_secret(token.expose_secret().to_owned());
+                Decision::Load(hash, source, token)
             }
         }
     }

@@ -74,10 +74,21 @@ pub struct CustomerData {
 }
 
 impl CustomerData {
-    /// A new individual customer with a fresh v4 id and every optional field empty.
+    /// A new individual customer with a fresh v4 id, created at `created_at`, every optional
+    /// field empty and the nil organization id (set one with [`organization`](Self::organization)
+    /// if the customer comes from Polar).
     ///
     /// `created_at` is truncated to microseconds, the precision of the wire format.
-    pub fn new(organization_id: Uuid, created_at: DateTime<Utc>) -> Self {
+    ///
+    /// ```
+    /// use tower_customer_session::model::CustomerData;
+    ///
+    /// let org = uuid::Uuid::new_v4();
+    /// let data = CustomerData::new(chrono::Utc::now()).organization(org);
+    /// assert_eq!(data.organization_id, org);
+    /// assert!(CustomerData::new(chrono::Utc::now()).organization_id.is_nil());
+    /// ```
+    pub fn new(created_at: DateTime<Utc>) -> Self {
         Self {
             id: Uuid::new_v4(),
             created_at: truncate_to_micros(created_at),
@@ -92,12 +103,19 @@ impl CustomerData {
             billing_address: None,
             tax_id: None,
             locale: None,
-            organization_id,
+            organization_id: Uuid::nil(),
             default_payment_method_id: None,
             deleted_at: None,
             first_user_event_at: None,
             avatar_url: None,
         }
+    }
+
+    /// The same customer, belonging to the Polar organization `organization_id`.
+    #[must_use]
+    pub fn organization(mut self, organization_id: Uuid) -> Self {
+        self.organization_id = organization_id;
+        self
     }
 }
 
@@ -111,7 +129,7 @@ impl CustomerData {
 /// use tower_customer_session::model::{Customer, CustomerData};
 /// use uuid::Uuid;
 ///
-/// let mut data = CustomerData::new(Uuid::new_v4(), Utc::now());
+/// let mut data = CustomerData::new(Utc::now());
 /// data.email = Some("customer@example.com".to_owned());
 /// let customer = Customer::new(data);
 /// let copy = customer.clone();

@@ -15,8 +15,8 @@ use tower_service::Service;
 use crate::cookie::SessionCookie;
 use crate::extension::CredentialSource;
 use crate::layer::ResponseBody;
+use crate::manager::SessionManager;
 use crate::reject::Rejection;
-use crate::sessions::CustomerSessions;
 use crate::store::SessionStore;
 use crate::token::SessionToken;
 
@@ -29,7 +29,7 @@ const UNAVAILABLE_PAGE: &[u8] = b"<!doctype html><html lang=\"en\"><meta charset
 /// Wraps a portal route with the token hand-off; see the [module docs](super).
 #[derive(Clone)]
 pub struct HandoffLayer<St> {
-    sessions: CustomerSessions<St>,
+    sessions: SessionManager<St>,
     cookie: Arc<SessionCookie>,
     challenge: HeaderValue,
 }
@@ -39,7 +39,7 @@ impl<St> HandoffLayer<St> {
     /// [`CustomerSessionLayer::handoff`](crate::CustomerSessionLayer::handoff), which keeps
     /// the cookie the same as the one the layer reads.
     /// Its 401 page carries the challenge `Bearer realm="polar"`.
-    pub fn new(sessions: CustomerSessions<St>, cookie: SessionCookie) -> Self {
+    pub fn new(sessions: SessionManager<St>, cookie: SessionCookie) -> Self {
         Self {
             sessions,
             cookie: Arc::new(cookie),
@@ -83,7 +83,7 @@ impl<St> std::fmt::Debug for HandoffLayer<St> {
 /// The hand-off service; built by [`HandoffLayer`].
 pub struct Handoff<S, St> {
     inner: S,
-    sessions: CustomerSessions<St>,
+    sessions: SessionManager<St>,
     cookie: Arc<SessionCookie>,
     challenge: HeaderValue,
 }

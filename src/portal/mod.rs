@@ -19,16 +19,16 @@
 //!    `Cache-Control: private, no-store` and `Vary: Cookie, Authorization`; unsafe methods
 //!    need `Sec-Fetch-Site: same-origin`/`none` or an allowed `Origin` (CSRF guard, on by
 //!    default), or they get 403. Bearer requests are unaffected.
-//! 4. **Logout**: revoke with [`CustomerSessions::revoke_hash`] using
+//! 4. **Logout**: revoke with [`SessionManager::revoke_hash`] using
 //!    [`SessionInfo::token_hash`](crate::SessionInfo::token_hash) and send
 //!    [`SessionCookie::clear_cookie`].
 //!
 //! ```
 //! use axum::{Router, routing::{get, post}};
 //! use http::{header, StatusCode};
-//! use tower_customer_session::{Customer, CustomerSessionLayer, CustomerSessions, MemoryStore, SessionInfo};
+//! use tower_customer_session::{Customer, CustomerSessionLayer, SessionManager, MemoryStore, SessionInfo};
 //!
-//! let sessions = CustomerSessions::builder(MemoryStore::new()).build();
+//! let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
 //! let auth = CustomerSessionLayer::new(sessions.clone()).cookie("customer_session");
 //! let cookie = auth.handoff().cookie().clone();
 //!
@@ -54,7 +54,7 @@
 //!
 //! [`CustomerSessionLayer`]: crate::CustomerSessionLayer
 //! [`CustomerSessionLayer::handoff`]: crate::CustomerSessionLayer::handoff
-//! [`CustomerSessions::revoke_hash`]: crate::CustomerSessions::revoke_hash
+//! [`SessionManager::revoke_hash`]: crate::SessionManager::revoke_hash
 //! [`SessionCookie`]: crate::SessionCookie
 //! [`SessionCookie::clear_cookie`]: crate::SessionCookie::clear_cookie
 

@@ -96,6 +96,12 @@ pub enum StoreUnavailable {
     /// The store returned an error.
     #[error("backend error")]
     Error,
+    /// The upstream authority is rate limiting; its `Retry-After` is passed on.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds the upstream asked to wait, if it said.
+        retry_after: Option<u32>,
+    },
 }
 
 impl Rejection {
@@ -131,6 +137,7 @@ impl Rejection {
             Self::InvalidToken(InvalidToken::CustomerDeleted) => "customer_deleted",
             Self::StoreUnavailable(StoreUnavailable::Timeout) => "store_timeout",
             Self::StoreUnavailable(StoreUnavailable::Error) => "store_error",
+            Self::StoreUnavailable(StoreUnavailable::RateLimited { .. }) => "store_rate_limited",
         }
     }
 }

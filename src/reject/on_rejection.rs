@@ -15,11 +15,12 @@ use super::Rejection;
 /// ```
 /// use bytes::Bytes;
 /// use http::{header, HeaderValue, Response, StatusCode};
-/// use tower_customer_session::{CustomerSessionLayer, CustomerSessions, MemoryStore, Rejection};
+/// use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore, Rejection};
 ///
-/// let sessions = CustomerSessions::builder(MemoryStore::new())
+/// let sessions = SessionManager::builder(MemoryStore::new())
 ///     .secret(b"0123456789abcdef0123456789abcdef")
-///     .build();
+///     .build()
+///     .unwrap();
 /// // Browsers get a sign-in page instead of JSON when they have no session.
 /// let layer = CustomerSessionLayer::new(sessions).on_rejection(
 ///     |rejection: &Rejection, request: &http::request::Parts, response: &mut Response<Bytes>| {

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Response};
 
-use super::Rejection;
+use super::{Rejection, StoreUnavailable};
 
 const INVALID_TOKEN_DESCRIPTION: &str =
     "The access token provided is expired, revoked, malformed, or invalid for other reasons.";
@@ -95,6 +95,15 @@ impl Responses {
         let mut response = Response::new(Bytes::from_static(body));
         *response.status_mut() = rejection.status();
         *response.headers_mut() = headers.clone();
+        if let Rejection::StoreUnavailable(StoreUnavailable::RateLimited {
+            retry_after: Some(seconds),
+        }) = rejection
+        {
+            // The upstream knows how long it will refuse; a shorter wait would only be refused.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
+        }
         response
     }
 }
@@ -102,7 +111,7 @@ impl Responses {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reject::{InvalidRequest, InvalidToken, StoreUnavailable};
+    use crate::reject::{InvalidRequest, InvalidToken};
 
     #[test]
     fn realm_grammar() {

@@ -7,7 +7,10 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{CustomerRef, NewSession, SessionRecord, SessionStore, StoreError};
+use super::{
+    CustomerRef, CustomerStore, NewSession, SessionAdmin, SessionKey, SessionRecord, SessionStore,
+    StoreError, StoreScope,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::model::Customer;
 use crate::token::{TokenHash, TokenKind};
@@ -15,14 +18,16 @@ use crate::token::{TokenHash, TokenKind};
 /// Sessions and customers in memory; the default store, and the one the example portal runs
 /// on. Clones share the same data.
 ///
-/// It is the source of truth for one process. For several instances, use a shared backend.
+/// It is the source of truth for one process ([`StoreScope::Process`], so the random
+/// default secret is allowed). It has no invalidation feed: nothing else can change it. For
+/// several instances, use a shared backend.
 ///
 /// ```
 /// use tower_customer_session::model::CustomerData;
 /// use tower_customer_session::MemoryStore;
 ///
 /// let store = MemoryStore::new();
-/// let customer = store.insert_customer(CustomerData::new(uuid::Uuid::new_v4(), chrono::Utc::now()));
+/// let customer = store.insert_customer(CustomerData::new(chrono::Utc::now()));
 /// assert!(store.customer(customer.id).is_some());
 /// ```
 #[derive(Clone)]
@@ -68,7 +73,10 @@ impl MemoryStore {
         }
     }
 
-    /// Add or replace a customer; returns the stored handle.
+    /// Add or replace a customer; returns the stored handle. Meant for seeding: to edit a
+    /// customer whose sessions may be cached, use
+    /// [`SessionManager::upsert_customer`](crate::SessionManager::upsert_customer), which
+    /// also drops the cached copies.
     pub fn insert_customer(&self, customer: impl Into<Customer>) -> Customer {
         let customer = customer.into();
         let mut inner = self.write();
@@ -94,21 +102,6 @@ impl MemoryStore {
         let inner = self.read();
         let id = inner.by_external_id.get(external_id)?;
         inner.customers.get(id).cloned()
-    }
-
-    /// Soft-delete a customer (`deleted_at = now`); their sessions stop authenticating.
-    /// Call [`CustomerSessions::invalidate_customer`](crate::CustomerSessions::invalidate_customer)
-    /// too, so cached entries go at once. Returns `false` if there is no such customer.
-    pub fn delete_customer(&self, id: Uuid) -> bool {
-        let now = self.clock.now();
-        let mut inner = self.write();
-        match inner.customers.get_mut(&id) {
-            Some(customer) => {
-                customer.make_mut().deleted_at = Some(now);
-                true
-            }
-            None => false,
-        }
     }
 
     /// Number of stored sessions, expired ones included until [`purge_expired`](Self::purge_expired).
@@ -149,7 +142,8 @@ impl MemoryStore {
 }
 
 impl SessionStore for MemoryStore {
-    async fn load(&self, token_hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
+    async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
+        let token_hash = key.token_hash();
         let now = self.clock.now();
         let inner = self.read();
         let Some(stored) = inner.sessions.get(token_hash) else {
@@ -171,7 +165,13 @@ impl SessionStore for MemoryStore {
         }))
     }
 
-    async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
+    fn scope(&self) -> StoreScope {
+        StoreScope::Process
+    }
+}
+
+impl MemoryStore {
+    fn create_session(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
         let mut inner = self.write();
         let customer =
             Self::resolve(&inner, &session.customer).ok_or(StoreError::UnknownCustomer)?;
@@ -191,6 +191,12 @@ impl SessionStore for MemoryStore {
         );
         Ok(session.into_record(customer))
     }
+}
+
+impl SessionAdmin for MemoryStore {
+    async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
+        self.create_session(session)
+    }
 
     async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
         Ok(self.write().sessions.remove(token_hash).is_some())
@@ -201,6 +207,55 @@ impl SessionStore for MemoryStore {
         let before = inner.sessions.len();
         inner.sessions.retain(|_, s| s.customer_id != customer_id);
         Ok((before - inner.sessions.len()) as u64)
+    }
+}
+
+impl CustomerStore for MemoryStore {
+    async fn upsert_customer(&self, customer: Customer) -> Result<Customer, StoreError> {
+        Ok(self.insert_customer(customer))
+    }
+
+    async fn customer(&self, by: &CustomerRef) -> Result<Option<Customer>, StoreError> {
+        Ok(match by {
+            CustomerRef::Id(id) => MemoryStore::customer(self, *id),
+            CustomerRef::ExternalId(ext) => self.customer_by_external_id(ext),
+        })
+    }
+
+    async fn delete_customer(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut inner = self.write();
+        Ok(match inner.customers.get_mut(&id) {
+            Some(customer) => {
+                customer.make_mut().deleted_at = Some(at);
+                true
+            }
+            None => false,
+        })
+    }
+}
+
+impl MemoryStore {
+    /// Every stored session and customer, for the conformance kit's "no raw token" check.
+    #[cfg(feature = "testing")]
+    pub(crate) fn dump_all(&self) -> String {
+        let inner = self.read();
+        let mut out = String::new();
+        for (hash, s) in &inner.sessions {
+            out.push_str(&format!(
+                "{} {} {:?} {} {} {} {:?}\n",
+                hash.to_hex(),
+                s.id,
+                s.kind,
+                s.customer_id,
+                s.created_at,
+                s.expires_at,
+                s.return_url
+            ));
+        }
+        for customer in inner.customers.values() {
+            out.push_str(&format!("{customer:?}\n"));
+        }
+        out
     }
 }
 

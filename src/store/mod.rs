@@ -1,52 +1,86 @@
-//! Where sessions live: the [`SessionStore`] trait and its backends.
+//! Where sessions live: the store traits, the invalidation feed, and the backends.
 //!
-//! A store is looked up by [`TokenHash`] only. It never receives, keeps or returns the raw
-//! token: [`CustomerSessions::create`](crate::CustomerSessions::create) generates the token,
-//! hashes it, and hands the store a [`NewSession`] that holds the hash.
+//! The layer only ever *resolves* tokens; issuing and revoking sessions, and keeping
+//! customers, are the application's business. The contract is split along that line, so a
+//! read-only authority implements resolution alone:
+//!
+//! | trait | what it does | who implements it |
+//! |---|---|---|
+//! | [`SessionStore`] | `load` a session by token; optionally an invalidation [feed](SessionStore::watch) | every backend |
+//! | [`SessionAdmin`] | `create`, `revoke`, `revoke_all` | stores that own their sessions |
+//! | [`CustomerStore`] | upsert, read and soft-delete customers | stores that own their customers |
+//!
+//! # Local stores and remote authorities
+//!
+//! A *local* store ([`MemoryStore`], Redis, PostgreSQL) keeps sessions itself and works from
+//! [`SessionKey::token_hash`] alone: it never receives, keeps or returns the raw token, and
+//! the [conformance kit](crate::store) proves it never persists one. A *remote authority*
+//! (a store that asks Polar's API) must forward the token it was shown, so
+//! [`SessionKey::expose_token`] hands it the presented token for the duration of the load.
+//! It must never log or keep it.
+//!
+//! # Shared stores need a configured secret
+//!
+//! A store tells the core its [`StoreScope`]. Only a [`StoreScope::Process`] store (the
+//! [`MemoryStore`]) may run on the random per-process HMAC secret; for any other store
+//! [`SessionManagerBuilder::build`](crate::SessionManagerBuilder::build) refuses to build
+//! without [`secret`](crate::SessionManagerBuilder::secret), because every instance (and
+//! every restart) must hash tokens the same way to find the sessions.
+//!
+//! # Invalidation feeds
+//!
+//! A backend shared by several instances may offer a feed of invalidations (Redis pub/sub,
+//! PostgreSQL `LISTEN/NOTIFY`, webhooks). The core starts it once, through
+//! [`SessionStore::watch`], and applies what arrives to its cache with the same rules as a
+//! local revocation; see [`FeedSink`] for the contract and [`FeedPolicy`] for what happens
+//! while the feed is down.
 //!
 //! # Writing a backend
 //!
-//! Implement the four methods with `async fn`. `load` must join the session with its
-//! customer and return `None` for expired sessions (judged by the store's clock) and deleted
-//! customers; the middleware checks both again on every request, but a store must not rely
-//! on that. `create` must be insert-if-absent.
+//! Implement the traits with `async fn`. `load` must join the session with its customer and
+//! return `None` for expired sessions and deleted customers (the core checks both again on
+//! every request, but a store must not rely on that). `create` must be insert-if-absent.
+//! Then run the conformance kit against it (feature `testing`):
 //!
 //! ```
 //! use std::collections::HashMap;
 //! use std::sync::Mutex;
 //!
-//! use tower_customer_session::store::{CustomerRef, NewSession, SessionRecord, SessionStore, StoreError};
-//! use tower_customer_session::token::TokenHash;
+//! use tower_customer_session::store::{
+//!     CustomerRef, CustomerStore, NewSession, SessionAdmin, SessionKey, SessionRecord,
+//!     SessionStore, StoreError,
+//! };
 //! use tower_customer_session::Customer;
 //! use uuid::Uuid;
 //!
-//! /// Sessions in a `HashMap`, customers fixed at start-up.
+//! /// Sessions and customers in two `HashMap`s.
 //! #[derive(Default)]
 //! struct MapStore {
-//!     customers: Vec<Customer>,
+//!     customers: Mutex<HashMap<Uuid, Customer>>,
 //!     sessions: Mutex<HashMap<[u8; 32], SessionRecord>>,
 //! }
 //!
 //! impl SessionStore for MapStore {
-//!     async fn load(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
+//!     async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
 //!         let now = chrono::Utc::now();
 //!         let sessions = self.sessions.lock().unwrap();
-//!         Ok(sessions
-//!             .get(hash.as_bytes())
-//!             .filter(|s| s.expires_at > now && s.customer.can_authenticate())
-//!             .cloned())
+//!         let Some(session) = sessions.get(key.token_hash().as_bytes()) else {
+//!             return Ok(None);
+//!         };
+//!         // Join with the current customer, so edits and deletions show at once.
+//!         let customer = self.customers.lock().unwrap().get(&session.customer.id).cloned();
+//!         Ok(customer
+//!             .filter(|c| c.can_authenticate() && session.expires_at > now)
+//!             .map(|customer| SessionRecord { customer, ..session.clone() }))
 //!     }
+//! }
 //!
+//! impl SessionAdmin for MapStore {
 //!     async fn create(&self, new: NewSession) -> Result<SessionRecord, StoreError> {
 //!         let customer = self
-//!             .customers
-//!             .iter()
-//!             .find(|c| match &new.customer {
-//!                 CustomerRef::Id(id) => c.id == *id,
-//!                 CustomerRef::ExternalId(ext) => c.external_id.as_ref() == Some(ext),
-//!             })
+//!             .customer(&new.customer)
+//!             .await?
 //!             .filter(|c| c.can_authenticate())
-//!             .cloned()
 //!             .ok_or(StoreError::UnknownCustomer)?;
 //!         let record = new.into_record(customer);
 //!         let mut sessions = self.sessions.lock().unwrap();
@@ -57,7 +91,7 @@
 //!         Ok(record)
 //!     }
 //!
-//!     async fn revoke(&self, hash: &TokenHash) -> Result<bool, StoreError> {
+//!     async fn revoke(&self, hash: &tower_customer_session::token::TokenHash) -> Result<bool, StoreError> {
 //!         Ok(self.sessions.lock().unwrap().remove(hash.as_bytes()).is_some())
 //!     }
 //!
@@ -69,94 +103,60 @@
 //!     }
 //! }
 //!
-//! # let sessions = tower_customer_session::CustomerSessions::builder(MapStore::default())
-//! #     .secret(b"0123456789abcdef0123456789abcdef").build();
+//! impl CustomerStore for MapStore {
+//!     async fn upsert_customer(&self, customer: Customer) -> Result<Customer, StoreError> {
+//!         self.customers.lock().unwrap().insert(customer.id, customer.clone());
+//!         Ok(customer)
+//!     }
+//!
+//!     async fn customer(&self, by: &CustomerRef) -> Result<Option<Customer>, StoreError> {
+//!         let customers = self.customers.lock().unwrap();
+//!         Ok(match by {
+//!             CustomerRef::Id(id) => customers.get(id).cloned(),
+//!             CustomerRef::ExternalId(ext) => customers
+//!                 .values()
+//!                 .find(|c| c.external_id.as_deref() == Some(ext.as_str()))
+//!                 .cloned(),
+//!         })
+//!     }
+//!
+//!     async fn delete_customer(&self, id: Uuid, at: chrono::DateTime<chrono::Utc>) -> Result<bool, StoreError> {
+//!         let mut customers = self.customers.lock().unwrap();
+//!         let Some(customer) = customers.get_mut(&id) else { return Ok(false) };
+//!         customer.make_mut().deleted_at = Some(at);
+//!         Ok(true)
+//!     }
+//! }
+//!
+//! # let sessions = tower_customer_session::SessionManager::builder(MapStore::default())
+//! #     .secret(b"0123456789abcdef0123456789abcdef").build().unwrap();
 //! ```
+//!
+//! A persistent store starts from the schema of Polar's own tables (see the PostgreSQL
+//! store and the README): a customers table with a soft-delete timestamp, and a sessions
+//! table keyed by the 64-hex-digit token hash, with the customer id and `expires_at`
+//! indexed. Expired rows are dead weight only: `load` ignores them, and a periodic sweep
+//! (`DELETE … WHERE expires_at < now()`) keeps the table small.
 
+mod admin;
+mod dynamic;
+mod feed;
 mod memory;
+mod record;
+mod resolve;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use admin::{CustomerStore, SessionAdmin};
+pub use dynamic::DynStore;
+pub use feed::{FeedPolicy, FeedSink, FeedState, Invalidation, Watch};
+pub use memory::MemoryStore;
+pub use record::{CustomerRef, NewSession, SessionRecord};
+pub use resolve::{SessionKey, SessionStore, StoreScope};
+
+pub(crate) use feed::Feed;
 
 use std::error::Error as StdError;
-use std::future::Future;
-use std::sync::Arc;
-
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
-
-pub use memory::MemoryStore;
-
-use crate::model::Customer;
-use crate::token::{TokenHash, TokenKind};
-
-/// A stored session joined with its customer: what [`SessionStore::load`] returns.
-#[derive(Debug, Clone)]
-pub struct SessionRecord {
-    /// The session's own id.
-    pub id: Uuid,
-    /// `HMAC-SHA256(secret, token)`; the only form of the token a store holds.
-    pub token_hash: TokenHash,
-    /// Customer or member session.
-    pub kind: TokenKind,
-    /// The customer the session authenticates.
-    pub customer: Customer,
-    /// When the session was created.
-    pub created_at: DateTime<Utc>,
-    /// When the session was last modified, if ever.
-    pub modified_at: Option<DateTime<Utc>>,
-    /// Absolute end of the session (Polar: creation + 1 hour, no sliding).
-    pub expires_at: DateTime<Utc>,
-    /// Where the portal sends the customer back to, if set.
-    pub return_url: Option<String>,
-}
-
-/// Which customer a new session is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CustomerRef {
-    /// By Polar customer id.
-    Id(Uuid),
-    /// By the merchant's own id (`external_id`).
-    ExternalId(String),
-}
-
-impl From<Uuid> for CustomerRef {
-    fn from(id: Uuid) -> Self {
-        Self::Id(id)
-    }
-}
-
-/// A session to insert: everything but the customer, which the store resolves.
-#[derive(Debug, Clone)]
-pub struct NewSession {
-    /// The new session's id.
-    pub id: Uuid,
-    /// Hash of the freshly generated token.
-    pub token_hash: TokenHash,
-    /// Customer or member session.
-    pub kind: TokenKind,
-    /// The customer, by id or external id.
-    pub customer: CustomerRef,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-    /// Absolute expiry.
-    pub expires_at: DateTime<Utc>,
-    /// Optional return URL.
-    pub return_url: Option<String>,
-}
-
-impl NewSession {
-    /// The stored form once the store has resolved `customer`.
-    pub fn into_record(self, customer: Customer) -> SessionRecord {
-        SessionRecord {
-            id: self.id,
-            token_hash: self.token_hash,
-            kind: self.kind,
-            customer,
-            created_at: self.created_at,
-            modified_at: None,
-            expires_at: self.expires_at,
-            return_url: self.return_url,
-        }
-    }
-}
 
 /// Why a store operation failed. Displayed text never contains a token.
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +171,12 @@ pub enum StoreError {
     /// The operation did not finish within the configured store timeout.
     #[error("session store timed out")]
     Timeout,
+    /// The upstream authority asks the caller to slow down; retry after this many seconds.
+    #[error("session store is rate limited")]
+    RateLimited {
+        /// Seconds to wait, as the upstream said, if it did.
+        retry_after: Option<u32>,
+    },
     /// The backend failed (connection, query, decoding…).
     #[error("session store backend error: {0}")]
     Backend(#[source] Box<dyn StdError + Send + Sync>),
@@ -180,64 +186,5 @@ impl StoreError {
     /// Wrap any backend error.
     pub fn backend(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         Self::Backend(error.into())
-    }
-}
-
-/// Persistent storage for customer sessions, looked up by token hash.
-///
-/// See the [module docs](self) for the contract and a complete backend.
-pub trait SessionStore: Send + Sync + 'static {
-    /// The session whose token hashes to `token_hash`, joined with its customer; `None` if
-    /// there is none (never created, revoked, or already purged), it has expired
-    /// (`expires_at <= now`), or its customer is deleted.
-    fn load(
-        &self,
-        token_hash: &TokenHash,
-    ) -> impl Future<Output = Result<Option<SessionRecord>, StoreError>> + Send;
-
-    /// Insert a session if its hash is absent; resolve its customer.
-    fn create(
-        &self,
-        session: NewSession,
-    ) -> impl Future<Output = Result<SessionRecord, StoreError>> + Send;
-
-    /// Delete one session. `Ok(true)` if it existed.
-    fn revoke(
-        &self,
-        token_hash: &TokenHash,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Delete every session of a customer; returns how many there were.
-    fn revoke_all(&self, customer_id: Uuid)
-    -> impl Future<Output = Result<u64, StoreError>> + Send;
-}
-
-impl<S: SessionStore> SessionStore for Arc<S> {
-    fn load(
-        &self,
-        token_hash: &TokenHash,
-    ) -> impl Future<Output = Result<Option<SessionRecord>, StoreError>> + Send {
-        (**self).load(token_hash)
-    }
-
-    fn create(
-        &self,
-        session: NewSession,
-    ) -> impl Future<Output = Result<SessionRecord, StoreError>> + Send {
-        (**self).create(session)
-    }
-
-    fn revoke(
-        &self,
-        token_hash: &TokenHash,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).revoke(token_hash)
-    }
-
-    fn revoke_all(
-        &self,
-        customer_id: Uuid,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        (**self).revoke_all(customer_id)
     }
 }

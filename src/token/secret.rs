@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use super::TokenKind;
 
 /// An owned raw session token, as returned once by
-/// [`CustomerSessions::create`](crate::CustomerSessions::create).
+/// [`SessionManager::create`](crate::SessionManager::create).
 ///
 /// `Debug` and `Display` never show it; only [`expose_secret`](Self::expose_secret)
 /// and `Serialize` (for the `201` response body) do. The buffer is zeroed on drop.

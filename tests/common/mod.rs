@@ -6,7 +6,6 @@
 
 pub mod example_process;
 pub mod log_capture;
-pub mod store_contract;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -26,8 +25,8 @@ use tower_customer_session::model::CustomerData;
 use tower_customer_session::store::{NewSession, SessionRecord};
 use tower_customer_session::token::{SessionToken, TokenHash};
 use tower_customer_session::{
-    CreateSession, Customer, CustomerSessions, CustomerSessionsBuilder, ManualClock, MemoryStore,
-    Rejection, SessionInfo, SessionStore, StoreError,
+    CreateSession, Customer, ManualClock, MemoryStore, Rejection, SessionAdmin, SessionInfo,
+    SessionKey, SessionManager, SessionManagerBuilder, SessionStore, StoreError,
 };
 use uuid::Uuid;
 
@@ -167,7 +166,8 @@ impl TestStore {
 }
 
 impl SessionStore for TestStore {
-    async fn load(&self, token_hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
+    async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
+        let token_hash = key.token_hash();
         self.probe.loads.fetch_add(1, Ordering::SeqCst);
         *self
             .probe
@@ -183,7 +183,7 @@ impl SessionStore for TestStore {
         if let Some(error) = self.failure() {
             return Err(error);
         }
-        let record = self.memory.load(token_hash).await;
+        let record = self.memory.load(key).await;
         let gate = self.probe.gate.lock().unwrap().take();
         if let Some(gate) = gate {
             gate.reached.notify_one();
@@ -191,7 +191,9 @@ impl SessionStore for TestStore {
         }
         record
     }
+}
 
+impl SessionAdmin for TestStore {
     async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
         self.probe.creates.fetch_add(1, Ordering::SeqCst);
         if self.probe.fail_always.load(Ordering::SeqCst) {
@@ -217,6 +219,30 @@ impl SessionStore for TestStore {
     }
 }
 
+impl tower_customer_session::CustomerStore for TestStore {
+    async fn upsert_customer(&self, customer: Customer) -> Result<Customer, StoreError> {
+        self.memory.upsert_customer(customer).await
+    }
+
+    async fn customer(
+        &self,
+        by: &tower_customer_session::store::CustomerRef,
+    ) -> Result<Option<Customer>, StoreError> {
+        tower_customer_session::CustomerStore::customer(&self.memory, by).await
+    }
+
+    async fn delete_customer(
+        &self,
+        id: Uuid,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        if let Some(error) = self.failure() {
+            return Err(error);
+        }
+        self.memory.delete_customer(id, at).await
+    }
+}
+
 /// The organization every demo customer belongs to.
 pub fn organization_id() -> Uuid {
     Uuid::from_u128(0x1dbf_c517_0bbf_4301_9ba8_555c_a42b_9737)
@@ -229,7 +255,7 @@ pub fn start_time() -> chrono::DateTime<Utc> {
 
 /// Insert an individual customer with a name, email and external id.
 pub fn demo_customer(store: &MemoryStore, name: &str) -> Customer {
-    let mut data = CustomerData::new(organization_id(), start_time());
+    let mut data = CustomerData::new(start_time()).organization(organization_id());
     data.name = Some(name.to_owned());
     data.email = Some(format!("{}@example.com", name.to_lowercase()));
     data.email_verified = true;
@@ -241,7 +267,7 @@ pub fn demo_customer(store: &MemoryStore, name: &str) -> Customer {
 pub struct Harness {
     pub store: TestStore,
     pub clock: ManualClock,
-    pub sessions: CustomerSessions<TestStore>,
+    pub sessions: SessionManager<TestStore>,
 }
 
 impl Harness {
@@ -251,15 +277,15 @@ impl Harness {
 
     /// Like [`Harness::new`], with extra builder settings.
     pub fn with(
-        configure: impl FnOnce(CustomerSessionsBuilder<TestStore>) -> CustomerSessionsBuilder<TestStore>,
+        configure: impl FnOnce(SessionManagerBuilder<TestStore>) -> SessionManagerBuilder<TestStore>,
     ) -> Self {
         let clock = ManualClock::new(start_time());
         let store = TestStore::new(MemoryStore::with_clock(clock.clone()));
-        let builder = CustomerSessions::builder(store.clone())
+        let builder = SessionManager::builder(store.clone())
             .secret(SECRET)
             .clock(clock.clone());
         Self {
-            sessions: configure(builder).build(),
+            sessions: configure(builder).build().unwrap(),
             store,
             clock,
         }

@@ -19,8 +19,8 @@ use tower_customer_session::model::CustomerData;
 use tower_customer_session::store::{CustomerRef, NewSession, SessionRecord, StoreError};
 use tower_customer_session::token::{TokenHash, TokenKind};
 use tower_customer_session::{
-    Customer, CustomerSessionLayer, CustomerSessions, CustomerSessionsBuilder, ManualClock,
-    MemoryStore, SessionInfo, SessionStore,
+    Customer, CustomerSessionLayer, ManualClock, MemoryStore, SessionAdmin, SessionInfo,
+    SessionKey, SessionManager, SessionManagerBuilder, SessionStore,
 };
 use uuid::Uuid;
 
@@ -103,12 +103,14 @@ impl ProbeStore {
 }
 
 impl SessionStore for ProbeStore {
-    async fn load(&self, token_hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
+    async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
         self.counts.loads.fetch_add(1, Ordering::SeqCst);
         self.gate().await?;
-        self.memory.load(token_hash).await
+        self.memory.load(key).await
     }
+}
 
+impl SessionAdmin for ProbeStore {
     async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
         self.counts.creates.fetch_add(1, Ordering::SeqCst);
         self.gate().await?;
@@ -125,6 +127,27 @@ impl SessionStore for ProbeStore {
         self.counts.revoke_alls.fetch_add(1, Ordering::SeqCst);
         self.gate().await?;
         self.memory.revoke_all(customer_id).await
+    }
+}
+
+impl tower_customer_session::CustomerStore for ProbeStore {
+    async fn upsert_customer(&self, customer: Customer) -> Result<Customer, StoreError> {
+        self.memory.upsert_customer(customer).await
+    }
+
+    async fn customer(
+        &self,
+        by: &tower_customer_session::store::CustomerRef,
+    ) -> Result<Option<Customer>, StoreError> {
+        tower_customer_session::CustomerStore::customer(&self.memory, by).await
+    }
+
+    async fn delete_customer(
+        &self,
+        id: Uuid,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.memory.delete_customer(id, at).await
     }
 }
 
@@ -160,14 +183,14 @@ pub async fn seed(
 /// Two customers with one live session each (`VALID` for alice, `MEMBER` for bob), behind
 /// a counting store and a manual clock shared by store and sessions.
 pub struct Fixture {
-    pub sessions: CustomerSessions<ProbeStore>,
+    pub sessions: SessionManager<ProbeStore>,
     pub probe: ProbeStore,
     pub clock: ManualClock,
     pub alice: Customer,
     pub bob: Customer,
 }
 
-pub type Configure = fn(CustomerSessionsBuilder<ProbeStore>) -> CustomerSessionsBuilder<ProbeStore>;
+pub type Configure = fn(SessionManagerBuilder<ProbeStore>) -> SessionManagerBuilder<ProbeStore>;
 
 impl Fixture {
     pub async fn new() -> Self {
@@ -178,22 +201,22 @@ impl Fixture {
         let clock = ManualClock::new(epoch());
         let memory = MemoryStore::with_clock(clock.clone());
         let org = Uuid::new_v4();
-        let mut alice = CustomerData::new(org, epoch());
+        let mut alice = CustomerData::new(epoch()).organization(org);
         alice.email = Some("alice@example.com".into());
         let alice = memory.insert_customer(alice);
-        let mut bob = CustomerData::new(org, epoch());
+        let mut bob = CustomerData::new(epoch()).organization(org);
         bob.email = Some("bob@example.com".into());
         let bob = memory.insert_customer(bob);
         let end = epoch() + TimeDelta::hours(1);
         seed(&memory, &alice, VALID, TokenKind::Customer, epoch(), end).await;
         seed(&memory, &bob, MEMBER, TokenKind::Member, epoch(), end).await;
         let probe = ProbeStore::new(memory);
-        let builder = CustomerSessions::builder(probe.clone())
+        let builder = SessionManager::builder(probe.clone())
             .secret(SECRET)
             .clock(clock.clone())
             .cache_capacity(1_000)
             .store_timeout(Duration::from_millis(100));
-        let sessions = configure(builder).build();
+        let sessions = configure(builder).build().unwrap();
         // Seeding went straight to the memory store; start every count from zero.
         Self {
             sessions,

@@ -1,0 +1,313 @@
+//! Configuration of [`SessionManager`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Inner, SessionManager};
+use crate::cache::{CacheConfig, SessionCache};
+use crate::clock::{Clock, SystemClock};
+use crate::store::{Feed, FeedPolicy, SessionStore, StoreScope};
+use crate::token::{TokenFormat, TokenHasher};
+
+/// Why [`SessionManagerBuilder::build`] refused to build.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The store is shared (other processes or restarts see its sessions) and no secret was
+    /// configured: a random per-process secret would hash tokens differently on every
+    /// instance, and every token would look unknown after a restart.
+    #[error(
+        "this session store is shared across processes, so it needs .secret(…): the same HMAC key on every instance, or no instance finds the others' sessions"
+    )]
+    SecretRequired,
+    /// The store has an invalidation feed, which runs on Tokio, and `build` was called
+    /// outside a Tokio runtime.
+    #[error("this session store has an invalidation feed: call build() inside a Tokio runtime")]
+    NoRuntime,
+    /// The operating system's random number generator failed.
+    #[error("the OS random number generator failed: {0}")]
+    Random(getrandom::Error),
+}
+
+/// Builds [`SessionManager`]; every setting has a default stated on its method.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_customer_session::{SessionManager, MemoryStore};
+///
+/// let sessions = SessionManager::builder(MemoryStore::new())
+///     .secret(b"read this from your secret manager")
+///     .cache_capacity(50_000)
+///     .cache_max_ttl(Duration::from_secs(30))
+///     .store_timeout(Duration::from_millis(250))
+///     .build()
+///     .unwrap();
+/// # let _ = sessions;
+/// ```
+#[must_use]
+pub struct SessionManagerBuilder<S> {
+    store: S,
+    secret: Option<Vec<u8>>,
+    format: TokenFormat,
+    session_ttl: Duration,
+    cache: CacheConfig,
+    feed_policy: FeedPolicy,
+    store_timeout: Duration,
+    clock: Arc<dyn Clock>,
+    portal_url: String,
+}
+
+impl<S: SessionStore> SessionManagerBuilder<S> {
+    pub(super) fn new(store: S) -> Self {
+        Self {
+            store,
+            secret: None,
+            format: TokenFormat::polar(),
+            session_ttl: Duration::from_secs(3600),
+            cache: CacheConfig {
+                capacity: 100_000,
+                max_ttl: Duration::from_secs(60),
+                negative_capacity: 10_000,
+                negative_ttl: Duration::from_secs(5),
+            },
+            feed_policy: FeedPolicy::BypassCache,
+            store_timeout: Duration::from_secs(1),
+            clock: Arc::new(SystemClock),
+            portal_url: "/portal".to_owned(),
+        }
+    }
+
+    /// The HMAC key for token hashes (Polar's `SECRET`).
+    ///
+    /// Default: 32 random bytes per process, allowed only for a store whose
+    /// [scope](crate::store::StoreScope) is the process (the [`MemoryStore`](crate::MemoryStore));
+    /// for any other store [`build`](Self::build) fails with [`BuildError::SecretRequired`].
+    /// Every instance sharing a store must use the same secret, or none of them finds the
+    /// others' sessions.
+    ///
+    /// ```
+    /// # use tower_customer_session::{SessionManager, MemoryStore};
+    /// let sessions = SessionManager::builder(MemoryStore::new())
+    ///     .secret(b"super secret jwt secret")
+    ///     .build()
+    ///     .unwrap();
+    /// let hash = sessions.hasher().hash("polar_cst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZ2");
+    /// assert!(hash.to_hex().starts_with("4766cc05"));
+    /// ```
+    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.secret = Some(secret.as_ref().to_vec());
+        self
+    }
+
+    /// Accepted token prefixes. Default: [`TokenFormat::polar`] (`polar_cst_`, `polar_mst_`).
+    ///
+    /// ```
+    /// # use tower_customer_session::{SessionManager, MemoryStore, token::TokenFormat};
+    /// let sessions = SessionManager::builder(MemoryStore::new())
+    ///     .token_format(TokenFormat::new("shop_cst_", "shop_mst_").unwrap())
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(sessions.format().prefix(Default::default()), "shop_cst_");
+    /// ```
+    pub fn token_format(mut self, format: TokenFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Lifetime of sessions made by [`create`](SessionManager::create). Default: 1 hour
+    /// (Polar's `CUSTOMER_SESSION_TTL`); absolute, never extended by use.
+    ///
+    /// ```
+    /// # use tower_customer_session::{SessionManager, MemoryStore};
+    /// let sessions = SessionManager::builder(MemoryStore::new())
+    ///     .session_ttl(std::time::Duration::from_secs(15 * 60))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = sessions;
+    /// ```
+    pub fn session_ttl(mut self, ttl: Duration) -> Self {
+        self.session_ttl = ttl;
+        self
+    }
+
+    /// Most sessions kept in the cache. Default: 100,000. Admission is frequency-based, so
+    /// a full cache keeps the sessions in use.
+    ///
+    /// ```
+    /// # use tower_customer_session::{SessionManager, MemoryStore};
+    /// let sessions = SessionManager::builder(MemoryStore::new()).cache_capacity(1_000).build().unwrap();
+    /// # let _ = sessions;
+    /// ```
+    pub fn cache_capacity(mut self, entries: u64) -> Self {
+        self.cache.capacity = entries;
+        self
+    }
+
+    /// Longest a session stays cached before the store is asked again. Default: 60 s.
+    ///
+    /// An entry never outlives its session's `expires_at`. Revocations through these
+    /// `SessionManager` apply at once; this bounds how long a revocation made elsewhere
+    /// (another process sharing the store) can go unseen.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tower_customer_session::{SessionManager, MemoryStore};
+    /// let sessions = SessionManager::builder(MemoryStore::new())
+    ///     .cache_max_ttl(Duration::from_secs(10))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = sessions;
+    /// ```
+    pub fn cache_max_ttl(mut self, ttl: Duration) -> Self {
+        self.cache.max_ttl = ttl;
+        self
+    }
+
+    /// Most unknown tokens remembered. Default: 10,000. Kept apart from sessions so a flood
+    /// of random tokens cannot evict real ones. `0` disables negative caching.
+    ///
+    /// ```
+    /// # use tower_customer_session::{SessionManager, MemoryStore};
+    /// let sessions = SessionManager::builder(MemoryStore::new())
+    ///     .negative_cache_capacity(0)
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = sessions;
+    /// ```
+    pub fn negative_cache_capacity(mut self, entries: u64) -> Self {
+        self.cache.negative_capacity = entries;
+        self
+    }
+
+    /// How long an unknown token is remembered. Default: 5 s. `Duration::ZERO` disables
+    /// negative caching.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tower_customer_session::{SessionManager, MemoryStore};
+    /// let sessions = SessionManager::builder(MemoryStore::new())
+    ///     .negative_cache_ttl(Duration::from_secs(1))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = sessions;
+    /// ```
+    pub fn negative_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache.negative_ttl = ttl;
+        self
+    }
+
+    /// Deadline for each store call. Default: 1 s. Past it the request gets `503` with
+    /// `Retry-After`, never a pass-through.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tower_customer_session::{SessionManager, MemoryStore};
+    /// let sessions = SessionManager::builder(MemoryStore::new())
+    ///     .store_timeout(Duration::from_millis(250))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = sessions;
+    /// ```
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// The clock expiry is judged by. Default: [`SystemClock`].
+    ///
+    /// ```
+    /// # use tower_customer_session::{SessionManager, ManualClock, MemoryStore};
+    /// let clock = ManualClock::new(chrono::Utc::now());
+    /// let sessions = SessionManager::builder(MemoryStore::with_clock(clock.clone()))
+    ///     .clock(clock)
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = sessions;
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Base of `customer_portal_url` in created sessions; the token and email are appended
+    /// as query parameters. Default: `/portal`.
+    ///
+    /// ```
+    /// # use tower_customer_session::{SessionManager, MemoryStore};
+    /// let sessions = SessionManager::builder(MemoryStore::new())
+    ///     .portal_url("https://shop.example/portal")
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = sessions;
+    /// ```
+    pub fn portal_url(mut self, url: impl Into<String>) -> Self {
+        self.portal_url = url.into();
+        self
+    }
+
+    /// What the cache does while the store's invalidation feed is down. Default:
+    /// [`FeedPolicy::BypassCache`]: flush, and ask the store for every request until the
+    /// feed is back. Stores without a feed are not affected.
+    ///
+    /// ```
+    /// # use tower_customer_session::{SessionManager, MemoryStore};
+    /// use tower_customer_session::store::FeedPolicy;
+    ///
+    /// // Availability over freshness: a revocation made elsewhere during a feed outage holds
+    /// // within `cache_max_ttl` instead of at once.
+    /// let sessions = SessionManager::builder(MemoryStore::new())
+    ///     .feed_policy(FeedPolicy::ServeCached)
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = sessions;
+    /// ```
+    pub fn feed_policy(mut self, policy: FeedPolicy) -> Self {
+        self.feed_policy = policy;
+        self
+    }
+
+    /// Build the handle, and start the store's invalidation feed if it has one.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::SecretRequired`] for a shared store without [`secret`](Self::secret);
+    /// [`BuildError::NoRuntime`] for a store with a feed outside a Tokio runtime.
+    ///
+    /// ```
+    /// # use tower_customer_session::{SessionManager, MemoryStore};
+    /// use tower_customer_session::store::DynStore;
+    ///
+    /// // The memory store lives and dies with the process: a random secret is fine.
+    /// assert!(SessionManager::builder(MemoryStore::new()).build().is_ok());
+    /// // Type-erased, it no longer says so, and counts as shared.
+    /// assert!(SessionManager::builder(DynStore::new(MemoryStore::new())).build().is_err());
+    /// ```
+    pub fn build(self) -> Result<SessionManager<S>, BuildError> {
+        let secret = match self.secret {
+            Some(secret) => secret,
+            None if self.store.scope() == StoreScope::Process => {
+                let mut key = vec![0u8; 32];
+                getrandom::fill(&mut key).map_err(BuildError::Random)?;
+                key
+            }
+            None => return Err(BuildError::SecretRequired),
+        };
+        let cache = Arc::new(SessionCache::new(&self.cache, self.clock.clone()));
+        let store = self.store;
+        let feed = Feed::start(cache.clone(), self.feed_policy, |sink| store.watch(sink))?;
+        Ok(SessionManager {
+            inner: Arc::new(Inner {
+                hasher: TokenHasher::new(&secret),
+                cache,
+                feed,
+                store,
+                format: self.format,
+                session_ttl: chrono::TimeDelta::from_std(self.session_ttl)
+                    .unwrap_or(chrono::TimeDelta::MAX),
+                store_timeout: self.store_timeout,
+                clock: self.clock,
+                portal_url: self.portal_url,
+            }),
+        })
+    }
+}

@@ -1,0 +1,512 @@
+//! [`SessionManager`]: the handle that creates, resolves and revokes sessions.
+
+mod builder;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use uuid::Uuid;
+
+pub use builder::{BuildError, SessionManagerBuilder};
+
+use crate::cache::{CachedSession, Fetched, Insert, LoadOutcome, Lookup, SessionCache};
+use crate::clock::Clock;
+use crate::extension::{CredentialSource, SessionInfo};
+use crate::model::{Customer, CustomerSession};
+use crate::reject::{InvalidToken, Rejection, StoreUnavailable};
+use crate::store::{
+    CustomerRef, CustomerStore, Feed, FeedState, NewSession, SessionAdmin, SessionKey,
+    SessionRecord, SessionStore, StoreError,
+};
+use crate::token::{SessionToken, TokenFormat, TokenHash, TokenHasher, TokenKind};
+use crate::verify::verify;
+
+/// How many times a load is repeated when revocations keep racing it.
+const MAX_LOAD_ATTEMPTS: usize = 3;
+/// How many fresh tokens `create` tries if the store reports a hash collision.
+const MAX_CREATE_ATTEMPTS: usize = 3;
+
+/// Creates, resolves and revokes customer sessions: the store, the token scheme and the
+/// cache in one cheap-to-clone handle.
+///
+/// The [`CustomerSessionLayer`](crate::CustomerSessionLayer) uses it for every request;
+/// application code uses it to issue sessions and to revoke them, so revocations reach the
+/// cache at once.
+///
+/// ```
+/// use tower_customer_session::model::CustomerData;
+/// use tower_customer_session::{CreateSession, CredentialSource, SessionManager, MemoryStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let store = MemoryStore::new();
+/// let customer = store.insert_customer(CustomerData::new(chrono::Utc::now()));
+/// let sessions = SessionManager::builder(store).secret(b"0123456789abcdef0123456789abcdef").build().unwrap();
+///
+/// let session = sessions.create(customer.id, CreateSession::default()).await.unwrap();
+/// let token = session.token.expose_secret();
+/// let (who, _info) = sessions.authenticate(token, CredentialSource::Header).await.unwrap();
+/// assert_eq!(who.id, customer.id);
+///
+/// sessions.revoke(token).await.unwrap();
+/// assert!(sessions.authenticate(token, CredentialSource::Header).await.is_err());
+/// # }
+/// ```
+pub struct SessionManager<S> {
+    inner: Arc<Inner<S>>,
+}
+
+struct Inner<S> {
+    store: S,
+    hasher: TokenHasher,
+    format: TokenFormat,
+    cache: Arc<SessionCache>,
+    /// The store's invalidation feed, if it has one; its watchdog holds only a weak handle.
+    feed: Option<Arc<Feed>>,
+    clock: Arc<dyn Clock>,
+    session_ttl: TimeDelta,
+    store_timeout: Duration,
+    portal_url: String,
+}
+
+impl<S> Clone for SessionManager<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S> fmt::Debug for SessionManager<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("format", &self.inner.format)
+            .field("session_ttl", &self.inner.session_ttl)
+            .field("store_timeout", &self.inner.store_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options for [`SessionManager::create`].
+///
+/// ```
+/// use tower_customer_session::CreateSession;
+/// use tower_customer_session::token::TokenKind;
+///
+/// let options = CreateSession::default()
+///     .return_url("https://shop.example/account")
+///     .kind(TokenKind::Member);
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct CreateSession {
+    kind: TokenKind,
+    return_url: Option<String>,
+}
+
+impl CreateSession {
+    /// Where the portal sends the customer back to. Default: none.
+    pub fn return_url(mut self, url: impl Into<String>) -> Self {
+        self.return_url = Some(url.into());
+        self
+    }
+
+    /// Customer or member session. Default: [`TokenKind::Customer`].
+    pub fn kind(mut self, kind: TokenKind) -> Self {
+        self.kind = kind;
+        self
+    }
+}
+
+impl<S: SessionStore> SessionManager<S> {
+    /// Start configuring sessions over `store`.
+    pub fn builder(store: S) -> SessionManagerBuilder<S> {
+        SessionManagerBuilder::new(store)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// The token prefixes in use.
+    pub fn format(&self) -> &TokenFormat {
+        &self.inner.format
+    }
+
+    /// The keyed hasher (to compute what a store holds for a token).
+    pub fn hasher(&self) -> &TokenHasher {
+        &self.inner.hasher
+    }
+
+    /// The current time on the configured clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// The state of the store's invalidation feed: [`FeedState::Unwatched`] for a store
+    /// without one. Every change is also logged (`info` when live, `warn` when lost).
+    pub fn feed_state(&self) -> FeedState {
+        self.inner
+            .feed
+            .as_ref()
+            .map_or(FeedState::Unwatched, |feed| feed.state())
+    }
+
+    /// Resolve a raw token as the layer does (shape, cache, store, verification), e.g. for a
+    /// hand-off endpoint that receives the token elsewhere than in a header.
+    pub async fn authenticate(
+        &self,
+        raw_token: &str,
+        source: CredentialSource,
+    ) -> Result<(Customer, SessionInfo), Rejection> {
+        self.inner
+            .format
+            .parse(raw_token)
+            .map_err(|_| Rejection::InvalidToken(InvalidToken::Malformed))?;
+        let hash = self.inner.hasher.hash(raw_token);
+        let entry = match self.cached(&hash) {
+            Some(result) => result?,
+            None => {
+                self.load(hash, SessionToken::from_secret(raw_token.to_owned()))
+                    .await?
+            }
+        };
+        Ok(entry.resolved(source))
+    }
+
+    /// Drop a customer's cached sessions without touching the store, so the next request
+    /// reloads them. Edits and deletions made through [`upsert_customer`](Self::upsert_customer)
+    /// and [`delete_customer`](Self::delete_customer) do this already (and a store with a
+    /// feed tells every other instance).
+    pub fn invalidate_customer(&self, customer_id: Uuid) {
+        self.inner.cache.invalidate_customer(customer_id);
+    }
+
+    /// Drop every cached session.
+    pub fn invalidate_all(&self) {
+        self.inner.cache.invalidate_all();
+    }
+
+    /// Number of sessions in the cache.
+    pub fn cached_sessions(&self) -> u64 {
+        self.inner.cache.entry_count()
+    }
+
+    /// The cache's answer for `hash`, verified, or `None` on a miss.
+    pub(crate) fn cached(&self, hash: &TokenHash) -> Option<LoadOutcome> {
+        match self.inner.cache.lookup(hash) {
+            Lookup::Hit(entry) => Some(self.check(entry, hash)),
+            Lookup::Negative(reason) => Some(Err(Rejection::InvalidToken(reason))),
+            Lookup::Miss => None,
+        }
+    }
+
+    /// Resolve a cache miss: one coalesced store load for all concurrent callers. `token`
+    /// is the presented token, for stores that forward it upstream.
+    pub(crate) async fn load(&self, hash: TokenHash, token: SessionToken) -> LoadOutcome {
+        let entry = self
+            .inner
+            .cache
+            .coalesce(hash, || self.fetch(hash, &token))
+            .await?;
+        self.check(entry, &hash)
+    }
+
+    pub(crate) fn format_and_hasher(&self) -> (&TokenFormat, &TokenHasher) {
+        (&self.inner.format, &self.inner.hasher)
+    }
+
+    fn check(&self, entry: Arc<CachedSession>, hash: &TokenHash) -> LoadOutcome {
+        match verify(&entry, hash, self.inner.clock.now_micros()) {
+            Ok(()) => Ok(entry),
+            Err(reason) => Err(Rejection::InvalidToken(reason)),
+        }
+    }
+
+    /// Ask the store, verify, and cache the answer unless a revocation raced the load.
+    async fn fetch(&self, hash: TokenHash, token: &SessionToken) -> Fetched {
+        let cache = &self.inner.cache;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let epoch = cache.epoch(&hash);
+            let entry = match self.read(hash, token).await {
+                Ok(entry) => entry,
+                Err(rejection) => return (epoch, Err(rejection)),
+            };
+            match cache.insert_if_current(hash, entry.clone(), epoch) {
+                Insert::Cached | Insert::Skipped => return (epoch, Ok(entry)),
+                // A revocation landed while the store was answering; what we read may be
+                // the session it just revoked. Ask again.
+                Insert::Raced if attempt < MAX_LOAD_ATTEMPTS => {}
+                // Uncached; and `coalesce` hands it only to callers that arrived before
+                // the revocations it raced.
+                Insert::Raced => return (epoch, Ok(entry)),
+            }
+        }
+    }
+
+    /// One verified store read. Unknown and dead sessions go to the negative cache.
+    async fn read(&self, hash: TokenHash, token: &SessionToken) -> LoadOutcome {
+        let cache = &self.inner.cache;
+        let key = SessionKey::new(&hash, token.expose_secret());
+        let record = match self.with_timeout(self.inner.store.load(key)).await {
+            Ok(record) => record,
+            Err(error) => {
+                let reason = match error {
+                    StoreError::Timeout => StoreUnavailable::Timeout,
+                    StoreError::RateLimited { retry_after } => {
+                        StoreUnavailable::RateLimited { retry_after }
+                    }
+                    _ => StoreUnavailable::Error,
+                };
+                tracing::warn!(token = %hash.short(), %error, "customer session store failed");
+                return Err(Rejection::StoreUnavailable(reason));
+            }
+        };
+        let Some(record) = record else {
+            cache.insert_negative(hash, InvalidToken::Unknown);
+            return Err(Rejection::InvalidToken(InvalidToken::Unknown));
+        };
+        let entry = Arc::new(CachedSession::from(record));
+        if let Err(reason) = verify(&entry, &hash, self.inner.clock.now_micros()) {
+            cache.insert_negative(hash, reason);
+            return Err(Rejection::InvalidToken(reason));
+        }
+        Ok(entry)
+    }
+
+    async fn with_timeout<T>(
+        &self,
+        operation: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.inner.store_timeout, operation)
+            .await
+            .unwrap_or(Err(StoreError::Timeout))
+    }
+}
+
+impl<S: SessionAdmin> SessionManager<S> {
+    /// Issue a session for `customer` (an id, or an external id as `&str`): a fresh token
+    /// from the OS CSPRNG, stored only as its hash. The returned [`CustomerSession`] is the
+    /// only place the raw token ever exists, and it wipes it when dropped.
+    pub async fn create(
+        &self,
+        customer: impl Into<CustomerRef>,
+        options: CreateSession,
+    ) -> Result<CustomerSession, CreateError> {
+        let customer = customer.into();
+        let created_at = crate::model::truncate_to_micros(self.now());
+        for _ in 0..MAX_CREATE_ATTEMPTS {
+            let token = self
+                .inner
+                .format
+                .generate(options.kind)
+                .map_err(CreateError::Random)?;
+            let token_hash = self.inner.hasher.hash(token.expose_secret());
+            let new = NewSession {
+                id: Uuid::new_v4(),
+                token_hash,
+                kind: options.kind,
+                customer: customer.clone(),
+                created_at,
+                expires_at: created_at + self.inner.session_ttl,
+                return_url: options.return_url.clone(),
+            };
+            let record = match self.with_timeout(self.inner.store.create(new)).await {
+                Err(StoreError::Conflict) => continue,
+                other => other?,
+            };
+            self.inner.cache.forget_negative(&token_hash);
+            let customer_portal_url = portal_url(
+                &self.inner.portal_url,
+                token.expose_secret(),
+                record.customer.email.as_deref(),
+            );
+            tracing::debug!(token = %token_hash.short(), customer_id = %record.customer.id, "customer session created");
+            return Ok(CustomerSession {
+                created_at: record.created_at,
+                modified_at: record.modified_at,
+                id: record.id,
+                token,
+                expires_at: record.expires_at,
+                return_url: record.return_url,
+                customer_portal_url,
+                customer_id: record.customer.id,
+                customer: record.customer,
+            });
+        }
+        Err(CreateError::Store(StoreError::Conflict))
+    }
+
+    /// Revoke the session of a raw token. `Ok(false)` if there was none (or the token is
+    /// malformed).
+    pub async fn revoke(&self, raw_token: &str) -> Result<bool, StoreError> {
+        if self.inner.format.parse(raw_token).is_err() {
+            return Ok(false);
+        }
+        self.revoke_hash(&self.inner.hasher.hash(raw_token)).await
+    }
+
+    /// Revoke a session by its token hash (see [`SessionInfo::token_hash`]), in the store
+    /// and then in the cache.
+    ///
+    /// If the store call fails or times out, the error is returned (the session may still
+    /// be valid: tell the user the logout did not go through) and the session is dropped
+    /// from the cache and not cached again for `cache_max_ttl`, so a revocation that the
+    /// backend commits late is not hidden by the cache.
+    pub async fn revoke_hash(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
+        let revoked = self.with_timeout(self.inner.store.revoke(token_hash)).await;
+        match &revoked {
+            Ok(_) => self.inner.cache.invalidate(token_hash),
+            Err(_) => self.inner.cache.tombstone(*token_hash),
+        }
+        tracing::debug!(token = %token_hash.short(), ok = revoked.is_ok(), "customer session revoked");
+        revoked
+    }
+
+    /// Revoke every session of a customer, in the store and the cache. On failure, as
+    /// [`revoke_hash`](Self::revoke_hash): the error is returned and none of the customer's
+    /// sessions is cached again for `cache_max_ttl`.
+    pub async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
+        let revoked = self
+            .with_timeout(self.inner.store.revoke_all(customer_id))
+            .await;
+        match &revoked {
+            Ok(_) => self.inner.cache.invalidate_customer(customer_id),
+            Err(_) => self.inner.cache.tombstone_customer(customer_id),
+        }
+        revoked
+    }
+}
+
+impl<S: CustomerStore> SessionManager<S> {
+    /// Insert or replace a customer in the store, then drop their cached sessions here (a
+    /// store with a feed tells the other instances), so edits show on the next request.
+    pub async fn upsert_customer(
+        &self,
+        customer: impl Into<Customer>,
+    ) -> Result<Customer, StoreError> {
+        let customer = customer.into();
+        let id = customer.id;
+        let stored = self
+            .with_timeout(self.inner.store.upsert_customer(customer))
+            .await;
+        self.after_customer_change(id, stored.is_ok());
+        stored
+    }
+
+    /// The customer `by` refers to (an id, or an external id as `&str`), deleted or not.
+    pub async fn customer(
+        &self,
+        by: impl Into<CustomerRef>,
+    ) -> Result<Option<Customer>, StoreError> {
+        self.with_timeout(self.inner.store.customer(&by.into()))
+            .await
+    }
+
+    /// Soft-delete a customer (`deleted_at` = now on the configured clock). Their sessions
+    /// are refused from the next request on, here at once and on every instance sharing a
+    /// store with a feed as soon as it hears of it. `Ok(false)` if there is no such customer.
+    pub async fn delete_customer(&self, id: Uuid) -> Result<bool, StoreError> {
+        let deleted = self
+            .with_timeout(self.inner.store.delete_customer(id, self.now()))
+            .await;
+        self.after_customer_change(id, deleted.is_ok());
+        deleted
+    }
+
+    fn after_customer_change(&self, id: Uuid, confirmed: bool) {
+        if confirmed {
+            self.inner.cache.invalidate_customer(id);
+        } else {
+            // The change may still land: do not serve the old customer from the cache.
+            self.inner.cache.tombstone_customer(id);
+        }
+    }
+}
+
+/// Why [`SessionManager::create`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateError {
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The operating system's random number generator failed.
+    #[error("the OS random number generator failed: {0}")]
+    Random(getrandom::Error),
+}
+
+impl CachedSession {
+    /// The extension values for a request authenticated through `source`.
+    pub(crate) fn resolved(&self, source: CredentialSource) -> (Customer, SessionInfo) {
+        let mut info = self.info.clone();
+        info.source = source;
+        (self.customer.clone(), info)
+    }
+}
+
+impl From<SessionRecord> for CachedSession {
+    fn from(record: SessionRecord) -> Self {
+        Self {
+            expires_at_micros: record.expires_at.timestamp_micros(),
+            customer_active: record.customer.can_authenticate(),
+            info: SessionInfo {
+                id: record.id,
+                customer_id: record.customer.id,
+                expires_at: record.expires_at,
+                kind: record.kind,
+                source: CredentialSource::Header,
+                return_url: record.return_url.map(Arc::from),
+                token_hash: record.token_hash,
+            },
+            customer: record.customer,
+        }
+    }
+}
+
+/// `base?customer_session_token=…&email=…`, as Polar builds `customer_portal_url`.
+fn portal_url(base: &str, token: &str, email: Option<&str>) -> String {
+    let mut url = String::with_capacity(base.len() + token.len() + 64);
+    url.push_str(base);
+    url.push(if base.contains('?') { '&' } else { '?' });
+    url.push_str("customer_session_token=");
+    url.push_str(token);
+    if let Some(email) = email {
+        url.push_str("&email=");
+        for byte in email.bytes() {
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+                url.push(byte as char);
+            } else {
+                url.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::portal_url;
+
+    #[test]
+    fn portal_url_encodes_the_email_like_polar() {
+        assert_eq!(
+            portal_url(
+                "https://polar.sh/my-org/portal",
+                "polar_cst_x",
+                Some("customer@example.com")
+            ),
+            "https://polar.sh/my-org/portal?customer_session_token=polar_cst_x&email=customer%40example.com"
+        );
+        assert_eq!(
+            portal_url("/portal?a=1", "t", None),
+            "/portal?a=1&customer_session_token=t"
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! Invalidation feeds: how a shared backend tells every instance's cache what changed.
+//!
+//! One mechanism for every backend. The store's [`watch`](super::SessionStore::watch) gets a
+//! [`FeedSink`] and returns a [`Watch`] stating how long the feed may stay silent. From then
+//! on the store reports three things: the subscription is up ([`FeedSink::connected`]), it is
+//! still up ([`FeedSink::alive`], a heartbeat proven on the subscription's own connection,
+//! e.g. a `PING` answered through it), and what changed ([`FeedSink::invalidate`]). The core
+//! applies each invalidation exactly as a local revocation (epochs bumped first, so a racing
+//! load cannot put the entry back) and runs a watchdog: a feed silent for longer than the
+//! [`Watch`] allows counts as lost, whatever the store believes.
+//!
+//! What a lost feed does to the cache is the [`FeedPolicy`]:
+//!
+//! | policy | while the feed is down | when it is back |
+//! |---|---|---|
+//! | [`BypassCache`](FeedPolicy::BypassCache) (default) | cache flushed, every request asks the store (still coalesced); a revocation anywhere holds at once | flushed again: messages may have been lost |
+//! | [`ServeCached`](FeedPolicy::ServeCached) | cached entries keep serving; a revocation elsewhere holds within `cache_max_ttl` | flushed: messages may have been lost |
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::cache::SessionCache;
+use crate::manager::BuildError;
+use crate::token::TokenHash;
+
+/// One change announced on a feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Invalidation {
+    /// One session was revoked: drop the entry for this token hash.
+    Session(TokenHash),
+    /// A customer was edited, deleted, or had all sessions revoked: drop their entries.
+    Customer(Uuid),
+    /// Anything may have changed: drop every entry.
+    All,
+}
+
+/// The state of a store's invalidation feed, as [`SessionManager::feed_state`](crate::SessionManager::feed_state) reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FeedState {
+    /// The store has no feed; cached entries live up to `cache_max_ttl`.
+    Unwatched,
+    /// The feed has not been confirmed yet.
+    Starting,
+    /// The feed is subscribed and its heartbeat is on time.
+    Live,
+    /// The feed was lost (reported by the store, or a missed heartbeat).
+    Lost,
+}
+
+impl FeedState {
+    /// `"unwatched"`, `"starting"`, `"live"` or `"lost"`, for logs and metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Unwatched => "unwatched",
+            Self::Starting => "starting",
+            Self::Live => "live",
+            Self::Lost => "lost",
+        }
+    }
+}
+
+/// What the cache does while a feed is not live; see the [module docs](self) for the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FeedPolicy {
+    /// Flush the cache and answer every request from the store until the feed is back.
+    #[default]
+    BypassCache,
+    /// Keep serving cached entries, each for at most `cache_max_ttl`, through the outage.
+    ServeCached,
+}
+
+/// What a store promises about its feed, returned by [`SessionStore::watch`](super::SessionStore::watch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watch {
+    max_silence: Duration,
+}
+
+impl Watch {
+    /// The store calls [`FeedSink::alive`] (or `connected`) at least every `max_silence`;
+    /// a longer silence counts as a lost feed.
+    pub fn new(max_silence: Duration) -> Self {
+        Self {
+            max_silence: max_silence.max(Duration::from_millis(1)),
+        }
+    }
+
+    /// The longest silence before the feed counts as lost.
+    pub fn max_silence(&self) -> Duration {
+        self.max_silence
+    }
+}
+
+/// The core's end of an invalidation feed, handed to [`SessionStore::watch`](super::SessionStore::watch).
+///
+/// Cheap to clone. Once the [`SessionManager`](crate::SessionManager) it belongs to is
+/// dropped, every call is a no-op and [`is_closed`](Self::is_closed) says the store may stop.
+#[derive(Clone)]
+pub struct FeedSink {
+    feed: Weak<Feed>,
+}
+
+impl FeedSink {
+    /// The subscription is established (first time, or again after a loss). The cache is
+    /// flushed, because anything published while it was down is lost, then served again.
+    pub fn connected(&self) {
+        if let Some(feed) = self.feed.upgrade() {
+            feed.beat();
+            feed.go_live("connected");
+        }
+    }
+
+    /// The subscription was proven alive just now (e.g. a `PING` answered through it).
+    /// After a loss this counts as a reconnection.
+    pub fn alive(&self) {
+        if let Some(feed) = self.feed.upgrade() {
+            feed.beat();
+            if feed.state() != FeedState::Live {
+                feed.go_live("heartbeat");
+            }
+        }
+    }
+
+    /// The subscription is gone (connection closed, ping unanswered).
+    pub fn lost(&self) {
+        if let Some(feed) = self.feed.upgrade() {
+            feed.go_down("reported by the store");
+        }
+    }
+
+    /// Apply one change to the cache, as a local revocation would.
+    pub fn invalidate(&self, invalidation: Invalidation) {
+        if let Some(feed) = self.feed.upgrade() {
+            feed.cache.apply(invalidation);
+        }
+    }
+
+    /// Whether the manager this sink feeds is gone; a store's feed task should then stop.
+    pub fn is_closed(&self) -> bool {
+        self.feed.strong_count() == 0
+    }
+
+    /// A sink that belongs to no manager (every call is a no-op). For tests of a store's
+    /// feed that look at what it sends through their own sink.
+    pub fn detached() -> Self {
+        Self { feed: Weak::new() }
+    }
+}
+
+impl std::fmt::Debug for FeedSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedSink")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// The feed's state and the cache it acts on; owned by the manager, watched by a task.
+pub(crate) struct Feed {
+    cache: Arc<SessionCache>,
+    policy: FeedPolicy,
+    inner: Mutex<FeedInner>,
+}
+
+struct FeedInner {
+    state: FeedState,
+    last_beat: Instant,
+}
+
+impl Feed {
+    /// Start watching `store`'s feed, if it has one: the cache serves nothing (under the
+    /// default policy) until the store confirms the subscription.
+    pub(crate) fn start(
+        cache: Arc<SessionCache>,
+        policy: FeedPolicy,
+        watch: impl FnOnce(FeedSink) -> Option<Watch>,
+    ) -> Result<Option<Arc<Self>>, BuildError> {
+        let feed = Arc::new(Self {
+            cache,
+            policy,
+            inner: Mutex::new(FeedInner {
+                state: FeedState::Starting,
+                last_beat: Instant::now(),
+            }),
+        });
+        if policy == FeedPolicy::BypassCache {
+            feed.cache.set_bypass(true);
+        }
+        let sink = FeedSink {
+            feed: Arc::downgrade(&feed),
+        };
+        let Some(watch) = watch(sink) else {
+            feed.cache.set_bypass(false);
+            return Ok(None);
+        };
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        runtime.spawn(watchdog(Arc::downgrade(&feed), watch.max_silence));
+        Ok(Some(feed))
+    }
+
+    pub(crate) fn state(&self) -> FeedState {
+        self.lock().state
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FeedInner> {
+        // A state and a timestamp: nothing a panic could leave half-written.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn beat(&self) {
+        self.lock().last_beat = Instant::now();
+    }
+
+    fn go_live(&self, why: &'static str) {
+        let mut inner = self.lock();
+        if inner.state == FeedState::Live {
+            // A repeated `connected` still means a new subscription: flush what may be stale.
+            self.cache.invalidate_all();
+            return;
+        }
+        // Flush before serving: whatever was published while the feed was down is lost.
+        self.cache.invalidate_all();
+        self.cache.set_bypass(false);
+        tracing::info!(from = inner.state.as_str(), why, "invalidation feed live");
+        inner.state = FeedState::Live;
+    }
+
+    fn go_down(&self, why: &'static str) {
+        let mut inner = self.lock();
+        if inner.state == FeedState::Lost {
+            return;
+        }
+        if self.policy == FeedPolicy::BypassCache {
+            // Stop serving first, then drop what was cached.
+            self.cache.set_bypass(true);
+            self.cache.invalidate_all();
+        }
+        tracing::warn!(from = inner.state.as_str(), why, "invalidation feed lost");
+        inner.state = FeedState::Lost;
+    }
+
+    /// Lost if live and silent for longer than `max_silence`.
+    fn check(&self, max_silence: Duration) {
+        let silent = {
+            let inner = self.lock();
+            inner.state == FeedState::Live && inner.last_beat.elapsed() > max_silence
+        };
+        if silent {
+            self.go_down("heartbeat missed");
+        }
+    }
+}
+
+/// Ticks several times per allowed silence, so a missed beat is noticed within about
+/// `max_silence × 1.25`. Ends when the manager is dropped.
+async fn watchdog(feed: Weak<Feed>, max_silence: Duration) {
+    let tick = (max_silence / 4).max(Duration::from_millis(1));
+    loop {
+        tokio::time::sleep(tick).await;
+        match feed.upgrade() {
+            Some(feed) => feed.check(max_silence),
+            None => return,
+        }
+    }
+}
