@@ -23,7 +23,7 @@ use tower_customer_session::model::CustomerData;
 use tower_customer_session::store::{CustomerRef, NewSession, SessionRecord, StoreError};
 use tower_customer_session::token::{TokenHash, TokenHasher, TokenKind};
 use tower_customer_session::{
-    CustomerSessionLayer, CustomerSessions, MemoryStore, SessionInfo, SessionStore,
+    CustomerSessionLayer, SessionManager, MemoryStore, SessionInfo, SessionStore,
 };
 use uuid::Uuid;
 
@@ -113,7 +113,7 @@ fn world() -> &'static World {
             loads: Arc::default(),
             writes: Arc::default(),
         };
-        let sessions = CustomerSessions::builder(store.clone())
+        let sessions = SessionManager::builder(store.clone())
             .secret(SECRET)
             .build();
         let handler: fn(_) -> _ = echo;
