@@ -20,10 +20,12 @@ use http_body_util::Full;
 use libfuzzer_sys::fuzz_target;
 use tower::{Layer, ServiceExt};
 use tower_customer_session::model::CustomerData;
-use tower_customer_session::store::{CustomerRef, NewSession, SessionRecord, StoreError};
+use tower_customer_session::store::{
+    CustomerRef, NewSession, SessionAdmin, SessionKey, SessionRecord, StoreError,
+};
 use tower_customer_session::token::{TokenHash, TokenHasher, TokenKind};
 use tower_customer_session::{
-    CustomerSessionLayer, SessionManager, MemoryStore, SessionInfo, SessionStore,
+    CustomerSessionLayer, MemoryStore, SessionInfo, SessionManager, SessionStore,
 };
 use uuid::Uuid;
 
@@ -39,10 +41,13 @@ struct Counting {
 }
 
 impl SessionStore for Counting {
-    async fn load(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
+    async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
         self.loads.fetch_add(1, Ordering::SeqCst);
-        self.memory.load(hash).await
+        self.memory.load(key).await
     }
+}
+
+impl SessionAdmin for Counting {
     async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.memory.create(session).await
@@ -92,7 +97,7 @@ fn world() -> &'static World {
             .build()
             .expect("runtime");
         let memory = MemoryStore::new();
-        let customer = memory.insert_customer(CustomerData::new(Uuid::new_v4(), Utc::now()));
+        let customer = memory.insert_customer(CustomerData::new(Utc::now()));
         let hasher = TokenHasher::new(SECRET);
         let now = Utc::now();
         for (token, kind) in [(VALID, TokenKind::Customer), (MEMBER, TokenKind::Member)] {
@@ -115,7 +120,8 @@ fn world() -> &'static World {
         };
         let sessions = SessionManager::builder(store.clone())
             .secret(SECRET)
-            .build();
+            .build()
+            .expect("a secret is configured");
         let handler: fn(_) -> _ = echo;
         let service = CustomerSessionLayer::new(sessions)
             .cookie("__Host-sid")

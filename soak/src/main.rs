@@ -30,10 +30,12 @@ use axum::Router;
 use axum::routing::get;
 use chrono::{TimeDelta, Utc};
 use tower_customer_session::model::CustomerData;
-use tower_customer_session::store::{CustomerRef, NewSession, SessionRecord, StoreError};
+use tower_customer_session::store::{
+    CustomerRef, NewSession, SessionAdmin, SessionKey, SessionRecord, StoreError,
+};
 use tower_customer_session::token::{TokenHash, TokenHasher, TokenKind};
 use tower_customer_session::{
-    CreateSession, Customer, CustomerSessionLayer, SessionManager, MemoryStore, SessionStore,
+    CreateSession, Customer, CustomerSessionLayer, MemoryStore, SessionManager, SessionStore,
 };
 
 const SECRET: &[u8] = b"soak secret, thirty-two bytes!!!";
@@ -115,10 +117,13 @@ impl FaultStore {
 }
 
 impl SessionStore for FaultStore {
-    async fn load(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
+    async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
         self.gate().await?;
-        self.memory.load(hash).await
+        self.memory.load(key).await
     }
+}
+
+impl SessionAdmin for FaultStore {
     async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
         self.gate().await?;
         self.memory.create(session).await
@@ -270,7 +275,8 @@ async fn main() -> ExitCode {
         .store_timeout(STORE_TIMEOUT)
         // Longer than the whole run: cached sessions must ride out every fault.
         .cache_max_ttl(Duration::from_secs(3_600))
-        .build();
+        .build()
+        .expect("a secret is configured");
     let app = Router::new()
         .route("/me", get(me))
         .layer(CustomerSessionLayer::new(sessions.clone()));
