@@ -60,13 +60,27 @@
 //! Rejections follow Polar's responses (see [`reject`]), can be customised with
 //! [`OnRejection`], and put the typed [`Rejection`] in the response extensions.
 //!
-//! # Revocation
+//! # Revocation, and fleets
 //!
 //! Revoke through [`SessionManager`] ([`revoke`](SessionManager::revoke),
-//! [`revoke_all`](SessionManager::revoke_all)): the store first, then the cache, so the
-//! next request is refused. A revocation that lands while a load for the same token is in
-//! flight does not let that load re-insert the session. Revocations made by another process
-//! sharing the store are seen within the cache's max TTL (60 s by default).
+//! [`revoke_all`](SessionManager::revoke_all), [`delete_customer`](SessionManager::delete_customer)):
+//! the store first, then the cache, so the next request is refused. A revocation that lands
+//! while a load for the same token is in flight does not let that load re-insert the session,
+//! and a revocation whose store call fails is reported to the caller and keeps the session
+//! out of the cache until it can no longer matter.
+//!
+//! Several instances sharing a store learn of each other's changes through the store's
+//! invalidation feed (Redis pub/sub, PostgreSQL `LISTEN/NOTIFY`), applied to the cache by one
+//! mechanism in the core, with a heartbeat that detects a silently lost feed:
+//!
+//! | store | a revocation elsewhere is refused here | while the feed is down |
+//! |---|---|---|
+//! | one process, [`MemoryStore`] | at once (there is no elsewhere) | — |
+//! | shared, with a feed (default [`FeedPolicy::BypassCache`](store::FeedPolicy)) | as soon as the message arrives (about a millisecond on a LAN) | at once: the cache is flushed and bypassed, every request asks the store |
+//! | shared, with a feed, [`FeedPolicy::ServeCached`](store::FeedPolicy) | as soon as the message arrives | within `cache_max_ttl` (60 s by default) |
+//! | shared, without a feed (e.g. your own store, Polar's API without webhooks) | within `cache_max_ttl` | — |
+//!
+//! See [`store`] for the contract, and [`SessionManager::feed_state`] to watch the feed.
 //!
 //! # Configuration
 //!
@@ -83,13 +97,16 @@
 //!
 //! # Writing a store
 //!
-//! See [`store`] for the contract and a complete backend.
+//! See [`store`] for the contract (resolution, administration and customers as separate
+//! traits; invalidation feeds) and a complete backend, and `store::testing` (feature
+//! `testing`) for the conformance kit every backend runs.
 //!
 //! # Feature flags
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `axum` | yes | [`Customer`] / `Option<Customer>` / [`SessionInfo`] extractors |
+//! | `testing` | no | `store::testing`, the conformance kit for store backends |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -1,20 +1,4 @@
 //! Invalidation feeds: how a shared backend tells every instance's cache what changed.
-//!
-//! One mechanism for every backend. The store's [`watch`](super::SessionStore::watch) gets a
-//! [`FeedSink`] and returns a [`Watch`] stating how long the feed may stay silent. From then
-//! on the store reports three things: the subscription is up ([`FeedSink::connected`]), it is
-//! still up ([`FeedSink::alive`], a heartbeat proven on the subscription's own connection,
-//! e.g. a `PING` answered through it), and what changed ([`FeedSink::invalidate`]). The core
-//! applies each invalidation exactly as a local revocation (epochs bumped first, so a racing
-//! load cannot put the entry back) and runs a watchdog: a feed silent for longer than the
-//! [`Watch`] allows counts as lost, whatever the store believes.
-//!
-//! What a lost feed does to the cache is the [`FeedPolicy`]:
-//!
-//! | policy | while the feed is down | when it is back |
-//! |---|---|---|
-//! | [`BypassCache`](FeedPolicy::BypassCache) (default) | cache flushed, every request asks the store (still coalesced); a revocation anywhere holds at once | flushed again: messages may have been lost |
-//! | [`ServeCached`](FeedPolicy::ServeCached) | cached entries keep serving; a revocation elsewhere holds within `cache_max_ttl` | flushed: messages may have been lost |
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -64,7 +48,14 @@ impl FeedState {
     }
 }
 
-/// What the cache does while a feed is not live; see the [module docs](self) for the table.
+/// What the cache does while a feed is not live.
+///
+/// What a lost feed does to the cache:
+///
+/// | policy | while the feed is down | when it is back |
+/// |---|---|---|
+/// | [`BypassCache`](FeedPolicy::BypassCache) (default) | cache flushed, every request asks the store (still coalesced); a revocation anywhere holds at once | flushed again: messages may have been lost |
+/// | [`ServeCached`](FeedPolicy::ServeCached) | cached entries keep serving; a revocation elsewhere holds within `cache_max_ttl` | flushed: messages may have been lost |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FeedPolicy {
     /// Flush the cache and answer every request from the store until the feed is back.
@@ -96,6 +87,16 @@ impl Watch {
 }
 
 /// The core's end of an invalidation feed, handed to [`SessionStore::watch`](super::SessionStore::watch).
+///
+/// One mechanism for every backend. The store's [`watch`](super::SessionStore::watch) gets a
+/// [`FeedSink`] and returns a [`Watch`] stating how long the feed may stay silent. From then
+/// on the store reports three things: the subscription is up ([`FeedSink::connected`]), it is
+/// still up ([`FeedSink::alive`], a heartbeat proven on the subscription's own connection,
+/// e.g. a `PING` answered through it), and what changed ([`FeedSink::invalidate`]). The core
+/// applies each invalidation exactly as a local revocation (epochs bumped first, so a racing
+/// load cannot put the entry back) and runs a watchdog: a feed silent for longer than the
+/// [`Watch`] allows counts as lost, whatever the store believes.
+///
 ///
 /// Cheap to clone. Once the [`SessionManager`](crate::SessionManager) it belongs to is
 /// dropped, every call is a no-op and [`is_closed`](Self::is_closed) says the store may stop.
