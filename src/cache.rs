@@ -31,6 +31,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::extension::SessionInfo;
+use crate::metrics::{CacheResult, Metrics};
 use crate::model::Customer;
 use crate::reject::{InvalidToken, Rejection, StoreUnavailable};
 use crate::store::Invalidation;
@@ -90,6 +91,7 @@ pub(crate) struct SessionCache {
     unconfirmed_customers: Cache<Uuid, ()>,
     /// Set while an invalidation feed is down under the default policy.
     bypass: AtomicBool,
+    pub(crate) metrics: Metrics,
 }
 
 /// Which cached hashes belong to which customer. Entries are added under the stripe lock
@@ -230,7 +232,14 @@ impl SessionCache {
             unconfirmed: tombstones(config.max_ttl),
             unconfirmed_customers: tombstones(config.max_ttl),
             bypass: AtomicBool::new(false),
+            metrics: Metrics::new(),
         }
+    }
+
+    /// Report the entry counts (approximate: moka counts lazily).
+    pub(crate) fn report_entries(&self) {
+        let negative = self.negative.as_ref().map_or(0, Cache::entry_count);
+        self.metrics.entries(self.positive.entry_count(), negative);
     }
 
     /// Stop (or resume) serving from and filling the cache.
@@ -413,7 +422,10 @@ impl SessionCache {
                 .and_then(Weak::upgrade)
                 .filter(|flight| !flight.outcome.initialized());
             match running {
-                Some(flight) => flight,
+                Some(flight) => {
+                    self.metrics.cache(CacheResult::Coalesced);
+                    flight
+                }
                 None => {
                     // A flight that just finished inserted its result before leaving; look
                     // again under the lock so a late caller does not load a second time.

@@ -122,6 +122,8 @@ mod extension;
 mod extract;
 pub mod layer;
 mod manager;
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub mod metrics;
 pub mod model;
 pub mod portal;
 pub mod reject;

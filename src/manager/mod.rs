@@ -14,6 +14,7 @@ pub use builder::{BuildError, SessionManagerBuilder};
 use crate::cache::{CachedSession, Fetched, Insert, LoadOutcome, Lookup, SessionCache};
 use crate::clock::Clock;
 use crate::extension::{CredentialSource, SessionInfo};
+use crate::metrics::{CacheResult, StoreOp};
 use crate::model::{Customer, CustomerSession};
 use crate::reject::{InvalidToken, Rejection, StoreUnavailable};
 use crate::store::{
@@ -198,10 +199,20 @@ impl<S: SessionStore> SessionManager<S> {
 
     /// The cache's answer for `hash`, verified, or `None` on a miss.
     pub(crate) fn cached(&self, hash: &TokenHash) -> Option<LoadOutcome> {
-        match self.inner.cache.lookup(hash) {
-            Lookup::Hit(entry) => Some(self.check(entry, hash)),
-            Lookup::Negative(reason) => Some(Err(Rejection::InvalidToken(reason))),
-            Lookup::Miss => None,
+        let cache = &self.inner.cache;
+        match cache.lookup(hash) {
+            Lookup::Hit(entry) => {
+                cache.metrics.cache(CacheResult::Hit);
+                Some(self.check(entry, hash))
+            }
+            Lookup::Negative(reason) => {
+                cache.metrics.cache(CacheResult::NegativeHit);
+                Some(Err(Rejection::InvalidToken(reason)))
+            }
+            Lookup::Miss => {
+                cache.metrics.cache(CacheResult::Miss);
+                None
+            }
         }
     }
 
@@ -239,7 +250,11 @@ impl<S: SessionStore> SessionManager<S> {
                 Err(rejection) => return (epoch, Err(rejection)),
             };
             match cache.insert_if_current(hash, entry.clone(), epoch) {
-                Insert::Cached | Insert::Skipped => return (epoch, Ok(entry)),
+                Insert::Cached => {
+                    cache.report_entries();
+                    return (epoch, Ok(entry));
+                }
+                Insert::Skipped => return (epoch, Ok(entry)),
                 // A revocation landed while the store was answering; what we read may be
                 // the session it just revoked. Ask again.
                 Insert::Raced if attempt < MAX_LOAD_ATTEMPTS => {}
@@ -254,7 +269,7 @@ impl<S: SessionStore> SessionManager<S> {
     async fn read(&self, hash: TokenHash, token: &SessionToken) -> LoadOutcome {
         let cache = &self.inner.cache;
         let key = SessionKey::new(&hash, token.expose_secret());
-        let record = match self.with_timeout(self.inner.store.load(key)).await {
+        let record = match self.call(StoreOp::Load, self.inner.store.load(key)).await {
             Ok(record) => record,
             Err(error) => {
                 let reason = match error {
@@ -270,6 +285,7 @@ impl<S: SessionStore> SessionManager<S> {
         };
         let Some(record) = record else {
             cache.insert_negative(hash, InvalidToken::Unknown);
+            cache.report_entries();
             return Err(Rejection::InvalidToken(InvalidToken::Unknown));
         };
         let entry = Arc::new(CachedSession::from(record));
@@ -280,13 +296,21 @@ impl<S: SessionStore> SessionManager<S> {
         Ok(entry)
     }
 
-    async fn with_timeout<T>(
+    /// One store call, bounded by the store timeout and recorded in the metrics.
+    async fn call<T>(
         &self,
+        op: StoreOp,
         operation: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(self.inner.store_timeout, operation)
+        let started = tokio::time::Instant::now();
+        let result = tokio::time::timeout(self.inner.store_timeout, operation)
             .await
-            .unwrap_or(Err(StoreError::Timeout))
+            .unwrap_or(Err(StoreError::Timeout));
+        self.inner
+            .cache
+            .metrics
+            .store(op, &result, started.elapsed());
+        result
     }
 }
 
@@ -317,7 +341,10 @@ impl<S: SessionAdmin> SessionManager<S> {
                 expires_at: created_at + self.inner.session_ttl,
                 return_url: options.return_url.clone(),
             };
-            let record = match self.with_timeout(self.inner.store.create(new)).await {
+            let record = match self
+                .call(StoreOp::Create, self.inner.store.create(new))
+                .await
+            {
                 Err(StoreError::Conflict) => continue,
                 other => other?,
             };
@@ -360,7 +387,9 @@ impl<S: SessionAdmin> SessionManager<S> {
     /// from the cache and not cached again for `cache_max_ttl`, so a revocation that the
     /// backend commits late is not hidden by the cache.
     pub async fn revoke_hash(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
-        let revoked = self.with_timeout(self.inner.store.revoke(token_hash)).await;
+        let revoked = self
+            .call(StoreOp::Revoke, self.inner.store.revoke(token_hash))
+            .await;
         match &revoked {
             Ok(_) => self.inner.cache.invalidate(token_hash),
             Err(_) => self.inner.cache.tombstone(*token_hash),
@@ -374,7 +403,7 @@ impl<S: SessionAdmin> SessionManager<S> {
     /// sessions is cached again for `cache_max_ttl`.
     pub async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
         let revoked = self
-            .with_timeout(self.inner.store.revoke_all(customer_id))
+            .call(StoreOp::RevokeAll, self.inner.store.revoke_all(customer_id))
             .await;
         match &revoked {
             Ok(_) => self.inner.cache.invalidate_customer(customer_id),
@@ -394,7 +423,10 @@ impl<S: CustomerStore> SessionManager<S> {
         let customer = customer.into();
         let id = customer.id;
         let stored = self
-            .with_timeout(self.inner.store.upsert_customer(customer))
+            .call(
+                StoreOp::UpsertCustomer,
+                self.inner.store.upsert_customer(customer),
+            )
             .await;
         self.after_customer_change(id, stored.is_ok());
         stored
@@ -405,7 +437,7 @@ impl<S: CustomerStore> SessionManager<S> {
         &self,
         by: impl Into<CustomerRef>,
     ) -> Result<Option<Customer>, StoreError> {
-        self.with_timeout(self.inner.store.customer(&by.into()))
+        self.call(StoreOp::Customer, self.inner.store.customer(&by.into()))
             .await
     }
 
@@ -414,7 +446,10 @@ impl<S: CustomerStore> SessionManager<S> {
     /// store with a feed as soon as it hears of it. `Ok(false)` if there is no such customer.
     pub async fn delete_customer(&self, id: Uuid) -> Result<bool, StoreError> {
         let deleted = self
-            .with_timeout(self.inner.store.delete_customer(id, self.now()))
+            .call(
+                StoreOp::DeleteCustomer,
+                self.inner.store.delete_customer(id, self.now()),
+            )
             .await;
         self.after_customer_change(id, deleted.is_ok());
         deleted

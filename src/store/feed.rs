@@ -136,6 +136,7 @@ impl FeedSink {
     /// Apply one change to the cache, as a local revocation would.
     pub fn invalidate(&self, invalidation: Invalidation) {
         if let Some(feed) = self.feed.upgrade() {
+            feed.cache.metrics.feed_message(&invalidation);
             feed.cache.apply(invalidation);
         }
     }
@@ -199,6 +200,7 @@ impl Feed {
             return Ok(None);
         };
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        feed.cache.metrics.feed_state(FeedState::Starting);
         runtime.spawn(watchdog(Arc::downgrade(&feed), watch.max_silence));
         Ok(Some(feed))
     }
@@ -228,6 +230,7 @@ impl Feed {
         self.cache.set_bypass(false);
         tracing::info!(from = inner.state.as_str(), why, "invalidation feed live");
         inner.state = FeedState::Live;
+        self.cache.metrics.feed_state(FeedState::Live);
     }
 
     fn go_down(&self, why: &'static str) {
@@ -242,6 +245,7 @@ impl Feed {
         }
         tracing::warn!(from = inner.state.as_str(), why, "invalidation feed lost");
         inner.state = FeedState::Lost;
+        self.cache.metrics.feed_state(FeedState::Lost);
     }
 
     /// Lost if live and silent for longer than `max_silence`.
