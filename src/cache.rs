@@ -381,6 +381,9 @@ impl SessionCache {
     /// Number of positive entries (approximate; moka counts lazily).
     pub(crate) fn entry_count(&self) -> u64 {
         self.positive.run_pending_tasks();
+        if let Some(negative) = &self.negative {
+            negative.run_pending_tasks();
+        }
         self.positive.entry_count()
     }
 

@@ -194,7 +194,9 @@ impl<S: SessionStore> SessionManager<S> {
 
     /// Number of sessions in the cache.
     pub fn cached_sessions(&self) -> u64 {
-        self.inner.cache.entry_count()
+        let count = self.inner.cache.entry_count();
+        self.inner.cache.report_entries();
+        count
     }
 
     /// The cache's answer for `hash`, verified, or `None` on a miss.
