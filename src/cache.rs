@@ -35,7 +35,7 @@ use crate::metrics::{CacheResult, Metrics};
 use crate::model::Customer;
 use crate::reject::{InvalidToken, Rejection, StoreUnavailable};
 use crate::store::Invalidation;
-use crate::token::TokenHash;
+use crate::token::{DigestState, TokenHash};
 
 /// A resolved session as cached: the customer and the session's facts.
 #[derive(Debug)]
@@ -80,14 +80,14 @@ const INDEX_SHARDS: usize = 16;
 const TOMBSTONES: u64 = 10_000;
 
 pub(crate) struct SessionCache {
-    positive: Cache<TokenHash, Arc<CachedSession>>,
-    negative: Option<Cache<TokenHash, InvalidToken>>,
-    flights: Mutex<HashMap<TokenHash, Weak<Flight>>>,
+    positive: Cache<TokenHash, Arc<CachedSession>, DigestState>,
+    negative: Option<Cache<TokenHash, InvalidToken, DigestState>>,
+    flights: Mutex<HashMap<TokenHash, Weak<Flight>, DigestState>>,
     /// Revocation epochs by stripe. The lock also orders inserts against revocations.
     epochs: [Mutex<u64>; STRIPES],
     by_customer: Arc<CustomerIndex>,
     /// Sessions and customers whose revocation may not have reached the store.
-    unconfirmed: Cache<TokenHash, ()>,
+    unconfirmed: Cache<TokenHash, (), DigestState>,
     unconfirmed_customers: Cache<Uuid, ()>,
     /// Set while an invalidation feed is down under the default policy.
     bypass: AtomicBool,
@@ -207,21 +207,17 @@ impl SessionCache {
             .eviction_listener(move |hash: Arc<TokenHash>, entry: Arc<CachedSession>, _| {
                 index.remove(entry.info.customer_id, &hash, &entry);
             })
+            .build_with_hasher(DigestState);
+        let unconfirmed_customers = Cache::builder()
+            .max_capacity(TOMBSTONES)
+            .time_to_live(config.max_ttl.max(Duration::from_millis(1)))
             .build();
-        fn tombstones<K: std::hash::Hash + Eq + Send + Sync + 'static>(
-            ttl: Duration,
-        ) -> Cache<K, ()> {
-            Cache::builder()
-                .max_capacity(TOMBSTONES)
-                .time_to_live(ttl.max(Duration::from_millis(1)))
-                .build()
-        }
         let negative =
             (config.negative_capacity > 0 && !config.negative_ttl.is_zero()).then(|| {
                 Cache::builder()
                     .max_capacity(config.negative_capacity)
                     .time_to_live(config.negative_ttl)
-                    .build()
+                    .build_with_hasher(DigestState)
             });
         Self {
             positive,
@@ -229,8 +225,11 @@ impl SessionCache {
             flights: Mutex::default(),
             epochs: std::array::from_fn(|_| Mutex::new(0)),
             by_customer,
-            unconfirmed: tombstones(config.max_ttl),
-            unconfirmed_customers: tombstones(config.max_ttl),
+            unconfirmed: Cache::builder()
+                .max_capacity(TOMBSTONES)
+                .time_to_live(config.max_ttl.max(Duration::from_millis(1)))
+                .build_with_hasher(DigestState),
+            unconfirmed_customers,
             bypass: AtomicBool::new(false),
             metrics: Metrics::new(),
         }

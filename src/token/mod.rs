@@ -23,6 +23,7 @@ mod secret;
 
 use std::fmt;
 
+pub(crate) use hash::DigestState;
 pub use hash::{ShortHash, TokenHash, TokenHasher};
 pub use secret::SessionToken;
 
