@@ -79,7 +79,8 @@
 //! # Browser portals
 //!
 //! Polar's `customer_portal_url` carries the token in the query string. [`portal`] turns that
-//! link into a session cookie, on the same cache and store, without leaking the token.
+//! link into a session cookie, on the same cache and store, without leaking the token, and
+//! signs customers out; [`reject::BrowserRejection`] shows browsers pages instead of JSON.
 //!
 //! # Writing a store
 //!
@@ -93,14 +94,16 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 mod cache;
 mod clock;
 mod cookie;
 mod csrf;
+mod error;
 mod extension;
 mod extract;
 pub mod layer;
@@ -114,8 +117,9 @@ mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cookie::{SameSite, SessionCookie};
+pub use error::ConfigError;
 pub use extension::{CredentialSource, SessionInfo};
-pub use layer::{CustomerSessionLayer, CustomerSessionService, Mode};
+pub use layer::{CustomerSessionLayer, CustomerSessionService};
 pub use manager::{BuildError, CreateError, CreateSession, SessionManager, SessionManagerBuilder};
 pub use model::{Customer, CustomerSession};
 pub use reject::{
@@ -124,3 +128,8 @@ pub use reject::{
 pub use store::{
     CustomerStore, DynStore, MemoryStore, SessionAdmin, SessionKey, SessionStore, StoreError,
 };
+
+// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::ResponseBody;
-use super::service::{Rejector, authorize};
+use super::authorize::{Rejector, authorize};
 use crate::cache::LoadOutcome;
 use crate::extension::CredentialSource;
 use crate::reject::OnRejection;
