@@ -348,6 +348,9 @@ async fn sessions_api_and_public_types_leak_nothing() {
         evidence.debug("CustomerSession", session);
         evidence.debug("SessionToken", &session.token);
         evidence.display("SessionToken", &session.token);
+        // The portal link holds the token too: its own `Debug` is redacted, not just the
+        // session's.
+        evidence.debug("PortalUrl", &session.customer_portal_url);
         evidence.debug("Customer", &session.customer);
     }
     let token = created.token.expose_secret();
@@ -397,17 +400,14 @@ async fn sessions_api_and_public_types_leak_nothing() {
             Ok::<_, Infallible>(Response::new(Body::empty()))
         }));
     evidence.debug("CustomerSessionService", &service);
-    evidence.debug("HandoffLayer", &layer.handoff());
-    let handoff = layer
-        .handoff()
-        .layer(tower::service_fn(|_: Request<Body>| async {
-            Ok::<_, Infallible>(Response::new(Body::empty()))
-        }));
-    evidence.debug("Handoff", &handoff);
-    evidence.debug(
-        "CustomerPortalCustomer",
-        &tower_customer_session::model::CustomerPortalCustomer::from(&customer),
-    );
+    let portal = layer.portal().expect("cookie configured");
+    evidence.debug("PortalLayer", &portal);
+    let portal = portal.layer(tower::service_fn(|_: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(Body::empty()))
+    }));
+    evidence.debug("Portal", &portal);
+    evidence.debug("Logout", &layer.logout("/portal").expect("local path"));
+    evidence.debug("PortalUrl", &created.customer_portal_url);
     evidence.debug("CustomerData", &*customer);
     evidence.debug("CredentialSource", &info.source);
     evidence.debug("TokenKind", &parsed.kind());
@@ -483,8 +483,7 @@ async fn portal_handoff_leaks_nothing_but_its_cookie() {
     let fixture = Fixture::new().await;
     let auth = fixture.layer();
     let page = get(|customer: Option<Customer>| async move { format!("{}", customer.is_some()) })
-        .layer::<_, Infallible>(auth.clone().optional())
-        .layer::<_, Infallible>(auth.handoff());
+        .layer(auth.clone().optional().portal().expect("cookie configured"));
     let app = Router::new().route("/portal", page).route(
         "/portal/logout",
         post(|| async { "bye" }).layer::<_, Infallible>(auth),
