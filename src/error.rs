@@ -50,7 +50,14 @@ mod tests {
         for ok in ["/", "/portal", "/a/b?x=1", "/shop/"] {
             assert!(is_local_path(ok), "{ok}");
         }
-        for bad in ["", "portal", "//evil.example", "/\\evil.example", "/a\nb", "https://x"] {
+        for bad in [
+            "",
+            "portal",
+            "//evil.example",
+            "/\\evil.example",
+            "/a\nb",
+            "https://x",
+        ] {
             assert!(!is_local_path(bad), "{bad}");
         }
     }

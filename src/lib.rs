@@ -90,7 +90,8 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `axum` | yes | [`Customer`] / `Option<Customer>` / [`SessionInfo`] extractors |
+//! | `axum` | yes | [`Customer`] / `Option<Customer>` / [`SessionInfo`] extractors; the portal's redirect follows axum's `Router::nest` |
+//! | `testing` | no | `store::testing`, the conformance kit for store backends |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

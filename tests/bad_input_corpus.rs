@@ -17,7 +17,6 @@
 
 mod security_common;
 
-
 use axum::body::Body;
 use http::{HeaderName, HeaderValue, Request};
 use security_common::{
@@ -1188,7 +1187,11 @@ async fn portal_page(customer: Option<tower_customer_session::Customer>) -> Stri
 
 /// The portal route as the crate documents it: the portal layer on an optional check.
 fn portal_app(fixture: &Fixture) -> axum::Router {
-    let portal = fixture.layer().optional().portal().expect("cookie configured");
+    let portal = fixture
+        .layer()
+        .optional()
+        .portal()
+        .expect("cookie configured");
     axum::Router::new().route("/portal", axum::routing::get(portal_page).layer(portal))
 }
 
@@ -1325,7 +1328,13 @@ async fn handoff_never_redirects_off_site() {
     let fixture = Fixture::new().await;
     let app = axum::Router::new()
         .route("/portal", axum::routing::get(portal_page))
-        .layer(fixture.layer().optional().portal().expect("cookie configured"));
+        .layer(
+            fixture
+                .layer()
+                .optional()
+                .portal()
+                .expect("cookie configured"),
+        );
     let (addr, server) = serve(app).await;
     let mut failures = Vec::new();
     for path in [

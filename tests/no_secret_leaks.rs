@@ -23,8 +23,8 @@ use http::{HeaderMap, Request, Response};
 use log_capture::LogCapture;
 use security_common::{COOKIE, Fault, Fixture, MEMBER, UNKNOWN, VALID};
 use tower::{Layer, ServiceExt};
-use tower_customer_session::store::{CustomerRef, NewSession, StoreError};
 use tower_customer_session::reject::on_rejection_fn;
+use tower_customer_session::store::{CustomerRef, NewSession, StoreError};
 use tower_customer_session::token::{TokenFormat, TokenKind};
 use tower_customer_session::{
     CreateSession, CredentialSource, Customer, InvalidRequest, InvalidToken, Rejection,
@@ -614,12 +614,16 @@ async fn rejection_hooks_see_no_token() {
     let fixture = Fixture::new().await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let hook_seen = seen.clone();
-    let layer = fixture.layer().on_rejection(on_rejection_fn(
-        move |rejection, request, _response| {
-            let line = format!("{} {:?}", rejection.label(), request.headers);
-            hook_seen.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-        },
-    ));
+    let layer =
+        fixture
+            .layer()
+            .on_rejection(on_rejection_fn(move |rejection, request, _response| {
+                let line = format!("{} {:?}", rejection.label(), request.headers);
+                hook_seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(line);
+            }));
     let app = Router::new()
         .route("/me", get(|| async { "ok" }).post(|| async { "ok" }))
         .layer(layer);

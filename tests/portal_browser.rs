@@ -354,7 +354,10 @@ async fn customer_values_are_escaped() {
         "{body}"
     );
     assert!(!body.contains("<img"), "{body}");
-    assert!(body.contains("o'brien+&quot;quoted&quot;@example.com"), "{body}");
+    assert!(
+        body.contains("o'brien+&quot;quoted&quot;@example.com"),
+        "{body}"
+    );
     assert!(body.contains("<th>&lt;b&gt;</th><td>&lt;/td&gt;&lt;script&gt;</td>"));
     assert!(body.contains("1 Rue &amp; &lt;Co&gt;"));
     assert!(!body.contains("<script") && !body.contains("<b>"), "{body}");

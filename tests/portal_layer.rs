@@ -16,9 +16,7 @@ use reqwest::header::{ACCEPT, COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use reqwest::redirect::Policy;
 use tokio::net::TcpListener;
 use tower_customer_session::reject::BrowserRejection;
-use tower_customer_session::{
-    Customer, CustomerSessionLayer, OnRejection, SessionCookie,
-};
+use tower_customer_session::{Customer, CustomerSessionLayer, OnRejection, SessionCookie};
 
 use common::{Harness, TestStore};
 
@@ -50,10 +48,16 @@ async fn serve(app: Router) -> (String, reqwest::Client) {
 fn cookie_pair(response: &reqwest::Response) -> String {
     let set: Vec<_> = response.headers().get_all(SET_COOKIE).iter().collect();
     assert_eq!(set.len(), 1, "{set:?}");
-    set[0].to_str().unwrap().split(';').next().unwrap().to_owned()
+    set[0]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
-fn header<'a>(response: &'a reqwest::Response, name: impl reqwest::header::AsHeaderName) -> &'a str {
+fn header(response: &reqwest::Response, name: impl reqwest::header::AsHeaderName) -> &str {
     response
         .headers()
         .get(name)
@@ -76,7 +80,9 @@ async fn handoff_under_a_nested_router_returns_to_the_full_path() {
     let (base, http) = serve(Router::new().nest("/shop", shop)).await;
 
     let response = http
-        .get(format!("{base}/shop/portal?customer_session_token={token}&x=1"))
+        .get(format!(
+            "{base}/shop/portal?customer_session_token={token}&x=1"
+        ))
         .send()
         .await
         .unwrap();
@@ -101,10 +107,18 @@ async fn handoff_under_a_nested_router_returns_to_the_full_path() {
 async fn base_path_restores_a_prefix_stripped_by_a_proxy() {
     let h = Harness::new();
     let (token, _) = h.issue(&h.customer("Jane")).await;
-    let portal = auth(&h).optional().portal().unwrap().base_path("/app/").unwrap();
+    let portal = auth(&h)
+        .optional()
+        .portal()
+        .unwrap()
+        .base_path("/app/")
+        .unwrap();
     let (base, http) = serve(Router::new().fallback(get(page)).layer(portal)).await;
 
-    for (path, expected) in [("/portal", "/app/portal"), ("//evil.example", "/app/evil.example")] {
+    for (path, expected) in [
+        ("/portal", "/app/portal"),
+        ("//evil.example", "/app/evil.example"),
+    ] {
         let response = http
             .get(format!("{base}{path}?customer_session_token={token}"))
             .send()
@@ -172,10 +186,17 @@ async fn email_is_dropped_from_the_clean_url_unless_kept() {
     let h = Harness::new();
     let (token, _) = h.issue(&h.customer("Jane")).await;
     let query = format!("customer_session_token={token}&email=jane%40example.com");
-    for (keep, expected) in [(false, "/portal"), (true, "/portal?email=jane%40example.com")] {
+    for (keep, expected) in [
+        (false, "/portal"),
+        (true, "/portal?email=jane%40example.com"),
+    ] {
         let portal = auth(&h).optional().portal().unwrap().keep_email(keep);
         let (base, http) = serve(Router::new().route("/portal", get(page).layer(portal))).await;
-        let response = http.get(format!("{base}/portal?{query}")).send().await.unwrap();
+        let response = http
+            .get(format!("{base}/portal?{query}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(header(&response, LOCATION), expected);
     }
 }
@@ -197,8 +218,14 @@ fn browser_pieces_need_a_cookie() {
 /// The portal page and its sign-out, as the crate documents them.
 fn portal_app<R: OnRejection>(layer: CustomerSessionLayer<TestStore, R>) -> Router {
     Router::new()
-        .route("/portal", get(page).layer(layer.clone().optional().portal().unwrap()))
-        .route("/portal/logout", post_service(layer.logout("/portal").unwrap()))
+        .route(
+            "/portal",
+            get(page).layer(layer.clone().optional().portal().unwrap()),
+        )
+        .route(
+            "/portal/logout",
+            post_service(layer.logout("/portal").unwrap()),
+        )
 }
 
 async fn sign_in(base: &str, http: &reqwest::Client, token: &str) -> String {
@@ -252,7 +279,9 @@ async fn logout_revokes_clears_and_redirects() {
 async fn failed_logout_answers_503_and_keeps_the_cookie() {
     let h = Harness::new();
     let (token, _) = h.issue(&h.customer("Jane")).await;
-    let layer = auth(&h).retry_after(4).on_rejection(BrowserRejection::pages());
+    let layer = auth(&h)
+        .retry_after(4)
+        .on_rejection(BrowserRejection::pages());
     let (base, http) = serve(portal_app(layer)).await;
     let cookie = sign_in(&base, &http, &token).await;
 
@@ -320,7 +349,9 @@ async fn browser_rejection_redirects_browsers_only() {
     let h = Harness::new();
     let (token, _) = h.issue(&h.customer("Jane")).await;
     let layer = auth(&h).on_rejection(BrowserRejection::redirect_to("/signin").unwrap());
-    let app = Router::new().route("/account", get(page)).route_layer(layer);
+    let app = Router::new()
+        .route("/account", get(page))
+        .route_layer(layer);
     let (base, http) = serve(app).await;
     h.clock.advance(TimeDelta::hours(2));
     let stale = format!("{COOKIE_NAME}={token}");

@@ -50,7 +50,11 @@ pub fn router(sessions: SessionManager<MemoryStore>, cookie: SessionCookie) -> R
         .on_rejection(pages);
     // Both are fixed settings (a cookie is configured, the location is a local path), so
     // neither can fail here.
-    let portal = auth.clone().optional().portal().expect("a cookie is configured");
+    let portal = auth
+        .clone()
+        .optional()
+        .portal()
+        .expect("a cookie is configured");
     let logout = auth.logout("/portal").expect("a path on this site");
     Router::new()
         .route("/portal", get(portal_page).layer(portal))

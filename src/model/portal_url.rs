@@ -42,7 +42,8 @@ impl PortalUrl {
     /// front so that no reallocation leaves an unwiped copy of the token behind.
     pub(crate) fn build(base: &str, token: &str, email: Option<&str>) -> Self {
         let email_len = email.map_or(0, |e| "&email=".len() + 3 * e.len());
-        let mut url = String::with_capacity(base.len() + 1 + TOKEN_PARAM.len() + 1 + token.len() + email_len);
+        let mut url =
+            String::with_capacity(base.len() + 1 + TOKEN_PARAM.len() + 1 + token.len() + email_len);
         url.push_str(base);
         url.push(if base.contains('?') { '&' } else { '?' });
         url.push_str(TOKEN_PARAM);

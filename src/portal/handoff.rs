@@ -242,7 +242,10 @@ mod tests {
             split(Some("customer_session_token=")),
             Query::Invalid
         ));
-        assert!(matches!(split(Some("customer_session_token")), Query::Invalid));
+        assert!(matches!(
+            split(Some("customer_session_token")),
+            Query::Invalid
+        ));
         assert!(matches!(
             split(Some("customer_session_token=a&customer_session_token=a")),
             Query::Invalid

@@ -166,7 +166,11 @@ where
         if !matches!(*request.method(), Method::GET | Method::HEAD) {
             return PortalFuture::auth(self.auth.call(request));
         }
-        let query = split_query(original_path(&request), request.uri().query(), &self.options);
+        let query = split_query(
+            original_path(&request),
+            request.uri().query(),
+            &self.options,
+        );
         let (token, location) = match query {
             Query::Absent => return PortalFuture::auth(self.auth.call(request)),
             Query::Invalid => {

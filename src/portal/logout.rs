@@ -42,7 +42,11 @@ pub struct Logout<St, R = DefaultRejection> {
 }
 
 impl<St, R> Logout<St, R> {
-    pub(crate) fn new(sessions: SessionManager<St>, rejector: Rejector<R>, location: HeaderValue) -> Self {
+    pub(crate) fn new(
+        sessions: SessionManager<St>,
+        rejector: Rejector<R>,
+        location: HeaderValue,
+    ) -> Self {
         Self {
             sessions,
             rejector,
@@ -144,7 +148,8 @@ where
                     Err(error) => {
                         tracing::warn!(parent: &span, token = %hash.short(), %error, "sign-out failed");
                         let rejection = Rejection::StoreUnavailable(StoreUnavailable::from(&error));
-                        this.rejector.reject(rejection, request, Some(source), &span)
+                        this.rejector
+                            .reject(rejection, request, Some(source), &span)
                     }
                 },
             };

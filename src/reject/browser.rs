@@ -1,7 +1,9 @@
 //! [`BrowserRejection`]: pages or a sign-in redirect instead of JSON, for browsers.
 
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use http::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE,
+};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
@@ -140,7 +142,12 @@ impl BrowserRejection {
 }
 
 impl OnRejection for BrowserRejection {
-    fn on_rejection(&mut self, rejection: &Rejection, request: &Parts, response: &mut Response<Bytes>) {
+    fn on_rejection(
+        &mut self,
+        rejection: &Rejection,
+        request: &Parts,
+        response: &mut Response<Bytes>,
+    ) {
         if !is_browser(&request.headers) {
             return;
         }
@@ -163,7 +170,10 @@ impl OnRejection for BrowserRejection {
         *response.body_mut() = page.clone();
         let headers = response.headers_mut();
         headers.remove(CONTENT_LENGTH);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
     }
 }
 
@@ -193,8 +203,12 @@ mod tests {
     fn rejected(status: StatusCode) -> Response<Bytes> {
         let mut response = Response::new(Bytes::from_static(b"{}"));
         *response.status_mut() = status;
-        response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         response
     }
 
@@ -204,7 +218,11 @@ mod tests {
     #[test]
     fn api_clients_keep_json() {
         let mut hook = BrowserRejection::redirect_to("/signin").unwrap();
-        for headers in [&[][..], &[("accept", "application/json")][..], &[NAVIGATION, ("authorization", "Bearer x")][..]] {
+        for headers in [
+            &[][..],
+            &[("accept", "application/json")][..],
+            &[NAVIGATION, ("authorization", "Bearer x")][..],
+        ] {
             let mut response = rejected(StatusCode::UNAUTHORIZED);
             hook.on_rejection(&UNKNOWN, &parts(headers), &mut response);
             assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{headers:?}");
@@ -223,7 +241,11 @@ mod tests {
         assert!(response.body().is_empty());
 
         let mut response = rejected(StatusCode::FORBIDDEN);
-        hook.on_rejection(&Rejection::CrossSiteRequest, &parts(&[NAVIGATION]), &mut response);
+        hook.on_rejection(
+            &Rejection::CrossSiteRequest,
+            &parts(&[NAVIGATION]),
+            &mut response,
+        );
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         assert_eq!(response.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
         assert!(response.body().starts_with(b"<!doctype html>"));

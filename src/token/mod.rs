@@ -50,7 +50,9 @@ pub const MEMBER_PREFIX: &str = "polar_mst_";
 /// assert!("Member".parse::<TokenKind>().is_err());
 /// assert_eq!(serde_json::to_string(&TokenKind::Member).unwrap(), r#""member""#);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenKind {
     /// A customer session (`polar_cst_…`).
