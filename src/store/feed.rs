@@ -64,7 +64,7 @@ impl FeedState {
     }
 }
 
-/// What the cache does while a feed is not live; see the [module docs](self) for the table.
+/// What the cache does while a feed is not live; see the [store docs](crate::store) on feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FeedPolicy {
     /// Flush the cache and answer every request from the store until the feed is back.
