@@ -1,3 +1,5 @@
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
 //! What the fleet machinery costs a cache hit: customer invalidations arriving while hits
 //! are served (1,000,000 cached sessions), and a type-erased `DynStore` against the
 //! concrete store, hit and miss.

@@ -10,6 +10,9 @@
 //! Run: `cargo bench --bench middleware`; then `python3 benches/report.py` writes the
 //! table and the chart to `benches/results/`.
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -2,7 +2,7 @@
 //!
 //! [`Customer`] and [`SessionInfo`] extract directly; `Option<Customer>` and
 //! `Option<SessionInfo>` are `None` for anonymous requests behind an
-//! [optional](crate::Mode::Optional) layer. If no [`CustomerSessionLayer`](crate::CustomerSessionLayer)
+//! [optional](crate::CustomerSessionLayer::optional) layer. If no [`CustomerSessionLayer`](crate::CustomerSessionLayer)
 //! ran for the route at all, extraction fails with a 500 that says so: a forgotten layer is
 //! a server bug, never an anonymous request.
 //!

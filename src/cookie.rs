@@ -1,8 +1,12 @@
 //! The session cookie: its name and attributes, for reading and for `Set-Cookie`.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
+use cookie::Cookie;
 use http::HeaderValue;
+
+use crate::error::ConfigError;
 
 /// How the session cookie is named and written.
 ///
@@ -92,14 +96,29 @@ impl SessionCookie {
     /// Share the cookie with subdomains of `domain`. Default: none (host-only), which keeps
     /// the `__Host-` prefix and stops sibling subdomains from overwriting the cookie.
     ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Domain`] unless `domain` is a host name (letters, digits, `-`, `.`):
+    /// anything else could smuggle attributes into `Set-Cookie`.
+    ///
     /// ```
     /// # use tower_customer_session::SessionCookie;
-    /// let cookie = SessionCookie::new("sid").domain("shop.example");
+    /// let cookie = SessionCookie::new("sid").domain("shop.example")?;
     /// assert_eq!(cookie.name(), "sid");
+    /// assert!(SessionCookie::new("sid").domain("shop.example; SameSite=None").is_err());
+    /// # Ok::<(), tower_customer_session::ConfigError>(())
     /// ```
-    pub fn domain(mut self, domain: impl Into<String>) -> Self {
-        self.domain = Some(domain.into());
-        self
+    pub fn domain(mut self, domain: impl Into<String>) -> Result<Self, ConfigError> {
+        let domain = domain.into();
+        let host_name = !domain.is_empty()
+            && domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !host_name {
+            return Err(ConfigError::Domain(domain));
+        }
+        self.domain = Some(domain);
+        Ok(self)
     }
 
     /// The `SameSite` attribute. Default: [`SameSite::Lax`].
@@ -130,15 +149,15 @@ impl SessionCookie {
     /// let header = SessionCookie::new("sid").set_cookie("value", 3600);
     /// assert_eq!(
     ///     header,
-    ///     "__Host-sid=value; Max-Age=3600; Path=/; HttpOnly; Secure; SameSite=Lax"
+    ///     "__Host-sid=value; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=3600"
     /// );
     /// ```
     ///
-    /// # Panics
-    ///
-    /// If `value` holds characters not allowed in a header (tokens never do).
+    /// If `value` holds characters not allowed in a header (tokens never do), the header
+    /// clears the cookie instead.
     pub fn set_cookie(&self, value: &str, max_age_secs: i64) -> HeaderValue {
         self.header(value, max_age_secs.max(0))
+            .unwrap_or_else(|| self.clear_cookie())
     }
 
     /// `Set-Cookie` that deletes the cookie (empty value, `Max-Age=0`, same attributes).
@@ -146,28 +165,34 @@ impl SessionCookie {
     /// ```
     /// # use tower_customer_session::SessionCookie;
     /// let header = SessionCookie::new("sid").clear_cookie();
-    /// assert!(header.to_str().unwrap().starts_with("__Host-sid=; Max-Age=0;"));
+    /// assert!(header.to_str().unwrap().starts_with("__Host-sid=; HttpOnly;"));
+    /// assert!(header.to_str().unwrap().ends_with("; Max-Age=0"));
     /// ```
     pub fn clear_cookie(&self) -> HeaderValue {
+        // The name and domain were checked when configured.
         self.header("", 0)
+            .unwrap_or_else(|| HeaderValue::from_static("; Max-Age=0"))
     }
 
-    fn header(&self, value: &str, max_age: i64) -> HeaderValue {
-        let mut out = format!("{}={value}; Max-Age={max_age}; Path=/", self.name());
+    fn header(&self, value: &str, max_age: i64) -> Option<HeaderValue> {
+        let name = self.name();
+        let mut cookie = Cookie::build((name.as_ref(), value))
+            .path("/")
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(match self.same_site {
+                SameSite::Lax => cookie::SameSite::Lax,
+                SameSite::Strict => cookie::SameSite::Strict,
+            })
+            .max_age(cookie::time::Duration::seconds(max_age));
         if let Some(domain) = &self.domain {
-            out.push_str("; Domain=");
-            out.push_str(domain);
+            cookie = cookie.domain(domain.as_str());
         }
-        out.push_str("; HttpOnly");
-        if self.secure {
-            out.push_str("; Secure");
-        }
-        out.push_str(match self.same_site {
-            SameSite::Lax => "; SameSite=Lax",
-            SameSite::Strict => "; SameSite=Strict",
-        });
-        let mut header = HeaderValue::try_from(out).expect("cookie value is header-safe");
+        // Sized up front: the value is a token, and a grown buffer would leave a copy behind.
+        let mut out = String::with_capacity(name.len() + value.len() + 128);
+        let _ = write!(out, "{cookie}");
+        let mut header = HeaderValue::try_from(out).ok()?;
         header.set_sensitive(true);
-        header
+        Some(header)
     }
 }

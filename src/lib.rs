@@ -93,7 +93,8 @@
 //! # Browser portals
 //!
 //! Polar's `customer_portal_url` carries the token in the query string. [`portal`] turns that
-//! link into a session cookie, on the same cache and store, without leaking the token.
+//! link into a session cookie, on the same cache and store, without leaking the token, and
+//! signs customers out; [`reject::BrowserRejection`] shows browsers pages instead of JSON.
 //!
 //! # Writing a store
 //!
@@ -105,19 +106,21 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `axum` | yes | [`Customer`] / `Option<Customer>` / [`SessionInfo`] extractors |
+//! | `axum` | yes | [`Customer`] / `Option<Customer>` / [`SessionInfo`] extractors; the portal's redirect follows axum's `Router::nest` |
 //! | `testing` | no | `store::testing`, the conformance kit for store backends |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 mod cache;
 mod clock;
 mod cookie;
 mod csrf;
+mod error;
 mod extension;
 mod extract;
 pub mod layer;
@@ -133,8 +136,9 @@ mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cookie::{SameSite, SessionCookie};
+pub use error::ConfigError;
 pub use extension::{CredentialSource, SessionInfo};
-pub use layer::{CustomerSessionLayer, CustomerSessionService, Mode};
+pub use layer::{CustomerSessionLayer, CustomerSessionService};
 pub use manager::{BuildError, CreateError, CreateSession, SessionManager, SessionManagerBuilder};
 pub use model::{Customer, CustomerSession};
 pub use reject::{
@@ -143,3 +147,8 @@ pub use reject::{
 pub use store::{
     CustomerStore, DynStore, MemoryStore, SessionAdmin, SessionKey, SessionStore, StoreError,
 };
+
+// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -58,8 +58,7 @@ pub(crate) enum CacheResult {
     Coalesced,
 }
 
-// Wired into the layer's outcome in the same change that untangles the layer.
-#[allow(dead_code)]
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 fn source_label(source: Option<CredentialSource>) -> &'static str {
     match source {
         Some(CredentialSource::Header) => "header",
@@ -84,8 +83,8 @@ mod enabled {
 
     use super::*;
 
-    /// Handles for the hot path, registered once.
-    #[allow(dead_code)]
+    /// Handles for the hot path, registered once; clones share them.
+    #[derive(Clone)]
     pub(crate) struct Metrics {
         hit: Counter,
         negative_hit: Counter,
@@ -121,7 +120,6 @@ mod enabled {
             }
         }
 
-        #[allow(dead_code)]
         #[inline]
         pub(crate) fn authenticated(&self, source: CredentialSource) {
             match source {
@@ -130,7 +128,6 @@ mod enabled {
             }
         }
 
-        #[allow(dead_code)]
         pub(crate) fn request(&self, outcome: &'static str, source: Option<CredentialSource>) {
             counter!("customer_session_requests_total", "outcome" => outcome, "source" => source_label(source))
                 .increment(1);
@@ -176,6 +173,7 @@ mod disabled {
     use super::*;
 
     /// Nothing to record: every method is empty and inlined away.
+    #[derive(Clone)]
     pub(crate) struct Metrics;
 
     impl Metrics {

@@ -80,7 +80,8 @@ async fn a_required_customer_behind_an_optional_layer_is_401_without_credentials
     let app = Router::new().route("/me", get(me)).route_layer(
         CustomerSessionLayer::new(h.sessions.clone())
             .optional()
-            .realm("shop"),
+            .realm("shop")
+            .unwrap(),
     );
 
     let reply = send(app.clone(), anonymous()).await;

@@ -133,7 +133,11 @@ async fn no_credentials_is_a_bare_challenge() {
     assert_eq!(reply.rejection, Some(Rejection::MissingCredentials));
     assert_eq!(apps.recorder.calls(), 0);
 
-    let shop = Apps::new(CustomerSessionLayer::new(h.sessions.clone()).realm("shop"));
+    let shop = Apps::new(
+        CustomerSessionLayer::new(h.sessions.clone())
+            .realm("shop")
+            .unwrap(),
+    );
     assert_unauthorized(&shop.send(anonymous).await, "shop");
 }
 

@@ -6,16 +6,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::Body;
 use chrono::Utc;
+use http::Request;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use tower::ServiceExt;
 use tower_customer_session::model::CustomerData;
 use tower_customer_session::store::{
     FeedSink, Invalidation, NewSession, SessionRecord, StoreScope, Watch,
 };
 use tower_customer_session::token::TokenHash;
 use tower_customer_session::{
-    CreateSession, CredentialSource, MemoryStore, SessionAdmin, SessionKey, SessionManager,
-    SessionStore, StoreError,
+    CreateSession, CredentialSource, CustomerSessionLayer, MemoryStore, SessionAdmin, SessionKey,
+    SessionManager, SessionStore, StoreError,
 };
 use uuid::Uuid;
 
@@ -163,6 +166,38 @@ async fn a_scripted_sequence_records_what_happened() {
     );
     store.failing.store(false, Ordering::SeqCst);
 
+    // Through the layer: one Bearer request authenticated, one without credentials
+    // refused, one anonymous through an optional layer, one cookie refused as unknown.
+    let app = axum::Router::new()
+        .route("/me", axum::routing::get(|| async { "ok" }))
+        .route_layer(CustomerSessionLayer::new(sessions.clone()).cookie("sid"));
+    let optional = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "ok" }))
+        .route_layer(CustomerSessionLayer::new(sessions.clone()).optional());
+    let send = |app: axum::Router, request: Request<Body>| async move {
+        app.oneshot(request).await.unwrap().status().as_u16()
+    };
+    let bearer = Request::get("/me").header("authorization", format!("Bearer {token}"));
+    assert_eq!(
+        send(app.clone(), bearer.body(Body::empty()).unwrap()).await,
+        200
+    );
+    assert_eq!(
+        send(
+            app.clone(),
+            Request::get("/me").body(Body::empty()).unwrap()
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        send(optional, Request::get("/").body(Body::empty()).unwrap()).await,
+        200
+    );
+    let cookie =
+        Request::get("/me").header("cookie", format!("__Host-sid={}", unknown.expose_secret()));
+    assert_eq!(send(app, cookie.body(Body::empty()).unwrap()).await, 401);
+
     // Feed: one message, then a loss.
     sink.invalidate(Invalidation::Session(sessions.hasher().hash(&token)));
     sink.lost();
@@ -170,7 +205,7 @@ async fn a_scripted_sequence_records_what_happened() {
     let m = read(&snapshotter, &mut totals);
     assert_eq!(
         get(&m, "customer_session_cache_lookups_total{result=hit}"),
-        2.0
+        3.0
     );
     assert_eq!(
         get(&m, "customer_session_cache_lookups_total{result=miss}"),
@@ -181,7 +216,7 @@ async fn a_scripted_sequence_records_what_happened() {
             &m,
             "customer_session_cache_lookups_total{result=negative_hit}"
         ),
-        1.0
+        2.0
     );
     assert_eq!(
         get(
@@ -232,6 +267,12 @@ async fn a_scripted_sequence_records_what_happened() {
         0.0,
         "down after the loss"
     );
+
+    let requests = |labels: &str| get(&m, &format!("customer_session_requests_total{{{labels}}}"));
+    assert_eq!(requests("outcome=authenticated,source=header"), 1.0);
+    assert_eq!(requests("outcome=missing_credentials,source=none"), 1.0);
+    assert_eq!(requests("outcome=anonymous,source=none"), 1.0);
+    assert_eq!(requests("outcome=unknown_token,source=cookie"), 1.0);
 
     // No label carries a token, a hash or a customer id.
     let everything = format!("{:?}", m.keys().collect::<Vec<_>>());

@@ -23,6 +23,7 @@ use http::{HeaderMap, Request, Response};
 use log_capture::LogCapture;
 use security_common::{COOKIE, Fault, Fixture, MEMBER, UNKNOWN, VALID};
 use tower::{Layer, ServiceExt};
+use tower_customer_session::reject::on_rejection_fn;
 use tower_customer_session::store::{CustomerRef, NewSession, StoreError};
 use tower_customer_session::token::{TokenFormat, TokenKind};
 use tower_customer_session::{
@@ -348,6 +349,9 @@ async fn sessions_api_and_public_types_leak_nothing() {
         evidence.debug("CustomerSession", session);
         evidence.debug("SessionToken", &session.token);
         evidence.display("SessionToken", &session.token);
+        // The portal link holds the token too: its own `Debug` is redacted, not just the
+        // session's.
+        evidence.debug("PortalUrl", &session.customer_portal_url);
         evidence.debug("Customer", &session.customer);
     }
     let token = created.token.expose_secret();
@@ -397,17 +401,14 @@ async fn sessions_api_and_public_types_leak_nothing() {
             Ok::<_, Infallible>(Response::new(Body::empty()))
         }));
     evidence.debug("CustomerSessionService", &service);
-    evidence.debug("HandoffLayer", &layer.handoff());
-    let handoff = layer
-        .handoff()
-        .layer(tower::service_fn(|_: Request<Body>| async {
-            Ok::<_, Infallible>(Response::new(Body::empty()))
-        }));
-    evidence.debug("Handoff", &handoff);
-    evidence.debug(
-        "CustomerPortalCustomer",
-        &tower_customer_session::model::CustomerPortalCustomer::from(&customer),
-    );
+    let portal = layer.portal().expect("cookie configured");
+    evidence.debug("PortalLayer", &portal);
+    let portal = portal.layer(tower::service_fn(|_: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(Body::empty()))
+    }));
+    evidence.debug("Portal", &portal);
+    evidence.debug("Logout", &layer.logout("/portal").expect("local path"));
+    evidence.debug("PortalUrl", &created.customer_portal_url);
     evidence.debug("CustomerData", &*customer);
     evidence.debug("CredentialSource", &info.source);
     evidence.debug("TokenKind", &parsed.kind());
@@ -483,8 +484,7 @@ async fn portal_handoff_leaks_nothing_but_its_cookie() {
     let fixture = Fixture::new().await;
     let auth = fixture.layer();
     let page = get(|customer: Option<Customer>| async move { format!("{}", customer.is_some()) })
-        .layer::<_, Infallible>(auth.clone().optional())
-        .layer::<_, Infallible>(auth.handoff());
+        .layer(auth.clone().optional().portal().expect("cookie configured"));
     let app = Router::new().route("/portal", page).route(
         "/portal/logout",
         post(|| async { "bye" }).layer::<_, Infallible>(auth),
@@ -601,5 +601,55 @@ async fn handlers_see_no_token_in_either_credential_header() {
         evidence.add(format!("handler view {i}"), line.clone());
     }
     evidence.secret(UNKNOWN);
+    evidence.assert_clean(&fixture);
+}
+
+/// A rejection hook that logs the request head shows no token: the credential lines are
+/// marked sensitive before the hook runs, as they are before a handler runs. Both refused
+/// requests below carry live tokens (403: a cross-site POST with a good cookie; 503: the
+/// store is down).
+#[tokio::test]
+async fn rejection_hooks_see_no_token() {
+    capture();
+    let fixture = Fixture::new().await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let hook_seen = seen.clone();
+    let layer =
+        fixture
+            .layer()
+            .on_rejection(on_rejection_fn(move |rejection, request, _response| {
+                let line = format!("{} {:?}", rejection.label(), request.headers);
+                hook_seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(line);
+            }));
+    let app = Router::new()
+        .route("/me", get(|| async { "ok" }).post(|| async { "ok" }))
+        .layer(layer);
+
+    let cross_site = Request::post("/me")
+        .header("cookie", format!("theme=dark; {COOKIE}={VALID}"))
+        .header("sec-fetch-site", "cross-site")
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(send(&app, cross_site).await.0.status(), 403);
+
+    fixture.probe.set_fault(Fault::Error);
+    let store_down = Request::get("/me")
+        .header("authorization", format!("Bearer {MEMBER}"))
+        .header("cookie", format!("{COOKIE}={VALID}"))
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(send(&app, store_down).await.0.status(), 503);
+
+    let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let mut evidence = Evidence::default();
+    evidence.secret(VALID);
+    evidence.secret(MEMBER);
+    for (i, line) in seen.into_iter().enumerate() {
+        evidence.add(format!("rejection hook view {i}"), line);
+    }
     evidence.assert_clean(&fixture);
 }

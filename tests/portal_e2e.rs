@@ -645,3 +645,15 @@ async fn polar_javascript_sdk_talks_to_the_portal() {
     )
     .await;
 }
+
+/// The example's portal view of a customer is Polar's `customer_portal_customer` fixture for
+/// the same customer (less the OAuth accounts the demo does not link).
+#[test]
+fn portal_customer_from_customer_matches_fixture() {
+    let customer: tower_customer_session::Customer =
+        serde_json::from_str(FIXTURE_CUSTOMER).unwrap();
+    let mut expected: tower_customer_session::model::CustomerPortalCustomer =
+        serde_json::from_str(FIXTURE_PORTAL_CUSTOMER).unwrap();
+    expected.oauth_accounts.clear();
+    assert_eq!(app::portal_customer(&customer), expected);
+}

@@ -2,31 +2,27 @@
 //!
 //! | route | credential | answer |
 //! |---|---|---|
-//! | `GET /portal?customer_session_token=…` | the token in the link | `303` to `/portal` (token removed) + session cookie |
+//! | `GET /portal?customer_session_token=…` | the token in the link | `303` to `/portal` (token and email removed) + session cookie |
 //! | `GET /portal` | session cookie | the customer's page, or `401` "sign-in link required" |
 //! | `POST /portal/logout` | session cookie, same-origin | session revoked, cookie cleared, `303` to `/portal` |
 //!
-//! The crate does the security work: the hand-off ([`CustomerSessionLayer::handoff`]) swaps
-//! the token in the URL for an `HttpOnly` cookie, the layer marks cookie-authenticated responses
-//! private and refuses cross-site unsafe requests. This module only renders pages, escaping
-//! every customer-supplied value, and sends them with a strict Content-Security-Policy.
-
-use std::convert::Infallible;
-use std::fmt::Write as _;
+//! The crate does the security work: its portal layer ([`CustomerSessionLayer::portal`])
+//! swaps the token in the URL for an `HttpOnly` cookie, the session layer marks
+//! cookie-authenticated responses private and refuses cross-site unsafe requests, and its
+//! logout ([`CustomerSessionLayer::logout`]) revokes the session and reports a failure.
+//! This module only renders pages (maud escapes every customer-supplied value) and sends
+//! them with a strict Content-Security-Policy.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::header::{
-    CACHE_CONTROL, CONTENT_TYPE, LOCATION, REFERRER_POLICY, SET_COOKIE, WWW_AUTHENTICATE,
-};
-use axum::http::{HeaderName, HeaderValue, StatusCode, request::Parts};
+use axum::http::header::{CACHE_CONTROL, REFERRER_POLICY, WWW_AUTHENTICATE};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post_service};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use tower_customer_session::reject::BrowserRejection;
 use tower_customer_session::{
-    Customer, CustomerSessionLayer, MemoryStore, Rejection, SessionCookie, SessionInfo,
-    SessionManager,
+    Customer, CustomerSessionLayer, MemoryStore, SessionCookie, SessionInfo, SessionManager,
 };
 
 /// The session cookie's name before the `__Host-` prefix.
@@ -41,37 +37,39 @@ pub fn session_cookie(secure: bool) -> SessionCookie {
     SessionCookie::new(COOKIE_NAME).secure(secure)
 }
 
-#[derive(Clone)]
-struct Portal {
-    sessions: SessionManager<MemoryStore>,
-    cookie: SessionCookie,
-}
-
 /// The portal's routes, to merge next to the API.
 pub fn router(sessions: SessionManager<MemoryStore>, cookie: SessionCookie) -> Router {
-    let auth = CustomerSessionLayer::new(sessions.clone()).cookie(cookie.clone());
-    // Layers run outermost first: the hand-off answers token links itself; anything else
-    // reaches the session check, which lets anonymous visitors through to the page.
-    // (The error type between the two layers cannot be inferred; it is axum's `Infallible`.)
-    let page = get(portal_page)
-        .layer::<_, Infallible>(auth.clone().optional().on_rejection(html_rejection))
-        .layer(auth.handoff());
-    let logout = post(logout).layer(auth.on_rejection(html_rejection));
+    // The browser gets this module's pages instead of Polar's JSON when the layer refuses it
+    // (API clients on the same routes still get JSON).
+    let pages = BrowserRejection::pages()
+        .sign_in_page(SIGN_IN_PAGE)
+        .refused_page(REFUSED_PAGE)
+        .unavailable_page(TRY_AGAIN_PAGE);
+    let auth = CustomerSessionLayer::new(sessions)
+        .cookie(cookie)
+        .on_rejection(pages);
+    // Both are fixed settings (a cookie is configured, the location is a local path), so
+    // neither can fail here.
+    let portal = auth
+        .clone()
+        .optional()
+        .portal()
+        .expect("a cookie is configured");
+    let logout = auth.logout("/portal").expect("a path on this site");
     Router::new()
-        .route("/portal", page)
-        .route("/portal/logout", logout)
+        .route("/portal", get(portal_page).layer(portal))
+        .route("/portal/logout", post_service(logout))
         .layer(middleware::map_response(page_headers))
-        .with_state(Portal { sessions, cookie })
 }
 
 /// `GET /portal` after the hand-off: who the session cookie belongs to.
 async fn portal_page(customer: Option<Customer>, session: Option<SessionInfo>) -> Response {
     match (customer, session) {
         (Some(customer), Some(session)) => {
-            Html(render_account(&customer, &session)).into_response()
+            Html(render_account(&customer, &session).into_string()).into_response()
         }
         _ => {
-            let mut response = html_page(StatusCode::UNAUTHORIZED, SIGN_IN_PAGE);
+            let mut response = (StatusCode::UNAUTHORIZED, Html(SIGN_IN_PAGE)).into_response();
             let headers = response.headers_mut();
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
             headers.insert(
@@ -81,38 +79,6 @@ async fn portal_page(customer: Option<Customer>, session: Option<SessionInfo>) -
             response
         }
     }
-}
-
-/// `POST /portal/logout`: end the session everywhere, not only in this browser.
-async fn logout(State(portal): State<Portal>, session: SessionInfo) -> Response {
-    if let Err(error) = portal.sessions.revoke_hash(&session.token_hash).await {
-        tracing::error!(%error, "revoking a customer session failed");
-        // The session still works, so the browser keeps its cookie.
-        return html_page(StatusCode::SERVICE_UNAVAILABLE, TRY_AGAIN_PAGE);
-    }
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (SET_COOKIE, portal.cookie.clear_cookie()),
-            (LOCATION, HeaderValue::from_static("/portal")),
-        ],
-    )
-        .into_response()
-}
-
-/// The layer's rejections as pages instead of Polar's JSON, keeping status and headers
-/// (the challenge, `no-store`, the `Set-Cookie` that clears a dead cookie).
-fn html_rejection(rejection: &Rejection, _request: &Parts, response: &mut Response<Bytes>) {
-    let page = match rejection.status() {
-        StatusCode::FORBIDDEN => REFUSED_PAGE,
-        StatusCode::SERVICE_UNAVAILABLE => TRY_AGAIN_PAGE,
-        _ => SIGN_IN_PAGE,
-    };
-    *response.body_mut() = Bytes::from_static(page.as_bytes());
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
 }
 
 /// Headers every portal response carries, the hand-off's included.
@@ -128,10 +94,6 @@ async fn page_headers(mut response: Response) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     response
-}
-
-fn html_page(status: StatusCode, page: &'static str) -> Response {
-    (status, Html(page)).into_response()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -192,105 +154,80 @@ const TRY_AGAIN_PAGE: &str = static_page!(
     "Your session cannot be checked right now. Please reload this page in a moment."
 );
 
-fn render_account(customer: &Customer, session: &SessionInfo) -> String {
+fn render_account(customer: &Customer, session: &SessionInfo) -> Markup {
     let name = customer.name.as_deref().unwrap_or("Customer");
-    let mut page = String::with_capacity(4096);
-    page.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">");
-    page.push_str("<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">");
-    let _ = write!(
-        page,
-        "<title>{} · Customer portal</title>",
-        escape_html(name)
-    );
-    page.push_str(style!());
-    page.push_str("</head><body><main>");
-    let _ = write!(page, "<h1>{}</h1>", escape_html(name));
-    if let Some(email) = &customer.email {
-        let _ = write!(page, "<p class=\"muted\">{}</p>", escape_html(email));
-    }
-
-    page.push_str("<h2>Account</h2><dl>");
-    row(&mut page, "Name", customer.name.as_deref());
-    row(&mut page, "Email", customer.email.as_deref());
-    row(&mut page, "Billing name", customer.billing_name.as_deref());
-    if let Some(address) = &customer.billing_address {
+    let address = customer.billing_address.as_ref().map(|address| {
         let town = [address.postal_code.as_deref(), address.city.as_deref()]
             .into_iter()
             .flatten()
             .collect::<Vec<_>>()
             .join(" ");
-        let lines = [
-            address.line1.as_deref(),
-            address.line2.as_deref(),
-            Some(town.as_str()).filter(|town| !town.is_empty()),
-            address.state.as_deref(),
-            Some(address.country.as_str()),
-        ];
-        let lines: Vec<String> = lines.into_iter().flatten().map(escape_html).collect();
-        let _ = write!(
-            page,
-            "<dt>Billing address</dt><dd>{}</dd>",
-            lines.join("<br>")
-        );
-    }
-    page.push_str("</dl>");
-
-    if !customer.metadata.is_empty() {
-        page.push_str("<h2>Details</h2><table><tbody>");
-        for (key, value) in &customer.metadata {
-            let _ = write!(
-                page,
-                "<tr><th>{}</th><td>{}</td></tr>",
-                escape_html(key),
-                escape_html(&value.to_string())
-            );
-        }
-        page.push_str("</tbody></table>");
-    }
-
-    let _ = write!(
-        page,
-        "<p class=\"muted\">This session ends {} UTC.</p>",
-        session.expires_at.format("%Y-%m-%d %H:%M")
-    );
+        [
+            address.line1.clone(),
+            address.line2.clone(),
+            Some(town).filter(|town| !town.is_empty()),
+            address.state.clone(),
+            Some(address.country.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+    });
     // Only web addresses become links: a `javascript:` URL would run on click.
-    if let Some(url) = session.return_url.as_deref().filter(|url| is_web_url(url)) {
-        let _ = write!(
-            page,
-            "<p><a href=\"{}\" rel=\"noreferrer\">Back to the shop</a></p>",
-            escape_html(url)
-        );
-    }
-    page.push_str(
-        "<form method=\"post\" action=\"/portal/logout\"><button type=\"submit\">Sign out</button></form>",
-    );
-    page.push_str("</main></body></html>");
-    page
-}
-
-fn row(page: &mut String, label: &str, value: Option<&str>) {
-    if let Some(value) = value {
-        let _ = write!(page, "<dt>{label}</dt><dd>{}</dd>", escape_html(value));
+    let return_url = session.return_url.as_deref().filter(|url| is_web_url(url));
+    let rows = [
+        ("Name", customer.name.as_deref()),
+        ("Email", customer.email.as_deref()),
+        ("Billing name", customer.billing_name.as_deref()),
+    ];
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { (name) " · Customer portal" }
+                (PreEscaped(style!()))
+            }
+            body { main {
+                h1 { (name) }
+                @if let Some(email) = &customer.email { p.muted { (email) } }
+                h2 { "Account" }
+                dl {
+                    @for (label, value) in rows {
+                        @if let Some(value) = value { dt { (label) } dd { (value) } }
+                    }
+                    @if let Some(lines) = &address {
+                        dt { "Billing address" }
+                        dd {
+                            @for (i, line) in lines.iter().enumerate() {
+                                @if i > 0 { br; }
+                                (line)
+                            }
+                        }
+                    }
+                }
+                @if !customer.metadata.is_empty() {
+                    h2 { "Details" }
+                    table { tbody {
+                        @for (key, value) in &customer.metadata {
+                            tr { th { (key) } td { (value.to_string()) } }
+                        }
+                    } }
+                }
+                p.muted { "This session ends " (session.expires_at.format("%Y-%m-%d %H:%M")) " UTC." }
+                @if let Some(url) = return_url {
+                    p { a href=(url) rel="noreferrer" { "Back to the shop" } }
+                }
+                form method="post" action="/portal/logout" {
+                    button type="submit" { "Sign out" }
+                }
+            } }
+        }
     }
 }
 
 fn is_web_url(url: &str) -> bool {
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
     lower.starts_with("https://") || lower.starts_with("http://")
-}
-
-/// Text for HTML element content and quoted attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

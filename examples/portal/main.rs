@@ -126,7 +126,11 @@ fn print_instructions(
     writeln!(out, "DEMO_CUSTOMER_ID={}", demo.individual.id)?;
     writeln!(out, "DEMO_EXTERNAL_ID={external_id}")?;
     writeln!(out, "DEMO_TEAM_CUSTOMER_ID={}", demo.team.id)?;
-    writeln!(out, "PORTAL_URL={}", demo_session.customer_portal_url)?;
+    writeln!(
+        out,
+        "PORTAL_URL={}",
+        demo_session.customer_portal_url.expose_secret()
+    )?;
     writeln!(out, "DEMO_TOKEN={demo_token}")?;
     writeln!(out)?;
     writeln!(out, "# The demo customer, as the customer portal sees it:")?;

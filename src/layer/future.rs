@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::ResponseBody;
-use super::service::{Rejector, authorize};
+use super::authorize::{Rejector, authorize};
 use crate::cache::LoadOutcome;
 use crate::extension::CredentialSource;
 use crate::reject::OnRejection;
@@ -112,7 +112,7 @@ where
                     } = *pending.take().expect("polled after completion");
                     match outcome {
                         Ok(entry) => {
-                            authorize(&mut request, &entry, source, &span);
+                            authorize(&mut request, &entry, source, &span, &rejector.metrics);
                             State::Inner {
                                 future: inner.call(request),
                                 source: Some(source),

@@ -2,6 +2,7 @@
 //!
 //! See the [crate guide](crate) for the request's way through it.
 
+mod authorize;
 mod body;
 mod future;
 mod service;
@@ -10,20 +11,23 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
+pub(crate) use authorize::Rejector;
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use service::CustomerSessionService;
 
 use crate::cookie::SessionCookie;
 use crate::csrf::CsrfGuard;
+use crate::error::ConfigError;
 use crate::extract::Sources;
 use crate::manager::SessionManager;
 use crate::reject::is_valid_realm;
 use crate::reject::{DefaultRejection, OnRejection, Responses};
 
-/// Whether requests without credentials get through.
+/// Whether requests without credentials get through; set with
+/// [`required`](CustomerSessionLayer::required) and [`optional`](CustomerSessionLayer::optional).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Requests without credentials are rejected with 401.
     #[default]
     Required,
@@ -46,7 +50,7 @@ pub(crate) struct LayerConfig {
 
 /// Authenticates requests by customer session token; see the [crate guide](crate).
 ///
-/// Defaults: token from `Authorization: Bearer` only, realm `polar`, required mode, Polar's
+/// Defaults: token from `Authorization: Bearer` only, realm `polar`, required, Polar's
 /// rejection responses, `Retry-After: 1` on 503. With a [cookie](Self::cookie): the CSRF
 /// guard on, and responses to cookie-authenticated requests marked
 /// `Cache-Control: private, no-store` and `Vary: Cookie, Authorization`.
@@ -63,12 +67,21 @@ pub(crate) struct LayerConfig {
 ///     .route("/me", get(|customer: Customer| async move { customer.email.clone().unwrap_or_default() }))
 ///     .route_layer(CustomerSessionLayer::new(sessions));
 /// ```
-#[derive(Clone)]
 #[must_use]
 pub struct CustomerSessionLayer<St, R = DefaultRejection> {
     sessions: SessionManager<St>,
     config: Arc<LayerConfig>,
     on_rejection: R,
+}
+
+impl<St, R: Clone> Clone for CustomerSessionLayer<St, R> {
+    fn clone(&self) -> Self {
+        Self {
+            sessions: self.sessions.clone(),
+            config: self.config.clone(),
+            on_rejection: self.on_rejection.clone(),
+        }
+    }
 }
 
 impl<St> CustomerSessionLayer<St> {
@@ -120,8 +133,8 @@ impl<St, R> CustomerSessionLayer<St, R> {
     ///
     /// Takes a name or a [`SessionCookie`]; the name read is [`SessionCookie::name`]
     /// (`__Host-` prefixed under the secure defaults), compared exactly and
-    /// case-sensitively. Use the same value for the [hand-off](Self::handoff), which writes
-    /// the cookie.
+    /// case-sensitively. The [portal](Self::portal) hand-off and the [logout](Self::logout) write
+    /// and clear this cookie.
     ///
     /// ```
     /// # use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore};
@@ -157,45 +170,48 @@ impl<St, R> CustomerSessionLayer<St, R> {
     /// (scheme, host and port, e.g. `https://shop.example`). Default: no origins; only
     /// Fetch Metadata proves same-origin.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If `origin` is not a valid header value.
+    /// [`ConfigError::Origin`] if `origin` is not a valid header value.
     ///
     /// ```
     /// # use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore};
     /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
     /// let layer = CustomerSessionLayer::new(sessions)
     ///     .cookie("sid")
-    ///     .allow_origin("https://shop.example");
+    ///     .allow_origin("https://shop.example")?;
     /// # let _ = layer;
+    /// # Ok::<(), tower_customer_session::ConfigError>(())
     /// ```
-    pub fn allow_origin(mut self, origin: &str) -> Self {
-        let origin = http::HeaderValue::from_str(origin).expect("origin is a valid header value");
+    pub fn allow_origin(mut self, origin: &str) -> Result<Self, ConfigError> {
+        let origin = http::HeaderValue::from_str(origin)
+            .map_err(|_| ConfigError::Origin(origin.to_owned()))?;
         self.config_mut().csrf.allowed_origins.push(origin);
-        self
+        Ok(self)
     }
 
     /// The `realm` of `WWW-Authenticate` challenges. Default: `polar`.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If `realm` contains `"`, `\` or a character outside printable ASCII (RFC 6750 §3).
+    /// [`ConfigError::Realm`] if `realm` contains `"`, `\` or a character outside printable
+    /// ASCII (RFC 6750 §3).
     ///
     /// ```
     /// # use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore};
     /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
-    /// let layer = CustomerSessionLayer::new(sessions).realm("acme portal");
+    /// let layer = CustomerSessionLayer::new(sessions).realm("acme portal")?;
     /// # let _ = layer;
+    /// # Ok::<(), tower_customer_session::ConfigError>(())
     /// ```
-    pub fn realm(mut self, realm: &str) -> Self {
-        assert!(
-            is_valid_realm(realm),
-            "realm must be printable ASCII without '\"' or '\\'"
-        );
+    pub fn realm(mut self, realm: &str) -> Result<Self, ConfigError> {
+        if !is_valid_realm(realm) {
+            return Err(ConfigError::Realm(realm.to_owned()));
+        }
         let config = self.config_mut();
         config.realm = realm.into();
         config.responses = Responses::new(realm, config.retry_after_secs);
-        self
+        Ok(self)
     }
 
     /// The `Retry-After` seconds sent with 503 when the store fails. Default: 1.
@@ -213,20 +229,10 @@ impl<St, R> CustomerSessionLayer<St, R> {
         self
     }
 
-    /// Required or optional authentication. Default: [`Mode::Required`].
-    ///
-    /// ```
-    /// # use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore, Mode};
-    /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
-    /// let layer = CustomerSessionLayer::new(sessions).mode(Mode::Optional);
-    /// # let _ = layer;
-    /// ```
-    pub fn mode(mut self, mode: Mode) -> Self {
-        self.config_mut().mode = mode;
-        self
-    }
-
-    /// Shorthand for `.mode(Mode::Optional)`.
+    /// Let requests without credentials (or with a non-Bearer `Authorization`) through
+    /// without a customer, for pages that greet anonymous visitors too; handlers take
+    /// `Option<Customer>`. Bad, unknown and expired tokens are still refused.
+    /// Default: required (see [`required`](Self::required)).
     ///
     /// ```
     /// # use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore};
@@ -234,8 +240,24 @@ impl<St, R> CustomerSessionLayer<St, R> {
     /// let layer = CustomerSessionLayer::new(sessions).optional();
     /// # let _ = layer;
     /// ```
-    pub fn optional(self) -> Self {
-        self.mode(Mode::Optional)
+    pub fn optional(mut self) -> Self {
+        self.config_mut().mode = Mode::Optional;
+        self
+    }
+
+    /// Refuse requests without credentials with `401`. This is the default; use it to turn
+    /// a clone of an [optional](Self::optional) layer back.
+    ///
+    /// ```
+    /// # use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore};
+    /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
+    /// let page = CustomerSessionLayer::new(sessions).optional();
+    /// let api = page.clone().required();
+    /// # let _ = api;
+    /// ```
+    pub fn required(mut self) -> Self {
+        self.config_mut().mode = Mode::Required;
+        self
     }
 
     /// Customise rejection responses. Default: [`DefaultRejection`] (Polar's responses).
@@ -248,20 +270,25 @@ impl<St, R> CustomerSessionLayer<St, R> {
         }
     }
 
-    /// The browser hand-off for this layer's sessions and cookie: turns
-    /// `?customer_session_token=…` links into the session cookie. See [`crate::portal`].
+    /// The session cookie this layer reads (and its [portal](Self::portal) and
+    /// [logout](Self::logout) write), if one is configured.
     ///
-    /// # Panics
-    ///
-    /// If no [cookie](Self::cookie) is configured.
-    pub fn handoff(&self) -> crate::portal::HandoffLayer<St> {
-        let cookie = self
-            .config
-            .cookie
-            .clone()
-            .expect("configure .cookie(…) before .handoff()");
-        crate::portal::HandoffLayer::new(self.sessions.clone(), cookie)
-            .with_challenge(self.config.responses.challenge())
+    /// ```
+    /// # use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore};
+    /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
+    /// let layer = CustomerSessionLayer::new(sessions).cookie("sid");
+    /// assert_eq!(layer.session_cookie().unwrap().name(), "__Host-sid");
+    /// ```
+    pub fn session_cookie(&self) -> Option<&SessionCookie> {
+        self.config.cookie.as_ref()
+    }
+
+    pub(crate) fn config(&self) -> &Arc<LayerConfig> {
+        &self.config
+    }
+
+    pub(crate) fn rejection_hook(&self) -> &R {
+        &self.on_rejection
     }
 
     /// The sessions handle this layer resolves tokens with.

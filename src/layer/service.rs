@@ -3,13 +3,12 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http::header::{AUTHORIZATION, COOKIE};
 use http::{Request, Response};
 use tower_service::Service;
 use tracing::Instrument;
 use tracing::field::{Empty, display};
 
+use super::authorize::{Rejector, authorize, record};
 use super::future::{Pending, ResponseFuture};
 use super::{LayerConfig, Mode, ResponseBody};
 use crate::cache::CachedSession;
@@ -29,7 +28,7 @@ pub struct CustomerSessionService<S, St, R> {
 }
 
 impl<S, St, R> CustomerSessionService<S, St, R> {
-    pub(super) fn new(
+    pub(crate) fn new(
         inner: S,
         sessions: SessionManager<St>,
         config: Arc<LayerConfig>,
@@ -37,17 +36,32 @@ impl<S, St, R> CustomerSessionService<S, St, R> {
     ) -> Self {
         Self {
             inner,
+            rejector: Rejector::new(config, on_rejection, sessions.metrics().clone()),
             sessions,
-            rejector: Rejector {
-                on_rejection,
-                config,
-            },
         }
     }
 
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    pub(crate) fn sessions(&self) -> &SessionManager<St> {
+        &self.sessions
+    }
+
+    pub(crate) fn config(&self) -> &LayerConfig {
+        &self.rejector.config
     }
 }
 
@@ -94,11 +108,12 @@ where
 
         match self.decide(&request, &span) {
             Decision::Authorized(entry, source) => {
-                authorize(&mut request, &entry, source, &span);
+                authorize(&mut request, &entry, source, &span, &self.rejector.metrics);
                 ResponseFuture::inner(self.inner.call(request), Some(source))
             }
             Decision::Anonymous => {
                 record(&span, "outcome", "anonymous");
+                self.rejector.metrics.request("anonymous", None);
                 request.extensions_mut().insert(Anonymous {
                     challenge: self.rejector.config.responses.challenge(),
                 });
@@ -187,80 +202,5 @@ impl<S, St: SessionStore, R: OnRejection> CustomerSessionService<S, St, R> {
                 Decision::Load(hash, source, token)
             }
         }
-    }
-}
-
-/// Recording into a disabled span still costs a call; skip it when nobody listens.
-fn record(span: &tracing::Span, field: &str, value: &'static str) {
-    if !span.is_disabled() {
-        span.record(field, value);
-    }
-}
-
-/// Hand the handler its customer and session facts.
-pub(super) fn authorize<B>(
-    request: &mut Request<B>,
-    entry: &CachedSession,
-    source: CredentialSource,
-    span: &tracing::Span,
-) {
-    record(span, "outcome", "authenticated");
-    // Keep every credential line out of any later `Debug` of the headers (and out of HPACK
-    // tables), not just the one used: a cookie next to a Bearer header may hold a live token.
-    // `iter_mut` only visits; `HeaderMap::entry` could grow the map on the hot path.
-    for (name, value) in request.headers_mut().iter_mut() {
-        if name == AUTHORIZATION || name == COOKIE {
-            value.set_sensitive(true);
-        }
-    }
-    let (customer, info) = entry.resolved(source);
-    let extensions = request.extensions_mut();
-    extensions.insert(customer);
-    extensions.insert(info);
-}
-
-/// Builds rejection responses: Polar's default, then the user's [`OnRejection`].
-#[derive(Clone)]
-pub(super) struct Rejector<R> {
-    on_rejection: R,
-    pub(super) config: Arc<LayerConfig>,
-}
-
-impl<R: OnRejection> Rejector<R> {
-    /// `Some(Cookie)` if a malformed credential came from the session cookie.
-    pub(super) fn cookie_source<B>(&self, request: &Request<B>) -> Option<CredentialSource> {
-        let header_used =
-            self.config.sources.bearer && request.headers().contains_key(AUTHORIZATION);
-        (!header_used && self.config.sources.cookie.is_some()).then_some(CredentialSource::Cookie)
-    }
-
-    /// `source` is where the refused credential came from, if known: a dead session cookie
-    /// is cleared so the browser stops sending it (never on 503, where it may still be good).
-    pub(super) fn reject<B>(
-        &mut self,
-        rejection: Rejection,
-        request: Request<B>,
-        source: Option<CredentialSource>,
-        span: &tracing::Span,
-    ) -> Response<Bytes> {
-        span.record("outcome", rejection.label());
-        tracing::debug!(parent: span, reason = rejection.label(), "customer session rejected");
-        let (parts, _body) = request.into_parts();
-        let mut response = self.config.responses.build(&rejection);
-        let dead = matches!(
-            rejection,
-            Rejection::InvalidToken(_) | Rejection::InvalidRequest(_)
-        );
-        if let (true, Some(CredentialSource::Cookie), Some(cookie)) =
-            (dead, source, &self.config.cookie)
-        {
-            response
-                .headers_mut()
-                .append(http::header::SET_COOKIE, cookie.clear_cookie());
-        }
-        self.on_rejection
-            .on_rejection(&rejection, &parts, &mut response);
-        response.extensions_mut().insert(rejection);
-        response
     }
 }

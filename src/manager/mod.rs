@@ -15,7 +15,7 @@ use crate::cache::{CachedSession, Fetched, Insert, LoadOutcome, Lookup, SessionC
 use crate::clock::Clock;
 use crate::extension::{CredentialSource, SessionInfo};
 use crate::metrics::{CacheResult, StoreOp};
-use crate::model::{Customer, CustomerSession};
+use crate::model::{Customer, CustomerSession, PortalUrl};
 use crate::reject::{InvalidToken, Rejection, StoreUnavailable};
 use crate::store::{
     CustomerRef, CustomerStore, Feed, FeedState, NewSession, SessionAdmin, SessionKey,
@@ -70,6 +70,13 @@ struct Inner<S> {
     session_ttl: TimeDelta,
     store_timeout: Duration,
     portal_url: String,
+}
+
+impl<S> SessionManager<S> {
+    /// The metric handles of this manager's cache, for the layer's request outcomes.
+    pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.cache.metrics
+    }
 }
 
 impl<S> Clone for SessionManager<S> {
@@ -274,13 +281,7 @@ impl<S: SessionStore> SessionManager<S> {
         let record = match self.call(StoreOp::Load, self.inner.store.load(key)).await {
             Ok(record) => record,
             Err(error) => {
-                let reason = match error {
-                    StoreError::Timeout => StoreUnavailable::Timeout,
-                    StoreError::RateLimited { retry_after } => {
-                        StoreUnavailable::RateLimited { retry_after }
-                    }
-                    _ => StoreUnavailable::Error,
-                };
+                let reason = StoreUnavailable::from(&error);
                 tracing::warn!(token = %hash.short(), %error, "customer session store failed");
                 return Err(Rejection::StoreUnavailable(reason));
             }
@@ -351,7 +352,7 @@ impl<S: SessionAdmin> SessionManager<S> {
                 other => other?,
             };
             self.inner.cache.forget_negative(&token_hash);
-            let customer_portal_url = portal_url(
+            let customer_portal_url = PortalUrl::build(
                 &self.inner.portal_url,
                 token.expose_secret(),
                 record.customer.email.as_deref(),
@@ -504,46 +505,5 @@ impl From<SessionRecord> for CachedSession {
             },
             customer: record.customer,
         }
-    }
-}
-
-/// `base?customer_session_token=…&email=…`, as Polar builds `customer_portal_url`.
-fn portal_url(base: &str, token: &str, email: Option<&str>) -> String {
-    let mut url = String::with_capacity(base.len() + token.len() + 64);
-    url.push_str(base);
-    url.push(if base.contains('?') { '&' } else { '?' });
-    url.push_str("customer_session_token=");
-    url.push_str(token);
-    if let Some(email) = email {
-        url.push_str("&email=");
-        for byte in email.bytes() {
-            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-                url.push(byte as char);
-            } else {
-                url.push_str(&format!("%{byte:02X}"));
-            }
-        }
-    }
-    url
-}
-
-#[cfg(test)]
-mod tests {
-    use super::portal_url;
-
-    #[test]
-    fn portal_url_encodes_the_email_like_polar() {
-        assert_eq!(
-            portal_url(
-                "https://polar.sh/my-org/portal",
-                "polar_cst_x",
-                Some("customer@example.com")
-            ),
-            "https://polar.sh/my-org/portal?customer_session_token=polar_cst_x&email=customer%40example.com"
-        );
-        assert_eq!(
-            portal_url("/portal?a=1", "t", None),
-            "/portal?a=1&customer_session_token=t"
-        );
     }
 }

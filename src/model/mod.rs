@@ -35,6 +35,7 @@ mod address;
 mod customer;
 mod metadata;
 mod portal;
+mod portal_url;
 mod session;
 mod tax_id;
 pub(crate) mod timestamp;
@@ -46,6 +47,8 @@ pub use portal::{
     CustomerCustomerSession, CustomerPortalCustomer, OAuthAccount, PortalAuthenticatedUser,
     PortalUserType,
 };
+pub use portal_url::PortalUrl;
+pub(crate) use portal_url::TOKEN_PARAM;
 pub use session::CustomerSession;
 pub use tax_id::{KNOWN_TAX_ID_FORMATS, TaxId, TaxIdFormat};
 pub use timestamp::truncate_to_micros;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Address, Customer, CustomerType, TaxId};
+use super::{Address, CustomerType, TaxId};
 
 /// A linked OAuth account in [`CustomerPortalCustomer::oauth_accounts`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -20,7 +20,8 @@ pub struct OAuthAccount {
 /// The customer as seen by itself: `GET /v1/customer-portal/customers/me`, fields in wire order.
 ///
 /// Unlike [`CustomerData`](super::CustomerData) it has no `organization_id`, `external_id`
-/// or `metadata`, and adds `oauth_accounts`.
+/// or `metadata`, and adds `oauth_accounts`. A store that asks Polar who a token belongs to
+/// reads this.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerPortalCustomer {
     /// Creation time.
@@ -53,28 +54,6 @@ pub struct CustomerPortalCustomer {
     pub customer_type: Option<CustomerType>,
     /// Preferred locale.
     pub locale: Option<String>,
-}
-
-impl From<&Customer> for CustomerPortalCustomer {
-    /// The portal view of a customer; `oauth_accounts` is left empty because [`Customer`]
-    /// does not carry them.
-    fn from(c: &Customer) -> Self {
-        Self {
-            created_at: c.created_at,
-            modified_at: c.modified_at,
-            id: c.id,
-            email: c.email.clone(),
-            email_verified: c.email_verified,
-            name: c.name.clone(),
-            billing_name: c.billing_name.clone(),
-            billing_address: c.billing_address.clone(),
-            tax_id: c.tax_id.clone(),
-            oauth_accounts: BTreeMap::new(),
-            default_payment_method_id: c.default_payment_method_id,
-            customer_type: Some(c.customer_type),
-            locale: c.locale.clone(),
-        }
-    }
 }
 
 /// The current session as introspected by its holder:

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Customer;
+use super::{Customer, PortalUrl};
 use crate::token::SessionToken;
 
 /// A newly created customer (or member) session, fields in wire order.
@@ -33,6 +33,7 @@ use crate::token::SessionToken;
 /// let session: CustomerSession = serde_json::from_str(json).unwrap();
 /// assert_eq!(session.token.expose_secret(), "polar_cst_example");
 /// assert!(!format!("{session:?}").contains("polar_cst_example"));
+/// assert!(session.customer_portal_url.expose_secret().contains("polar_cst_example"));
 /// ```
 #[derive(Clone, Serialize, Deserialize)]
 pub struct CustomerSession {
@@ -51,8 +52,9 @@ pub struct CustomerSession {
     pub expires_at: DateTime<Utc>,
     /// Where the portal sends the customer back to, if the creator gave one.
     pub return_url: Option<String>,
-    /// Link to the hosted customer portal. Contains the raw token as a query parameter.
-    pub customer_portal_url: String,
+    /// Link to the customer portal. Contains the raw token as a query parameter, so it is
+    /// wiped on drop and redacted in `Debug` like the token.
+    pub customer_portal_url: PortalUrl,
     /// Id of the session's customer (same as `customer.id`).
     pub customer_id: Uuid,
     /// The session's customer.

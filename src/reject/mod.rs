@@ -11,13 +11,20 @@
 //! | [`InvalidToken`](Rejection::InvalidToken) | 401 + `Cache-Control: no-store` | `Bearer realm="…", error="invalid_token", …` |
 //! | [`CrossSiteRequest`](Rejection::CrossSiteRequest) | 403 | none |
 //! | [`StoreUnavailable`](Rejection::StoreUnavailable) | 503 + `Retry-After` | none |
+//!
+//! Browsers are better served by pages than by JSON: [`BrowserRejection`] turns these into
+//! HTML pages or a redirect to your sign-in page, for browser requests only.
 
+mod browser;
 mod on_rejection;
 mod response;
 
 use http::StatusCode;
 
-pub use on_rejection::{DefaultRejection, OnRejection};
+use crate::store::StoreError;
+
+pub use browser::BrowserRejection;
+pub use on_rejection::{DefaultRejection, OnRejection, on_rejection_fn};
 pub(crate) use response::{Responses, is_valid_realm};
 
 /// Why the layer refused a request. Never carries the token or any request bytes.
@@ -102,6 +109,20 @@ pub enum StoreUnavailable {
         /// Seconds the upstream asked to wait, if it said.
         retry_after: Option<u32>,
     },
+}
+
+impl From<&StoreError> for StoreUnavailable {
+    /// What a client may learn of a store failure: timeout, rate limit (with its wait), or
+    /// an error, never its detail.
+    fn from(error: &StoreError) -> Self {
+        match error {
+            StoreError::Timeout => Self::Timeout,
+            StoreError::RateLimited { retry_after } => Self::RateLimited {
+                retry_after: *retry_after,
+            },
+            _ => Self::Error,
+        }
+    }
 }
 
 impl Rejection {

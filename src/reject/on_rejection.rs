@@ -9,33 +9,31 @@ use super::Rejection;
 /// Adjusts or replaces the response the layer sends for a [`Rejection`].
 ///
 /// The layer first builds Polar's response for the rejection (see the [module
-/// docs](crate::reject)), then hands it here with the request's head. Implemented for
-/// closures `FnMut(&Rejection, &Parts, &mut Response<Bytes>)`:
+/// docs](crate::reject)), then hands it here with the request's head, whose `Authorization`
+/// and `Cookie` values are marked sensitive (so `Debug` does not print them).
+///
+/// For browser pages, [`BrowserRejection`](super::BrowserRejection) is ready-made. For your
+/// own, write a closure `FnMut(&Rejection, &Parts, &mut Response<Bytes>)` and pass it
+/// through [`on_rejection_fn`], which spells out the argument types for the compiler:
 ///
 /// ```
-/// use bytes::Bytes;
-/// use http::{header, HeaderValue, Response, StatusCode};
-/// use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore, Rejection};
+/// use http::{HeaderValue, StatusCode};
+/// use tower_customer_session::reject::on_rejection_fn;
+/// use tower_customer_session::{CustomerSessionLayer, SessionManager, MemoryStore};
 ///
 /// let sessions = SessionManager::builder(MemoryStore::new())
 ///     .secret(b"0123456789abcdef0123456789abcdef")
 ///     .build()
 ///     .unwrap();
-/// // Browsers get a sign-in page instead of JSON when they have no session.
-/// let layer = CustomerSessionLayer::new(sessions).on_rejection(
-///     |rejection: &Rejection, request: &http::request::Parts, response: &mut Response<Bytes>| {
-///         let wants_html = request
-///             .headers
-///             .get(header::ACCEPT)
-///             .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
-///         if wants_html && rejection.status() == StatusCode::UNAUTHORIZED {
-///             *response.body_mut() = Bytes::from_static(b"<p>Please sign in.</p>");
-///             response
-///                 .headers_mut()
-///                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+/// // Tell clients which support address to write to when the store is down.
+/// let layer = CustomerSessionLayer::new(sessions).on_rejection(on_rejection_fn(
+///     |rejection, _request, response| {
+///         if rejection.status() == StatusCode::SERVICE_UNAVAILABLE {
+///             let contact = HeaderValue::from_static("support@shop.example");
+///             response.headers_mut().insert("x-support", contact);
 ///         }
 ///     },
-/// );
+/// ));
 /// # let _ = layer;
 /// ```
 pub trait OnRejection: Clone + Send + Sync + 'static {
@@ -60,6 +58,17 @@ where
     ) {
         self(rejection, request, response)
     }
+}
+
+/// Returns `f` unchanged, typed as an [`OnRejection`] closure, so its arguments need no
+/// annotations (a bare closure passed to a generic method cannot infer them).
+///
+/// See [`OnRejection`] for an example.
+pub fn on_rejection_fn<F>(f: F) -> F
+where
+    F: FnMut(&Rejection, &Parts, &mut Response<Bytes>) + Clone + Send + Sync + 'static,
+{
+    f
 }
 
 /// Keeps Polar's responses unchanged; the layer's default.

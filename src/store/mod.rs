@@ -145,6 +145,7 @@ mod memory;
 mod record;
 mod resolve;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use admin::{CustomerStore, SessionAdmin};

@@ -39,7 +39,22 @@ pub const CUSTOMER_PREFIX: &str = "polar_cst_";
 pub const MEMBER_PREFIX: &str = "polar_mst_";
 
 /// Which kind of session a token belongs to, from its prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+///
+/// Written as `"customer"` or `"member"` (Polar's names for the subjects), by `Display`,
+/// `FromStr` and serde alike, so a store can keep it as text:
+///
+/// ```
+/// use tower_customer_session::token::TokenKind;
+///
+/// assert_eq!(TokenKind::Member.to_string(), "member");
+/// assert_eq!("customer".parse::<TokenKind>(), Ok(TokenKind::Customer));
+/// assert!("Member".parse::<TokenKind>().is_err());
+/// assert_eq!(serde_json::to_string(&TokenKind::Member).unwrap(), r#""member""#);
+/// ```
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum TokenKind {
     /// A customer session (`polar_cst_…`).
     #[default]
@@ -65,6 +80,30 @@ impl TokenKind {
         match self {
             Self::Customer => "customer",
             Self::Member => "member",
+        }
+    }
+}
+
+impl fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A [`TokenKind`] name other than `"customer"` or `"member"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown session kind: expected \"customer\" or \"member\"")]
+pub struct UnknownTokenKind;
+
+impl std::str::FromStr for TokenKind {
+    type Err = UnknownTokenKind;
+
+    /// Exact and case-sensitive, as written by `Display`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "customer" => Ok(Self::Customer),
+            "member" => Ok(Self::Member),
+            _ => Err(UnknownTokenKind),
         }
     }
 }

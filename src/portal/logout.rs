@@ -1,0 +1,159 @@
+//! [`Logout`]: revoke the session, clear the cookie, and say so only when it worked.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{self, AUTHORIZATION, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use tower_service::Service;
+
+use crate::extension::CredentialSource;
+use crate::extract::extract;
+use crate::layer::Rejector;
+use crate::manager::SessionManager;
+use crate::reject::{DefaultRejection, OnRejection, Rejection, StoreUnavailable};
+use crate::store::SessionAdmin;
+
+/// The sign-out endpoint, from [`CustomerSessionLayer::logout`]; mount it on a `POST` route
+/// by itself (it does its own credential check, so it needs no session layer).
+///
+/// It reads the credential the way its layer does (Bearer header or session cookie) and
+/// revokes that session in the store and the cache, then answers `303 See Other` to the
+/// configured location with a `Set-Cookie` that clears the session cookie.
+///
+/// - A session that is already gone (expired, revoked, unknown, or a malformed cookie) is
+///   signed out all the same: the cookie is cleared and the browser redirected.
+/// - If the store fails or times out, the session may still work: the answer is the layer's
+///   `503` (through its [`OnRejection`], so a [`BrowserRejection`] shows its page) and the
+///   cookie is kept, so the customer can see that signing out did not go through and retry.
+/// - A cookie-authenticated request must pass the CSRF guard whatever its method (signing
+///   someone out is a change of state), or it gets the layer's `403`.
+///
+/// [`CustomerSessionLayer::logout`]: crate::CustomerSessionLayer::logout
+/// [`BrowserRejection`]: crate::reject::BrowserRejection
+pub struct Logout<St, R = DefaultRejection> {
+    sessions: SessionManager<St>,
+    rejector: Rejector<R>,
+    location: HeaderValue,
+}
+
+impl<St, R> Logout<St, R> {
+    pub(crate) fn new(
+        sessions: SessionManager<St>,
+        rejector: Rejector<R>,
+        location: HeaderValue,
+    ) -> Self {
+        Self {
+            sessions,
+            rejector,
+            location,
+        }
+    }
+}
+
+impl<St, R: Clone> Clone for Logout<St, R> {
+    fn clone(&self) -> Self {
+        Self {
+            sessions: self.sessions.clone(),
+            rejector: self.rejector.clone(),
+            location: self.location.clone(),
+        }
+    }
+}
+
+impl<St, R> std::fmt::Debug for Logout<St, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logout")
+            .field("location", &self.location)
+            .field("config", &self.rejector.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the request asks to sign out of.
+enum Step {
+    /// Nothing live to revoke: clear the cookie and leave.
+    Done,
+    /// Refused before any store work.
+    Reject(Rejection, Option<CredentialSource>),
+    /// Revoke this session first.
+    Revoke(crate::token::TokenHash, CredentialSource),
+}
+
+impl<St: SessionAdmin, R: OnRejection> Logout<St, R> {
+    fn decide(&self, request: &Request<()>) -> Step {
+        let config = &self.rejector.config;
+        let headers = request.headers();
+        let by_header = config.sources.bearer && headers.contains_key(AUTHORIZATION);
+        // Checked as for a POST whatever the method: a cross-site link must not sign anyone out.
+        if !by_header && !config.csrf.allows(&Method::POST, headers) {
+            return Step::Reject(Rejection::CrossSiteRequest, None);
+        }
+        let Ok(Some(credential)) = extract(headers, &config.sources) else {
+            return Step::Done;
+        };
+        let (format, hasher) = self.sessions.format_and_hasher();
+        match format.parse_bytes(credential.raw) {
+            Ok(token) => Step::Revoke(hasher.hash(token.expose_secret()), credential.source),
+            // A token of the wrong shape was never a session.
+            Err(_) => Step::Done,
+        }
+    }
+
+    fn signed_out(&self) -> Response<Bytes> {
+        let mut response = Response::new(Bytes::new());
+        *response.status_mut() = StatusCode::SEE_OTHER;
+        let headers = response.headers_mut();
+        headers.insert(header::LOCATION, self.location.clone());
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(cookie) = &self.rejector.config.cookie {
+            headers.insert(header::SET_COOKIE, cookie.clear_cookie());
+        }
+        response
+    }
+}
+
+impl<St, R, B> Service<Request<B>> for Logout<St, R>
+where
+    St: SessionAdmin,
+    R: OnRejection,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // Only the head matters; dropping the body here keeps `B` out of the future.
+        let (parts, _body) = request.into_parts();
+        let request = Request::from_parts(parts, ());
+        let span = tracing::debug_span!("customer_session_logout", outcome = tracing::field::Empty);
+        let step = self.decide(&request);
+        let mut this = self.clone();
+        Box::pin(async move {
+            let response = match step {
+                Step::Done => this.signed_out(),
+                Step::Reject(rejection, source) => {
+                    this.rejector.reject(rejection, request, source, &span)
+                }
+                Step::Revoke(hash, source) => match this.sessions.revoke_hash(&hash).await {
+                    Ok(_) => this.signed_out(),
+                    Err(error) => {
+                        tracing::warn!(parent: &span, token = %hash.short(), %error, "sign-out failed");
+                        let rejection = Rejection::StoreUnavailable(StoreUnavailable::from(&error));
+                        this.rejector
+                            .reject(rejection, request, Some(source), &span)
+                    }
+                },
+            };
+            Ok(response.map(Full::new))
+        })
+    }
+}
