@@ -81,6 +81,19 @@
 //! Polar's `customer_portal_url` carries the token in the query string. [`portal`] turns that
 //! link into a session cookie, on the same cache and store, without leaking the token.
 //!
+//! # Team members
+//!
+//! A member session (`polar_mst_…`) acts for one member of a team customer:
+//! [`SessionInfo::member`] names it and its role, and [`RequireRole`] keeps routes to the
+//! roles Polar's portal allows (owners and billing managers for billing; a customer session
+//! counts as the owner). [`CreateSession::member`] issues one.
+//!
+//! # Sessions issued by Polar
+//!
+//! With feature `polar-api`, [`store::polar::PolarApiStore`] accepts the tokens Polar itself
+//! issues, resolving them through Polar's API behind the same cache, and
+//! [`store::polar::PolarWebhooks`] keeps that cache fresh with Polar's customer events.
+//!
 //! # Writing a store
 //!
 //! See [`store`] for the contract and a complete backend.
@@ -90,6 +103,8 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `axum` | yes | [`Customer`] / `Option<Customer>` / [`SessionInfo`] extractors |
+//! | `polar-api` | no | `store::polar`: `PolarApiStore` (Polar-issued tokens, via Polar's API, over rustls) and the `PolarWebhooks` receiver |
+//! | `testing` | no | `store::testing`: the conformance kit for store backends |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -108,6 +123,7 @@ mod manager;
 pub mod model;
 pub mod portal;
 pub mod reject;
+pub mod role;
 pub mod store;
 pub mod token;
 mod verify;
@@ -121,6 +137,7 @@ pub use model::{Customer, CustomerSession};
 pub use reject::{
     DefaultRejection, InvalidRequest, InvalidToken, OnRejection, Rejection, StoreUnavailable,
 };
+pub use role::RequireRole;
 pub use store::{
     CustomerStore, DynStore, MemoryStore, SessionAdmin, SessionKey, SessionStore, StoreError,
 };

@@ -33,6 +33,7 @@
 
 mod address;
 mod customer;
+mod member;
 mod metadata;
 mod portal;
 mod session;
@@ -41,11 +42,12 @@ pub(crate) mod timestamp;
 
 pub use address::Address;
 pub use customer::{Customer, CustomerData, CustomerType};
+pub use member::{Member, MemberRole};
 pub use metadata::{Metadata, MetadataValue};
 pub use portal::{
     CustomerCustomerSession, CustomerPortalCustomer, OAuthAccount, PortalAuthenticatedUser,
     PortalUserType,
 };
-pub use session::CustomerSession;
+pub use session::{CustomerSession, CustomerSessionCreate};
 pub use tax_id::{KNOWN_TAX_ID_FORMATS, TaxId, TaxIdFormat};
 pub use timestamp::truncate_to_micros;

@@ -304,6 +304,7 @@ fn authenticate(samples: usize, rng: &mut Rng) -> Vec<Report> {
                 created_at: Utc::now(),
                 expires_at: Utc::now() + TimeDelta::hours(24),
                 return_url: None,
+                member: None,
             };
             tower_customer_session::SessionStore::create(&store, new)
                 .await
