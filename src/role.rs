@@ -214,7 +214,9 @@ where
                 .poll(cx)
                 .map(|result| result.map(|response| response.map(Either::Left))),
             Projection::Refused { response } => {
-                let response = response.take().expect("ResponseFuture polled after completion");
+                let response = response
+                    .take()
+                    .expect("ResponseFuture polled after completion");
                 Poll::Ready(Ok(response.map(Either::Right)))
             }
         }

@@ -258,7 +258,10 @@ async fn every_upstream_failure_answers_503_and_never_reaches_the_handler() {
             "a token reached the logs"
         );
     }
-    assert!(!text.contains(ORG_TOKEN), "the organization token reached the logs");
+    assert!(
+        !text.contains(ORG_TOKEN),
+        "the organization token reached the logs"
+    );
 }
 
 #[tokio::test]
@@ -273,7 +276,11 @@ async fn polar_refusing_the_token_is_a_401_remembered_by_the_negative_cache() {
     assert!(calls >= 1);
     let again = get_me(&merchant, &token).await;
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(upstream.calls(), calls, "the second refusal came from the cache");
+    assert_eq!(
+        upstream.calls(),
+        calls,
+        "the second refusal came from the cache"
+    );
     assert_eq!(reached.load(Ordering::SeqCst), 0);
 }
 
@@ -311,10 +318,10 @@ async fn the_store_sends_polars_headers_and_no_token_in_the_url() {
     let router = Router::new().fallback(move |request: Request| {
         let record = record.clone();
         async move {
-            record.lock().unwrap().push((
-                request.uri().to_string(),
-                request.headers().clone(),
-            ));
+            record
+                .lock()
+                .unwrap()
+                .push((request.uri().to_string(), request.headers().clone()));
             healthy(request.uri().path())
         }
     });

@@ -152,9 +152,10 @@ impl Merchant {
         .to_string();
         let id = format!("msg_{}", Uuid::new_v4().simple());
         let now = chrono::Utc::now().timestamp();
-        let signature = WebhookSecret::polar(WEBHOOK_SECRET)
-            .unwrap()
-            .sign(&id, now, body.as_bytes());
+        let signature =
+            WebhookSecret::polar(WEBHOOK_SECRET)
+                .unwrap()
+                .sign(&id, now, body.as_bytes());
         self.http
             .post(format!("{}/webhooks/polar", self.base))
             .header("webhook-id", id)
@@ -323,7 +324,10 @@ async fn forged_and_foreign_tokens_are_refused() {
         let response = merchant.get("/api/me", forged.expose_secret()).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         let challenge = response.headers()["www-authenticate"].to_str().unwrap();
-        assert!(challenge.contains(r#"error="invalid_token""#), "{challenge}");
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{challenge}"
+        );
     }
     // The organization token is no customer session.
     assert_eq!(merchant.me(ORG_TOKEN).await.0, StatusCode::UNAUTHORIZED);

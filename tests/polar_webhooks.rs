@@ -145,7 +145,12 @@ fn at(unix: i64) -> DateTime<Utc> {
 /// `python3 -c script args…`'s trimmed output, or `None` (loudly; a failure under `CI=true`)
 /// when Python or the module the script imports is missing.
 fn python(script: &str, args: &[&str]) -> Option<String> {
-    let output = match Command::new("python3").arg("-c").arg(script).args(args).output() {
+    let output = match Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+    {
         Ok(output) => output,
         Err(error) => return missing(&format!("python3 cannot run: {error}")),
     };
@@ -182,7 +187,10 @@ fn the_published_vector_signs_and_verifies() {
     );
     let mut headers = HeaderMap::new();
     headers.insert("webhook-id", VECTOR_ID.parse().unwrap());
-    headers.insert("webhook-timestamp", VECTOR_TIMESTAMP.to_string().parse().unwrap());
+    headers.insert(
+        "webhook-timestamp",
+        VECTOR_TIMESTAMP.to_string().parse().unwrap(),
+    );
     headers.insert("webhook-signature", VECTOR_SIGNATURE.parse().unwrap());
     assert_eq!(
         secret.verify(&headers, VECTOR_BODY.as_bytes(), VECTOR_TIMESTAMP, 300),
@@ -228,7 +236,10 @@ async fn the_published_vector_is_accepted_over_http() {
             &[
                 ("webhook-id", VECTOR_ID),
                 ("webhook-timestamp", &VECTOR_TIMESTAMP.to_string()),
-                ("webhook-signature", "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc="),
+                (
+                    "webhook-signature",
+                    "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc=",
+                ),
             ],
             VECTOR_BODY,
         )
@@ -369,7 +380,12 @@ async fn bad_signatures_are_refused_and_change_nothing() {
         ("not base64", "msg_1", "v1,@@@@".to_owned(), body.clone()),
         ("no version", "msg_1", good[3..].to_owned(), body.clone()),
         ("empty", "msg_1", " ".to_owned(), body.clone()),
-        ("v1a only", "msg_1", good.replace("v1,", "v1a,"), body.clone()),
+        (
+            "v1a only",
+            "msg_1",
+            good.replace("v1,", "v1a,"),
+            body.clone(),
+        ),
     ] {
         let (status, response) = receiver
             .post(
@@ -397,9 +413,10 @@ async fn any_of_several_signatures_may_match() {
     let body = receiver.event("customer.updated");
     let now = receiver.now();
     let good = polar_secret().sign("msg_1", now, body.as_bytes());
-    let stale_key = WebhookSecret::polar("polar_whs_rotatedAway")
-        .unwrap()
-        .sign("msg_1", now, body.as_bytes());
+    let stale_key =
+        WebhookSecret::polar("polar_whs_rotatedAway")
+            .unwrap()
+            .sign("msg_1", now, body.as_bytes());
     // Key rotation: old key first, junk and other versions around the good one.
     let header = format!(
         "{stale_key} v1a,hnO3f9T8Ytu9HwrXslvumlUpqtNVqkhqw/enGzPCXe5BdqzCInXqYXFymVJaA7AZdpXwVLPo3mNl8EM+m7TBAg== v2,abc v1 v1,%%% {good}  v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc="
@@ -428,7 +445,10 @@ async fn missing_or_malformed_headers_are_a_400_naming_the_header() {
         let (status, response) = receiver.post(&headers, &body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{missing}");
         assert_eq!(response["error"], "WebhookVerificationError");
-        assert_eq!(response["detail"], format!("the {missing} header is missing"));
+        assert_eq!(
+            response["detail"],
+            format!("the {missing} header is missing")
+        );
     }
     for (name, value) in [
         ("webhook-timestamp", "soon"),
@@ -443,7 +463,10 @@ async fn missing_or_malformed_headers_are_a_400_naming_the_header() {
             .collect();
         let (status, response) = receiver.post(&headers, &body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {value}");
-        assert_eq!(response["detail"], format!("the {name} header is malformed"));
+        assert_eq!(
+            response["detail"],
+            format!("the {name} header is malformed")
+        );
     }
     // A repeated header is ambiguous.
     let mut headers = all.to_vec();
@@ -480,7 +503,11 @@ async fn method_size_and_payload_rules() {
         receiver.deliver("msg_2", now, &signature, &order).await,
         StatusCode::NO_CONTENT
     );
-    assert_eq!(receiver.name_seen().await, "Before", "an order event invalidates nothing");
+    assert_eq!(
+        receiver.name_seen().await,
+        "Before",
+        "an order event invalidates nothing"
+    );
 
     let no_id = json!({"type": "customer.deleted", "data": {}}).to_string();
     let signature = secret.sign("msg_3", now, no_id.as_bytes());

@@ -19,11 +19,11 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
+use axum::handler::Handler;
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::handler::Handler;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
@@ -302,7 +302,11 @@ impl CreateRequest {
                     });
                 }
                 (customer, return_url, member) => {
-                    let failed = [customer.err(), return_url.clone().err(), member.clone().err()];
+                    let failed = [
+                        customer.err(),
+                        return_url.clone().err(),
+                        member.clone().err(),
+                    ];
                     errors.extend(failed.into_iter().flatten().map(|e| e.under(model)));
                 }
             }
@@ -495,7 +499,11 @@ async fn get_authenticated_user(customer: Customer, session: SessionInfo) -> Res
 /// `PATCH /v1/customer-portal/customers/me`: change the billing name or address (a subset of
 /// Polar's `CustomerPortalCustomerUpdate`; other keys are ignored). Behind
 /// [`RequireRole::billing`].
-async fn update_customer(State(state): State<AppState>, customer: Customer, body: Bytes) -> Response {
+async fn update_customer(
+    State(state): State<AppState>,
+    customer: Customer,
+    body: Bytes,
+) -> Response {
     let fields = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(fields)) => fields,
         Ok(other) => {
@@ -552,10 +560,9 @@ async fn update_customer(State(state): State<AppState>, customer: Customer, body
 // ---------------------------------------------------------------------------------------
 
 /// `GET /v1/customers/{id}`: the full customer, as the merchant's backend sees it.
-async fn get_customer_by_id(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let id = match path_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
+async fn get_customer_by_id(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let Ok(id) = Uuid::parse_str(&raw) else {
+        return invalid_path_id(&raw);
     };
     match state.sessions.customer(id).await {
         // Deleted customers are gone for the API, as in Polar.
@@ -569,10 +576,9 @@ async fn get_customer_by_id(State(state): State<AppState>, Path(id): Path<String
 }
 
 /// `DELETE /v1/customers/{id}`: soft-delete; the customer's sessions stop working at once.
-async fn delete_customer(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let id = match path_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
+async fn delete_customer(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let Ok(id) = Uuid::parse_str(&raw) else {
+        return invalid_path_id(&raw);
     };
     match state.sessions.customer(id).await {
         Ok(Some(customer)) if customer.can_authenticate() => {}
@@ -592,17 +598,19 @@ async fn delete_customer(State(state): State<AppState>, Path(id): Path<String>) 
     }
 }
 
-/// The `{id}` path parameter, or FastAPI's 422 for one that is not a UUID.
-fn path_id(raw: &str) -> Result<Uuid, Response> {
-    Uuid::parse_str(raw).map_err(|e| {
-        ValidationErrors::request(vec![FieldError {
-            kind: "uuid_parsing",
-            loc: json!(["path", "id"]),
-            msg: format!("Input should be a valid UUID, {e}"),
-            input: Value::from(raw),
-        }])
-        .into_response()
-    })
+/// FastAPI's 422 for an `{id}` path parameter that is not a UUID.
+fn invalid_path_id(raw: &str) -> Response {
+    let reason = Uuid::parse_str(raw)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ValidationErrors::request(vec![FieldError {
+        kind: "uuid_parsing",
+        loc: json!(["path", "id"]),
+        msg: format!("Input should be a valid UUID, {reason}"),
+        input: Value::from(raw),
+    }])
+    .into_response()
 }
 
 /// Polar's `ResourceNotFound`.

@@ -30,8 +30,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
-use tower_customer_session::store::polar::{PolarApiStore, PolarWebhooks, WebhookSecretError};
 use tower_customer_session::model::Member;
+use tower_customer_session::store::polar::{PolarApiStore, PolarWebhooks, WebhookSecretError};
 use tower_customer_session::token::TokenKind;
 use tower_customer_session::{
     Customer, CustomerSessionLayer, RequireRole, SessionInfo, SessionManager,
@@ -68,12 +68,16 @@ pub fn from_env() -> Result<Router, Box<dyn Error>> {
         ),
     }
     let store = store.build()?;
-    let secret = env("SESSION_SECRET").map(String::into_bytes).unwrap_or_else(|| {
-        tracing::info!("SESSION_SECRET not set: session ids differ between instances and restarts");
-        let mut key = vec![0; 32];
-        getrandom::fill(&mut key).expect("the OS random number generator is available");
-        key
-    });
+    let secret = env("SESSION_SECRET")
+        .map(String::into_bytes)
+        .unwrap_or_else(|| {
+            tracing::info!(
+                "SESSION_SECRET not set: session ids differ between instances and restarts"
+            );
+            let mut key = vec![0; 32];
+            getrandom::fill(&mut key).expect("the OS random number generator is available");
+            key
+        });
     tracing::info!(api = store.base_url(), "accepting sessions issued by Polar");
     let sessions = SessionManager::builder(store)
         .secret(secret)
@@ -82,7 +86,9 @@ pub fn from_env() -> Result<Router, Box<dyn Error>> {
         .build()?;
     let webhook_secret = env("POLAR_WEBHOOK_SECRET");
     if webhook_secret.is_none() {
-        tracing::info!("POLAR_WEBHOOK_SECRET not set: changes at Polar show within the cache's 60 s");
+        tracing::info!(
+            "POLAR_WEBHOOK_SECRET not set: changes at Polar show within the cache's 60 s"
+        );
     }
     Ok(router(sessions, webhook_secret.as_deref())?)
 }

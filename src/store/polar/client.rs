@@ -70,7 +70,11 @@ impl PolarClient {
             .await
             .map_err(|e| transport(endpoint, e))?;
         let status = response.status();
-        tracing::trace!(endpoint = endpoint.name(), status = status.as_u16(), "Polar API");
+        tracing::trace!(
+            endpoint = endpoint.name(),
+            status = status.as_u16(),
+            "Polar API"
+        );
         match status {
             StatusCode::OK => {
                 let body = read_body(response, endpoint).await?;
@@ -118,11 +122,7 @@ async fn read_body(
         return Err(too_large());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| transport(endpoint, e))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport(endpoint, e))? {
         if body.len() + chunk.len() > MAX_BODY {
             return Err(too_large());
         }

@@ -88,7 +88,8 @@ impl PortalView {
     /// The first round, in parallel: introspect and user, plus `customers/me` when there is
     /// no organization token. `None` if Polar refuses the token on any of them.
     async fn fetch(inner: &Inner, token: &HeaderValue) -> Result<Option<Self>, StoreError> {
-        let session = get::<CustomerCustomerSession>(inner, Endpoint::Introspect, INTROSPECT, token);
+        let session =
+            get::<CustomerCustomerSession>(inner, Endpoint::Introspect, INTROSPECT, token);
         let user = get::<PortalAuthenticatedUser>(inner, Endpoint::User, USER, token);
         let (session, user, me) = if inner.organization.is_some() {
             let (session, user) = tokio::join!(session, user);
@@ -108,7 +109,10 @@ impl PortalView {
             Reply::Unprocessable => None,
             other => return Err(unexpected(Endpoint::User, &other)),
         };
-        let mut me = me.transpose()?.map(|me| expect(Endpoint::Me, me)).transpose()?;
+        let mut me = me
+            .transpose()?
+            .map(|me| expect(Endpoint::Me, me))
+            .transpose()?;
         let customer_id = match (&user, &me) {
             (Some(user), _) => user.customer_id,
             (None, Some(me)) => me.id,

@@ -24,7 +24,7 @@
 //!     .store_timeout(Duration::from_secs(3))
 //!     .build()?;
 //!
-//! let webhooks = PolarWebhooks::new(std::env::var("POLAR_WEBHOOK_SECRET")?, sessions.clone());
+//! let webhooks = PolarWebhooks::new(std::env::var("POLAR_WEBHOOK_SECRET")?, sessions.clone())?;
 //! let app: Router = Router::new()
 //!     .route("/me", get(|c: Customer| async move { c.external_id.clone().unwrap_or_default() }))
 //!     .route_layer(CustomerSessionLayer::new(sessions))
