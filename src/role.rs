@@ -2,7 +2,7 @@
 //!
 //! Polar's portal lets every session read, but only an owner or a billing manager of a
 //! team change billing details; a customer session has no member and counts as the owner
-//! ([`SessionInfo::role`]). Put the guard *inside* the [`CustomerSessionLayer`], so it sees
+//! ([`SessionInfo::role`]). Put the guard *inside* the [`CustomerSessionLayer`](crate::CustomerSessionLayer), so it sees
 //! the session the layer resolved; in axum that means adding it with `route_layer` first:
 //!
 //! ```

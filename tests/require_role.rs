@@ -78,7 +78,10 @@ impl App {
     async fn member_token(&self, role: MemberRole) -> (String, Uuid) {
         let member = Member::new(Uuid::new_v4(), role);
         let id = member.id;
-        (self.token(CreateSession::default().member(member)).await, id)
+        (
+            self.token(CreateSession::default().member(member)).await,
+            id,
+        )
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
@@ -142,7 +145,10 @@ async fn a_narrower_rule_refuses_billing_managers() {
     let app = app().await;
     let (owner, _) = app.member_token(MemberRole::Owner).await;
     let (billing, _) = app.member_token(MemberRole::BillingManager).await;
-    assert_eq!(app.get("/owners", Some(&owner)).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.get("/owners", Some(&owner)).await.status(),
+        StatusCode::OK
+    );
     let refused = app.get("/owners", Some(&billing)).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert_eq!(

@@ -82,7 +82,9 @@
 //! session Polar revokes (it has no event for that) is refused within `cache_max_ttl` in
 //! every case. With [`PolarWebhooks`] mounted and subscribed to `customer.updated`,
 //! `customer.deleted` and `customer.state_changed`, those customers' cached sessions are
-//! dropped as the event arrives, so the next request asks Polar again.
+//! dropped as the event arrives, so the next request asks Polar again. A delivery reaches
+//! one process: with several instances, register one webhook endpoint per instance at
+//! Polar, or the others follow within `cache_max_ttl`.
 //!
 //! # Rate limits
 //!
