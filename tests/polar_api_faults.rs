@@ -143,9 +143,14 @@ async fn serve(router: Router) -> String {
 /// A merchant route on `PolarApiStore` towards `api`; returns its base URL and a counter of
 /// the requests that reached the handler.
 async fn merchant(api: &str) -> (String, Arc<AtomicUsize>) {
+    merchant_with(api, 64).await
+}
+
+async fn merchant_with(api: &str, max_concurrent_loads: usize) -> (String, Arc<AtomicUsize>) {
     let store = PolarApiStore::builder()
         .base_url(api)
         .organization_token(ORG_TOKEN)
+        .max_concurrent_loads(max_concurrent_loads)
         .build()
         .unwrap();
     let sessions = SessionManager::builder(store)
@@ -295,6 +300,34 @@ async fn a_valid_session_costs_one_miss_then_hits_the_cache() {
     // introspect and user in parallel, then the customer: three calls for five requests.
     assert_eq!(upstream.calls(), 3);
     assert_eq!(reached.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn misses_beyond_the_concurrency_bound_are_shed_at_once() {
+    let (api, upstream) = upstream().await;
+    upstream.set(Fault::Hang);
+    let (merchant, reached) = merchant_with(&api, 1).await;
+    // One load holds the only slot until the store timeout ends it.
+    let first = tokio::spawn({
+        let merchant = merchant.clone();
+        async move { get_me(&merchant, &fresh_token()).await.status() }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let shed = get_me(&merchant, &fresh_token()).await;
+    assert_unavailable(&shed, "1", "shed");
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "shed without waiting for the slot"
+    );
+    assert_eq!(first.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+    // The slot is free again once the first load gave up.
+    upstream.set(Fault::Healthy);
+    assert_eq!(
+        get_me(&merchant, &fresh_token()).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(reached.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
