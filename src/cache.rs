@@ -512,6 +512,7 @@ mod tests {
                 source: CredentialSource::Header,
                 return_url: None,
                 token_hash: hash,
+                member: None,
             },
             expires_at_micros: expires_at.timestamp_micros(),
             customer_active: true,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::model::{Member, MemberRole};
 use crate::token::{TokenHash, TokenKind};
 
 /// Where the token of an authenticated request came from.
@@ -44,13 +45,39 @@ pub struct SessionInfo {
     /// The token's keyed hash, e.g. for
     /// [`SessionManager::revoke_hash`](crate::SessionManager::revoke_hash).
     pub token_hash: TokenHash,
+    /// For a member session, the member it acts for; `None` for a customer session. Shared,
+    /// so that handing it to each request costs no copy.
+    pub member: Option<Arc<Member>>,
+}
+
+impl SessionInfo {
+    /// The role this session acts with, as Polar's portal judges it: a member session has
+    /// its member's role; a customer session has no member and counts as the owner. `None`
+    /// for a member session whose member the store did not say.
+    ///
+    /// ```
+    /// # use tower_customer_session::SessionInfo;
+    /// use tower_customer_session::model::MemberRole;
+    ///
+    /// fn may_change_billing(info: &SessionInfo) -> bool {
+    ///     info.role().is_some_and(|role| role.manages_billing())
+    /// }
+    /// # let _ = (may_change_billing, MemberRole::Owner);
+    /// ```
+    pub fn role(&self) -> Option<&MemberRole> {
+        match (&self.member, self.kind) {
+            (Some(member), _) => Some(&member.role),
+            (None, TokenKind::Customer) => Some(&MemberRole::Owner),
+            (None, TokenKind::Member) => None,
+        }
+    }
 }
 
 /// Marks a request that passed an optional layer without credentials, so extractors can tell
 /// "anonymous" from "no layer at all".
 #[derive(Debug, Clone)]
 pub(crate) struct Anonymous {
-    /// The layer's `WWW-Authenticate` challenge, for extractors that must answer 401.
-    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    /// The layer's `WWW-Authenticate` challenge, for extractors and guards that must answer
+    /// 401.
     pub(crate) challenge: http::HeaderValue,
 }

@@ -96,6 +96,19 @@
 //! link into a session cookie, on the same cache and store, without leaking the token, and
 //! signs customers out; [`reject::BrowserRejection`] shows browsers pages instead of JSON.
 //!
+//! # Team members
+//!
+//! A member session (`polar_mst_…`) acts for one member of a team customer:
+//! [`SessionInfo::member`] names it and its role, and [`RequireRole`] keeps routes to the
+//! roles Polar's portal allows (owners and billing managers for billing; a customer session
+//! counts as the owner). [`CreateSession::member`] issues one.
+//!
+//! # Sessions issued by Polar
+//!
+//! With feature `polar-api`, [`store::polar::PolarApiStore`] accepts the tokens Polar itself
+//! issues, resolving them through Polar's API behind the same cache, and
+//! [`store::polar::PolarWebhooks`] keeps that cache fresh with Polar's customer events.
+//!
 //! # Writing a store
 //!
 //! See [`store`] for the contract (resolution, administration and customers as separate
@@ -107,7 +120,9 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `axum` | yes | [`Customer`] / `Option<Customer>` / [`SessionInfo`] extractors; the portal's redirect follows axum's `Router::nest` |
-//! | `testing` | no | `store::testing`, the conformance kit for store backends |
+//! | `polar-api` | no | `store::polar`: `PolarApiStore` (Polar-issued tokens, via Polar's API, over rustls) and the `PolarWebhooks` receiver |
+//! | `metrics` | no | counters, gauges and histograms on the `metrics` facade; see [`metrics`] |
+//! | `testing` | no | `store::testing`: the conformance kit for store backends |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -130,6 +145,7 @@ pub mod metrics;
 pub mod model;
 pub mod portal;
 pub mod reject;
+pub mod role;
 pub mod store;
 pub mod token;
 mod verify;
@@ -144,6 +160,7 @@ pub use model::{Customer, CustomerSession};
 pub use reject::{
     DefaultRejection, InvalidRequest, InvalidToken, OnRejection, Rejection, StoreUnavailable,
 };
+pub use role::RequireRole;
 pub use store::{
     CustomerStore, DynStore, MemoryStore, SessionAdmin, SessionKey, SessionStore, StoreError,
 };

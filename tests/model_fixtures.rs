@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 use tower_customer_session::model::{
     Address, Customer, CustomerCustomerSession, CustomerData, CustomerPortalCustomer,
-    CustomerSession, CustomerType, KNOWN_TAX_ID_FORMATS, Metadata, MetadataValue,
+    CustomerSession, CustomerType, KNOWN_TAX_ID_FORMATS, MemberRole, Metadata, MetadataValue,
     PortalAuthenticatedUser, PortalUserType, TaxId, TaxIdFormat, truncate_to_micros,
 };
 use uuid::Uuid;
@@ -173,6 +173,40 @@ fn portal_responses_round_trip() {
     assert_eq!(user.member_id, None);
 }
 
+/// `json` without the whitespace between tokens, keys left in document order.
+fn minified(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if !c.is_whitespace() {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn customers_round_trip_byte_for_byte_metadata_in_polar_order() {
+    // Polar writes metadata in insertion order (`plan, seats, ratio, beta` here, not sorted):
+    // a customer read and written back must not reorder it.
+    for fixture in [CUSTOMER, CUSTOMER_TEAM] {
+        let customer: Customer = serde_json::from_str(fixture).unwrap();
+        assert_eq!(serde_json::to_string(&customer).unwrap(), minified(fixture));
+    }
+    let customer: Customer = serde_json::from_str(CUSTOMER).unwrap();
+    let keys: Vec<&str> = customer.metadata.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["plan", "seats", "ratio", "beta"]);
+}
+
 #[test]
 fn member_portal_user_parses() {
     let user: PortalAuthenticatedUser = serde_json::from_value(json!({
@@ -185,7 +219,7 @@ fn member_portal_user_parses() {
     }))
     .unwrap();
     assert_eq!(user.user_type, PortalUserType::Member);
-    assert_eq!(user.role.as_deref(), Some("owner"));
+    assert_eq!(user.role, Some(MemberRole::Owner));
     assert!(user.member_id.is_some());
 }
 

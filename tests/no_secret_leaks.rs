@@ -389,6 +389,7 @@ async fn sessions_api_and_public_types_leak_nothing() {
         created_at: sessions.now(),
         expires_at: sessions.now(),
         return_url: None,
+        member: None,
     };
     evidence.debug("NewSession", &new);
     evidence.debug("CreateSession", &CreateSession::default().return_url("x"));

@@ -37,6 +37,7 @@ async fn expiry_is_judged_to_the_microsecond() {
         created_at,
         expires_at: created_at + TimeDelta::hours(1),
         return_url: None,
+        member: None,
     };
     store.create(new.clone()).await.unwrap();
     let key = SessionKey::new(&hash, token.expose_secret());

@@ -2,19 +2,24 @@
 //!
 //! | route | credential | answer |
 //! |---|---|---|
-//! | `POST /v1/customer-sessions/` | organization token | `201` `CustomerSession` |
-//! | `GET /v1/customer-portal/customers/me` | customer session | `CustomerPortalCustomer` |
-//! | `GET /v1/customer-portal/customer-session/introspect` | customer session | `CustomerCustomerSession` |
-//! | `GET /v1/customer-portal/customer-session/user` | customer session | `PortalAuthenticatedUser` |
+//! | `POST /v1/customer-sessions/` | organization token | `201` `CustomerSession` (a member session with `member_id` / `external_member_id`) |
+//! | `GET /v1/customers/{id}` | organization token | `Customer`, `404` if unknown or deleted |
+//! | `DELETE /v1/customers/{id}` | organization token | `204`, `404` if unknown or deleted |
+//! | `GET /v1/customer-portal/customers/me` | customer or member session | `CustomerPortalCustomer` |
+//! | `PATCH /v1/customer-portal/customers/me` | session of an owner or billing manager | `CustomerPortalCustomer` |
+//! | `GET /v1/customer-portal/customer-session/introspect` | customer or member session | `CustomerCustomerSession` |
+//! | `GET /v1/customer-portal/customer-session/user` | customer or member session | `PortalAuthenticatedUser` |
 //!
 //! The customer-portal routes sit behind [`CustomerSessionLayer`]: the handlers only ever see
 //! an authenticated [`Customer`]. Bodies, statuses and headers follow Polar's, so Polar's
-//! official SDKs work against this server (see `tests/sdk/`).
+//! official SDKs work against this server (see `tests/sdk/`), and so does the crate's own
+//! `PolarApiStore` (the example's merchant mode, `merchant.rs`).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
+use axum::handler::Handler;
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -26,13 +31,14 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower_customer_session::model::{
-    CustomerCustomerSession, CustomerPortalCustomer, PortalAuthenticatedUser, PortalUserType,
+    Address, CustomerCustomerSession, CustomerPortalCustomer, Member, PortalAuthenticatedUser,
+    PortalUserType, truncate_to_micros,
 };
 use tower_customer_session::store::CustomerRef;
 use tower_customer_session::token::TokenKind;
 use tower_customer_session::{
     CreateError, CreateSession, CredentialSource, Customer, CustomerSessionLayer, MemoryStore,
-    SessionCookie, SessionInfo, SessionManager, StoreError,
+    RequireRole, SessionCookie, SessionInfo, SessionManager, StoreError,
 };
 use uuid::Uuid;
 
@@ -55,6 +61,8 @@ pub struct AppState {
     /// Issues, resolves and revokes customer sessions.
     pub sessions: SessionManager<MemoryStore>,
     org_token: Arc<OrgToken>,
+    /// Members of team customers, by customer id, for member sessions.
+    members: Arc<[(Uuid, Member)]>,
 }
 
 impl AppState {
@@ -63,7 +71,34 @@ impl AppState {
         Self {
             sessions,
             org_token: Arc::new(OrgToken::new(org_token)),
+            members: Arc::new([]),
         }
+    }
+
+    /// The same state, knowing `members` of the team customer `customer_id`, so that
+    /// `POST /v1/customer-sessions/` can create member sessions for them.
+    pub fn with_members(
+        mut self,
+        customer_id: Uuid,
+        members: impl IntoIterator<Item = Member>,
+    ) -> Self {
+        let mut all = self.members.to_vec();
+        all.extend(members.into_iter().map(|member| (customer_id, member)));
+        self.members = all.into();
+        self
+    }
+
+    /// The member `reference` names among the members of `customer_id`.
+    fn member(&self, customer_id: Uuid, reference: &MemberRef) -> Option<Member> {
+        self.members
+            .iter()
+            .filter(|(owner, _)| *owner == customer_id)
+            .map(|(_, member)| member)
+            .find(|member| match reference {
+                MemberRef::Id(id) => member.id == *id,
+                MemberRef::ExternalId(ext) => member.external_id.as_deref() == Some(ext),
+            })
+            .cloned()
     }
 }
 
@@ -105,6 +140,10 @@ pub fn api_router(state: AppState) -> Router {
     // The merchant's backend: authenticated by the organization token.
     let organization = Router::new()
         .route("/v1/customer-sessions/", post(create_customer_session))
+        .route(
+            "/v1/customers/{id}",
+            get(get_customer_by_id).delete(delete_customer),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_org_token,
@@ -112,7 +151,12 @@ pub fn api_router(state: AppState) -> Router {
 
     // The customer's own view: authenticated by a customer session token.
     let customer_portal = Router::new()
-        .route("/v1/customer-portal/customers/me", get(get_customer))
+        .route(
+            "/v1/customer-portal/customers/me",
+            // Reading is every session's; changing billing details is for owners and billing
+            // managers (a customer session counts as the owner), as in Polar's portal.
+            get(get_customer).patch(update_customer.layer(RequireRole::billing())),
+        )
         .route(
             "/v1/customer-portal/customer-session/introspect",
             get(introspect_session),
@@ -143,6 +187,15 @@ async fn create_customer_session(State(state): State<AppState>, body: Bytes) -> 
     if let Some(url) = request.return_url {
         options = options.return_url(url);
     }
+    if let Some(reference) = &request.member {
+        // An unknown customer is reported by `create` below, as Polar reports it first.
+        if let Some(customer_id) = customer_id_of(&state, &request.customer).await {
+            match state.member(customer_id, reference) {
+                Some(member) => options = options.member(member),
+                None => return member_does_not_exist(reference),
+            }
+        }
+    }
     match state
         .sessions
         .create(request.customer.clone(), options)
@@ -170,19 +223,47 @@ async fn create_customer_session(State(state): State<AppState>, body: Bytes) -> 
     }
 }
 
+/// The id of the customer `reference` names, if it exists.
+async fn customer_id_of(state: &AppState, reference: &CustomerRef) -> Option<Uuid> {
+    let customer = state.sessions.customer(reference.clone()).await.ok()??;
+    customer.can_authenticate().then_some(customer.id)
+}
+
+/// Modelled on Polar's answer for an unknown customer.
+fn member_does_not_exist(reference: &MemberRef) -> Response {
+    let (field, input) = match reference {
+        MemberRef::Id(id) => ("member_id", Value::from(id.to_string())),
+        MemberRef::ExternalId(id) => ("external_member_id", Value::from(id.as_str())),
+    };
+    ValidationErrors::polar(vec![FieldError {
+        kind: "value_error",
+        loc: json!(["body", field]),
+        msg: "Member does not exist.".into(),
+        input,
+    }])
+    .into_response()
+}
+
 /// A validated `CustomerSessionCustomerIDCreate | CustomerSessionCustomerExternalIDCreate`.
 #[derive(Debug)]
 struct CreateRequest {
     customer: CustomerRef,
     return_url: Option<String>,
+    member: Option<MemberRef>,
+}
+
+/// Which member a member session is for.
+#[derive(Debug, Clone)]
+enum MemberRef {
+    Id(Uuid),
+    ExternalId(String),
 }
 
 impl CreateRequest {
     /// Validate the body the way Polar's schema does: the body is either of two models, so
     /// when neither fits, the errors of both are reported, each under its model's name.
     ///
-    /// Polar also accepts `member_id` / `external_member_id`; this demo has no members, and
-    /// like any unknown key they are ignored.
+    /// `member_id` (or, without it, `external_member_id`) asks for a member session.
     fn parse(body: &[u8]) -> Result<Self, ValidationErrors> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Err(ValidationErrors::request(vec![FieldError {
@@ -203,6 +284,7 @@ impl CreateRequest {
         };
 
         let return_url = check_return_url(fields.get("return_url"));
+        let member = member_ref(fields);
         let by_id = customer_id(fields, &value);
         let by_external_id = external_customer_id(fields, &value);
 
@@ -211,15 +293,20 @@ impl CreateRequest {
             ("CustomerSessionCustomerIDCreate", by_id),
             ("CustomerSessionCustomerExternalIDCreate", by_external_id),
         ] {
-            match (customer, &return_url) {
-                (Ok(customer), Ok(return_url)) => {
+            match (customer, &return_url, &member) {
+                (Ok(customer), Ok(return_url), Ok(member)) => {
                     return Ok(Self {
                         customer,
                         return_url: return_url.clone(),
+                        member: member.clone(),
                     });
                 }
-                (customer, return_url) => {
-                    let failed = [customer.err(), return_url.clone().err()];
+                (customer, return_url, member) => {
+                    let failed = [
+                        customer.err(),
+                        return_url.clone().err(),
+                        member.clone().err(),
+                    ];
                     errors.extend(failed.into_iter().flatten().map(|e| e.under(model)));
                 }
             }
@@ -260,6 +347,36 @@ fn external_customer_id(
         None => Err(FieldError::missing("external_customer_id", body)),
         Some(Value::String(s)) => Ok(CustomerRef::ExternalId(s.clone())),
         Some(other) => Err(FieldError::string_type("external_customer_id", other)),
+    }
+}
+
+/// `member_id` (a UUID) or `external_member_id` (a string), both optional and nullable.
+fn member_ref(fields: &Map<String, Value>) -> Result<Option<MemberRef>, FieldError> {
+    match fields.get("member_id") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => {
+            return Uuid::parse_str(s)
+                .map(|id| Some(MemberRef::Id(id)))
+                .map_err(|e| FieldError {
+                    kind: "uuid_parsing",
+                    loc: json!(["member_id"]),
+                    msg: format!("Input should be a valid UUID, {e}"),
+                    input: Value::from(s.as_str()),
+                });
+        }
+        Some(other) => {
+            return Err(FieldError {
+                kind: "uuid_type",
+                loc: json!(["member_id"]),
+                msg: "UUID input should be a string, bytes or UUID object".into(),
+                input: other.clone(),
+            });
+        }
+    }
+    match fields.get("external_member_id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(MemberRef::ExternalId(s.clone()))),
+        Some(other) => Err(FieldError::string_type("external_member_id", other)),
     }
 }
 
@@ -359,6 +476,18 @@ async fn introspect_session(session: SessionInfo) -> Json<CustomerCustomerSessio
 
 /// `GET /v1/customer-portal/customer-session/user`: who the session authenticates.
 async fn get_authenticated_user(customer: Customer, session: SessionInfo) -> Response {
+    // A member session answers with the member's name, email and role, as Polar's does.
+    if let Some(member) = &session.member {
+        return Json(PortalAuthenticatedUser {
+            user_type: PortalUserType::Member,
+            name: member.name.clone(),
+            email: member.email.clone().unwrap_or_default(),
+            customer_id: customer.id,
+            member_id: Some(member.id),
+            role: Some(member.role.clone()),
+        })
+        .into_response();
+    }
     // A team customer may have no email; Polar wants a member session then.
     let Some(email) = customer.email.clone() else {
         return ValidationErrors::polar(vec![FieldError {
@@ -384,6 +513,132 @@ async fn get_authenticated_user(customer: Customer, session: SessionInfo) -> Res
         role: None,
     })
     .into_response()
+}
+
+/// `PATCH /v1/customer-portal/customers/me`: change the billing name or address (a subset of
+/// Polar's `CustomerPortalCustomerUpdate`; other keys are ignored). Behind
+/// [`RequireRole::billing`].
+async fn update_customer(
+    State(state): State<AppState>,
+    customer: Customer,
+    body: Bytes,
+) -> Response {
+    let fields = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(fields)) => fields,
+        Ok(other) => {
+            return ValidationErrors::request(vec![FieldError {
+                kind: "model_attributes_type",
+                loc: json!(["body"]),
+                msg: "Input should be a valid dictionary or object to extract fields from".into(),
+                input: other,
+            }])
+            .into_response();
+        }
+        Err(error) => return json_invalid(&body, &error).into_response(),
+    };
+    let mut updated = customer.clone();
+    let data = updated.make_mut();
+    if let Some(name) = fields.get("billing_name") {
+        match name {
+            Value::Null => data.billing_name = None,
+            Value::String(name) => data.billing_name = Some(name.clone()),
+            other => {
+                return ValidationErrors::request(vec![
+                    FieldError::string_type("billing_name", other).under_body(),
+                ])
+                .into_response();
+            }
+        }
+    }
+    if let Some(address) = fields.get("billing_address") {
+        match serde_json::from_value::<Option<Address>>(address.clone()) {
+            Ok(address) => data.billing_address = address,
+            Err(_) => {
+                return ValidationErrors::request(vec![FieldError {
+                    kind: "model_type",
+                    loc: json!(["body", "billing_address"]),
+                    msg: "Input should be a valid address with a country".into(),
+                    input: address.clone(),
+                }])
+                .into_response();
+            }
+        }
+    }
+    data.modified_at = Some(truncate_to_micros(state.sessions.now()));
+    match state.sessions.upsert_customer(updated).await {
+        Ok(stored) => Json(portal_customer(&stored)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "updating a customer failed");
+            service_unavailable()
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// /v1/customers/{id} (organization token)
+// ---------------------------------------------------------------------------------------
+
+/// `GET /v1/customers/{id}`: the full customer, as the merchant's backend sees it.
+async fn get_customer_by_id(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let Ok(id) = Uuid::parse_str(&raw) else {
+        return invalid_path_id(&raw);
+    };
+    match state.sessions.customer(id).await {
+        // Deleted customers are gone for the API, as in Polar.
+        Ok(Some(customer)) if customer.can_authenticate() => Json(customer).into_response(),
+        Ok(_) => resource_not_found(),
+        Err(error) => {
+            tracing::error!(%error, "reading a customer failed");
+            service_unavailable()
+        }
+    }
+}
+
+/// `DELETE /v1/customers/{id}`: soft-delete; the customer's sessions stop working at once.
+async fn delete_customer(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let Ok(id) = Uuid::parse_str(&raw) else {
+        return invalid_path_id(&raw);
+    };
+    match state.sessions.customer(id).await {
+        Ok(Some(customer)) if customer.can_authenticate() => {}
+        Ok(_) => return resource_not_found(),
+        Err(error) => {
+            tracing::error!(%error, "reading a customer failed");
+            return service_unavailable();
+        }
+    }
+    match state.sessions.delete_customer(id).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => resource_not_found(),
+        Err(error) => {
+            tracing::error!(%error, "deleting a customer failed");
+            service_unavailable()
+        }
+    }
+}
+
+/// FastAPI's 422 for an `{id}` path parameter that is not a UUID.
+fn invalid_path_id(raw: &str) -> Response {
+    let reason = Uuid::parse_str(raw)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ValidationErrors::request(vec![FieldError {
+        kind: "uuid_parsing",
+        loc: json!(["path", "id"]),
+        msg: format!("Input should be a valid UUID, {reason}"),
+        input: Value::from(raw),
+    }])
+    .into_response()
+}
+
+/// Polar's `ResourceNotFound`.
+fn resource_not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": "ResourceNotFound", "detail": "Not found"})),
+    )
+        .into_response()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -559,6 +814,16 @@ impl FieldError {
             msg: "Input should be a valid string".into(),
             input: input.clone(),
         }
+    }
+
+    /// Prefix the field's location with `["body"]`.
+    fn under_body(mut self) -> Self {
+        let mut loc = vec![Value::from("body")];
+        if let Value::Array(rest) = self.loc {
+            loc.extend(rest);
+        }
+        self.loc = Value::Array(loc);
+        self
     }
 
     /// Prefix the field's location with `["body", model]`, as pydantic reports union members.

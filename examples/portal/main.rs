@@ -23,12 +23,15 @@
 //! | `SESSION_SECRET` | random | HMAC key for session token hashes (Polar's `SECRET`) |
 //! | `ORG_TOKEN` | random `polar_oat_…` | the organization token `POST /v1/customer-sessions/` wants |
 //! | `COOKIE_SECURE` | `true` | `false` drops `Secure` (and the `__Host-` prefix) from the portal's session cookie, for browsers that refuse secure cookies over plain http |
+//! | `SESSION_STORE` | `memory` | `polar`: merchant mode, accepting sessions issued by Polar or a Polar-compatible server (feature `polar-api`; see `merchant.rs`) |
 //! | `RUST_LOG` | `info` | log filter (logs go to stderr) |
 //!
 //! Standard output carries only `KEY=value` lines and the commands, so scripts can read it.
 //! Printing a token there is the point of a demo; the logs never contain one.
 
 mod app;
+#[cfg(feature = "polar-api")]
+mod merchant;
 mod seed;
 
 use std::error::Error;
@@ -59,6 +62,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     };
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     let addr = listener.local_addr()?;
+
+    if non_empty_env("SESSION_STORE").as_deref() == Some("polar") {
+        return merchant_mode(listener).await;
+    }
 
     let store = MemoryStore::new();
     let demo = seed::seed(&store);
@@ -95,7 +102,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     print_instructions(addr, &org_token, &demo, &demo_session)?;
 
-    let state = app::AppState::new(sessions, &org_token);
+    let state =
+        app::AppState::new(sessions, &org_token).with_members(demo.team.id, demo.members.clone());
     let app = if cookie_secure {
         app::router(state)
     } else {
@@ -109,6 +117,29 @@ async fn main() -> Result<(), Box<dyn Error>> {
         })
         .await?;
     Ok(())
+}
+
+/// Merchant mode: this process accepts sessions issued by another (see `merchant.rs`).
+#[cfg(feature = "polar-api")]
+async fn merchant_mode(listener: TcpListener) -> Result<(), Box<dyn Error>> {
+    let addr = listener.local_addr()?;
+    let app = merchant::from_env()?.layer(middleware::from_fn(log_request));
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "LISTEN={addr}")?;
+    out.flush()?;
+    drop(out);
+    tracing::info!(%addr, "merchant API listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+#[cfg(not(feature = "polar-api"))]
+async fn merchant_mode(_: TcpListener) -> Result<(), Box<dyn Error>> {
+    Err("SESSION_STORE=polar needs the polar-api feature: cargo run --features polar-api --example portal".into())
 }
 
 fn print_instructions(

@@ -1,4 +1,4 @@
-//! Demo data: the two customers the example portal starts with.
+//! Demo data: the two customers the example portal starts with, and the team's members.
 //!
 //! The values are those of Polar's documented examples (the JSON fixtures under
 //! `tests/fixtures/polar/`), so every response of the example can be compared with Polar's
@@ -7,7 +7,8 @@
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tower_customer_session::model::{
-    Address, CustomerData, CustomerType, Metadata, MetadataValue, TaxId, TaxIdFormat,
+    Address, CustomerData, CustomerType, Member, MemberRole, Metadata, MetadataValue, TaxId,
+    TaxIdFormat,
 };
 use tower_customer_session::{Customer, MemoryStore};
 use uuid::{Uuid, uuid};
@@ -23,14 +24,51 @@ pub struct Demo {
     pub individual: Customer,
     /// A team customer without an email address, as Polar allows for teams.
     pub team: Customer,
+    /// The team's members: an owner, a billing manager and a plain member, in that order.
+    pub members: Vec<Member>,
 }
 
-/// Insert the demo customers into `store`.
+/// Insert the demo customers into `store`. Members are not the store's business: the
+/// caller keeps [`Demo::members`] and names the member when it creates a member session.
 pub fn seed(store: &MemoryStore) -> Demo {
     Demo {
         individual: store.insert_customer(individual()),
         team: store.insert_customer(team()),
+        members: members(),
     }
+}
+
+fn members() -> Vec<Member> {
+    let member = |id, email: &str, name: &str, external_id: &str, role| Member {
+        id,
+        email: Some(email.to_owned()),
+        name: Some(name.to_owned()),
+        external_id: Some(external_id.to_owned()),
+        role,
+    };
+    vec![
+        member(
+            uuid!("3c9d2e1f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"),
+            "owner@acme.example",
+            "Ada Owner",
+            "emp_owner",
+            MemberRole::Owner,
+        ),
+        member(
+            uuid!("7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"),
+            "billing@acme.example",
+            "Bill Manager",
+            "emp_billing",
+            MemberRole::BillingManager,
+        ),
+        member(
+            uuid!("0f9e8d7c-6b5a-4c3d-9e2f-1a0b9c8d7e6f"),
+            "dev@acme.example",
+            "Dee Member",
+            "emp_dev",
+            MemberRole::Member,
+        ),
+    ]
 }
 
 fn individual() -> CustomerData {

@@ -110,6 +110,7 @@ fn world() -> &'static World {
                 // Long enough that no fuzzing campaign outlives it.
                 expires_at: now + TimeDelta::days(365),
                 return_url: None,
+                member: None,
             };
             runtime.block_on(memory.create(new)).expect("seed");
         }

@@ -332,6 +332,7 @@ async fn main() -> ExitCode {
                 created_at: past,
                 expires_at: past + TimeDelta::hours(1),
                 return_url: None,
+                member: None,
             })
             .await
             .expect("seed expired");

@@ -15,7 +15,7 @@ use crate::cache::{CachedSession, Fetched, Insert, LoadOutcome, Lookup, SessionC
 use crate::clock::Clock;
 use crate::extension::{CredentialSource, SessionInfo};
 use crate::metrics::{CacheResult, StoreOp};
-use crate::model::{Customer, CustomerSession, PortalUrl};
+use crate::model::{Customer, CustomerSession, Member, PortalUrl};
 use crate::reject::{InvalidToken, Rejection, StoreUnavailable};
 use crate::store::{
     CustomerRef, CustomerStore, Feed, FeedState, NewSession, SessionAdmin, SessionKey,
@@ -113,6 +113,7 @@ impl<S> fmt::Debug for SessionManager<S> {
 pub struct CreateSession {
     kind: TokenKind,
     return_url: Option<String>,
+    member: Option<Member>,
 }
 
 impl CreateSession {
@@ -122,9 +123,34 @@ impl CreateSession {
         self
     }
 
-    /// Customer or member session. Default: [`TokenKind::Customer`].
+    /// Customer or member session. Default: [`TokenKind::Customer`]. A customer session
+    /// has no member, so this drops one set by [`member`](Self::member).
     pub fn kind(mut self, kind: TokenKind) -> Self {
         self.kind = kind;
+        if kind == TokenKind::Customer {
+            self.member = None;
+        }
+        self
+    }
+
+    /// A member session (`polar_mst_…`) acting for `member` of the customer; the store keeps
+    /// the member with the session and handlers see it in [`SessionInfo::member`]. Sets the
+    /// kind to [`TokenKind::Member`]. Default: none (a customer session).
+    ///
+    /// The caller vouches that `member` belongs to the customer: stores keep members with
+    /// sessions, not in a directory of their own.
+    ///
+    /// ```
+    /// use tower_customer_session::CreateSession;
+    /// use tower_customer_session::model::{Member, MemberRole};
+    ///
+    /// let options = CreateSession::default()
+    ///     .member(Member::new(uuid::Uuid::new_v4(), MemberRole::BillingManager));
+    /// # let _ = options;
+    /// ```
+    pub fn member(mut self, member: Member) -> Self {
+        self.kind = TokenKind::Member;
+        self.member = Some(member);
         self
     }
 }
@@ -343,6 +369,7 @@ impl<S: SessionAdmin> SessionManager<S> {
                 created_at,
                 expires_at: created_at + self.inner.session_ttl,
                 return_url: options.return_url.clone(),
+                member: options.member.clone(),
             };
             let record = match self
                 .call(StoreOp::Create, self.inner.store.create(new))
@@ -502,6 +529,7 @@ impl From<SessionRecord> for CachedSession {
                 source: CredentialSource::Header,
                 return_url: record.return_url.map(Arc::from),
                 token_hash: record.token_hash,
+                member: record.member.map(Arc::new),
             },
             customer: record.customer,
         }

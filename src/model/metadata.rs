@@ -1,14 +1,23 @@
 //! Customer metadata: Polar's `MetadataOutputType`, `{string: string | integer | number | boolean}`.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 /// Merchant-defined metadata attached to a customer; `{}` when empty.
 ///
-/// A `BTreeMap` keeps serialization deterministic (sorted keys).
-pub type Metadata = BTreeMap<String, MetadataValue>;
+/// Keys keep the order they were inserted (or read) in, and serialize in that order, as
+/// Polar's do: a customer read from Polar and written back out is byte-for-byte the same.
+/// Equality ignores order, as for any map.
+///
+/// ```
+/// use tower_customer_session::model::{Metadata, MetadataValue};
+///
+/// let metadata: Metadata = serde_json::from_str(r#"{"plan":"pro","seats":5,"beta":true}"#).unwrap();
+/// assert_eq!(serde_json::to_string(&metadata).unwrap(), r#"{"plan":"pro","seats":5,"beta":true}"#);
+/// assert_eq!(metadata["seats"], MetadataValue::Int(5));
+/// ```
+pub type Metadata = indexmap::IndexMap<String, MetadataValue>;
 
 /// One metadata value. Serialized as the bare JSON value, so `1`, `1.5`, `"1"` and `true`
 /// each keep their JSON type through a round trip.

@@ -33,6 +33,7 @@
 
 mod address;
 mod customer;
+mod member;
 mod metadata;
 mod portal;
 mod portal_url;
@@ -42,6 +43,7 @@ pub(crate) mod timestamp;
 
 pub use address::Address;
 pub use customer::{Customer, CustomerData, CustomerType};
+pub use member::{Member, MemberRole};
 pub use metadata::{Metadata, MetadataValue};
 pub use portal::{
     CustomerCustomerSession, CustomerPortalCustomer, OAuthAccount, PortalAuthenticatedUser,
@@ -49,6 +51,6 @@ pub use portal::{
 };
 pub use portal_url::PortalUrl;
 pub(crate) use portal_url::TOKEN_PARAM;
-pub use session::CustomerSession;
+pub use session::{CustomerSession, CustomerSessionCreate};
 pub use tax_id::{KNOWN_TAX_ID_FORMATS, TaxId, TaxIdFormat};
 pub use timestamp::truncate_to_micros;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Address, CustomerType, TaxId};
+use super::{Address, CustomerType, MemberRole, TaxId};
 
 /// A linked OAuth account in [`CustomerPortalCustomer::oauth_accounts`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -94,5 +94,5 @@ pub struct PortalAuthenticatedUser {
     /// The member, for member sessions.
     pub member_id: Option<Uuid>,
     /// The member's role within the team, for member sessions.
-    pub role: Option<String>,
+    pub role: Option<MemberRole>,
 }

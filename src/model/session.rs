@@ -77,3 +77,64 @@ impl fmt::Debug for CustomerSession {
             .finish()
     }
 }
+
+/// The body of `POST /v1/customer-sessions/`: Polar's `CustomerSessionCustomerIDCreate` or
+/// `CustomerSessionCustomerExternalIDCreate`, for a merchant backend that asks Polar (or a
+/// compatible server) for a session.
+///
+/// Exactly one of `customer_id` and `external_customer_id` should be set; the member keys
+/// ask for a member session (`polar_mst_…`) for that member of a team customer. Unset keys
+/// are left out of the JSON.
+///
+/// ```
+/// use tower_customer_session::model::CustomerSessionCreate;
+///
+/// let body = CustomerSessionCreate {
+///     external_member_id: Some("emp_42".into()),
+///     ..CustomerSessionCreate::for_external_id("org_acme")
+/// };
+/// assert_eq!(
+///     serde_json::to_string(&body).unwrap(),
+///     r#"{"external_customer_id":"org_acme","external_member_id":"emp_42"}"#
+/// );
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerSessionCreate {
+    /// The customer, by id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<Uuid>,
+    /// The customer, by the merchant's own id (older name: `customer_external_id`).
+    #[serde(
+        default,
+        alias = "customer_external_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub external_customer_id: Option<String>,
+    /// The member to create a member session for, by id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<Uuid>,
+    /// The member to create a member session for, by the merchant's own id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_member_id: Option<String>,
+    /// Where the portal's back button leads (an http(s) URL of at most 2083 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_url: Option<String>,
+}
+
+impl CustomerSessionCreate {
+    /// A request for a session of the customer with this id.
+    pub fn for_customer(customer_id: Uuid) -> Self {
+        Self {
+            customer_id: Some(customer_id),
+            ..Self::default()
+        }
+    }
+
+    /// A request for a session of the customer with this external id.
+    pub fn for_external_id(external_customer_id: impl Into<String>) -> Self {
+        Self {
+            external_customer_id: Some(external_customer_id.into()),
+            ..Self::default()
+        }
+    }
+}

@@ -12,7 +12,7 @@ use super::{
     StoreError, StoreScope,
 };
 use crate::clock::{Clock, SystemClock};
-use crate::model::Customer;
+use crate::model::{Customer, Member};
 use crate::token::{TokenHash, TokenKind};
 
 /// Sessions and customers in memory; the default store, and the one the example portal runs
@@ -51,6 +51,7 @@ struct Stored {
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     return_url: Option<String>,
+    member: Option<Member>,
 }
 
 impl Default for MemoryStore {
@@ -162,6 +163,7 @@ impl SessionStore for MemoryStore {
             modified_at: None,
             expires_at: stored.expires_at,
             return_url: stored.return_url.clone(),
+            member: stored.member.clone(),
         }))
     }
 
@@ -187,6 +189,7 @@ impl MemoryStore {
                 created_at: session.created_at,
                 expires_at: session.expires_at,
                 return_url: session.return_url.clone(),
+                member: session.member.clone(),
             },
         );
         Ok(session.into_record(customer))
@@ -242,14 +245,15 @@ impl MemoryStore {
         let mut out = String::new();
         for (hash, s) in &inner.sessions {
             out.push_str(&format!(
-                "{} {} {:?} {} {} {} {:?}\n",
+                "{} {} {:?} {} {} {} {:?} {:?}\n",
                 hash.to_hex(),
                 s.id,
                 s.kind,
                 s.customer_id,
                 s.created_at,
                 s.expires_at,
-                s.return_url
+                s.return_url,
+                s.member
             ));
         }
         for customer in inner.customers.values() {

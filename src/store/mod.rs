@@ -142,6 +142,8 @@ mod admin;
 mod dynamic;
 mod feed;
 mod memory;
+#[cfg(feature = "polar-api")]
+pub mod polar;
 mod record;
 mod resolve;
 #[cfg(feature = "testing")]

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::model::Customer;
+use crate::model::{Customer, Member};
 use crate::token::{TokenHash, TokenKind};
 
 /// A stored session joined with its customer: what [`SessionStore::load`](super::SessionStore::load) returns.
@@ -25,6 +25,8 @@ pub struct SessionRecord {
     pub expires_at: DateTime<Utc>,
     /// Where the portal sends the customer back to, if set.
     pub return_url: Option<String>,
+    /// For a member session, the member it acts for (`None` for customer sessions).
+    pub member: Option<Member>,
 }
 
 /// Which customer a new session is for.
@@ -79,6 +81,9 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
     /// Optional return URL.
     pub return_url: Option<String>,
+    /// For a member session, the member it acts for; the store keeps it with the session
+    /// and returns it from `load`.
+    pub member: Option<Member>,
 }
 
 impl NewSession {
@@ -93,6 +98,7 @@ impl NewSession {
             modified_at: None,
             expires_at: self.expires_at,
             return_url: self.return_url,
+            member: self.member,
         }
     }
 }

@@ -40,8 +40,9 @@
 //! # }
 //! ```
 //!
-//! The kit checks: create-then-load joined with the customer; the raw token never reaches
-//! the store; insert-if-absent; unknown and deleted customers; `external_id` resolution;
+//! The kit checks: create-then-load joined with the customer (a member session with its
+//! member); the raw token never reaches the store; insert-if-absent; unknown and deleted
+//! customers; `external_id` resolution;
 //! `revoke` and `revoke_all`; deleted customers' sessions; expiry (on the wall clock, so it
 //! sleeps about a second); customer upsert and read. For a store with an invalidation feed
 //! it also runs two [`SessionManager`]s on two instances of the backend and checks that the
@@ -56,7 +57,7 @@ use uuid::Uuid;
 
 use super::{CustomerRef, CustomerStore, NewSession, SessionAdmin, SessionKey, SessionRecord};
 use super::{FeedSink, FeedState, StoreError};
-use crate::model::{Customer, CustomerData, truncate_to_micros};
+use crate::model::{Customer, CustomerData, Member, MemberRole, truncate_to_micros};
 use crate::token::{SessionToken, TokenFormat, TokenHasher, TokenKind};
 use crate::{CreateSession, CredentialSource, SessionManager};
 
@@ -136,6 +137,14 @@ fn new_session(customer: impl Into<CustomerRef>, kind: TokenKind) -> (SessionTok
         created_at,
         expires_at: created_at + TimeDelta::hours(1),
         return_url: Some("https://shop.example/account".to_owned()),
+        // A member session carries its member, every field set, through the store.
+        member: (kind == TokenKind::Member).then(|| Member {
+            id: Uuid::new_v4(),
+            email: Some("billing@example.com".to_owned()),
+            name: Some("Billing Desk".to_owned()),
+            external_id: Some(format!("emp_{}", Uuid::new_v4().simple())),
+            role: MemberRole::BillingManager,
+        }),
     };
     (token, session)
 }
@@ -155,6 +164,7 @@ fn assert_same(loaded: &SessionRecord, expected: &NewSession, customer: &Custome
     assert_eq!(loaded.created_at, expected.created_at, "created_at");
     assert_eq!(loaded.expires_at, expected.expires_at, "expires_at");
     assert_eq!(loaded.return_url, expected.return_url, "return_url");
+    assert_eq!(loaded.member, expected.member, "member");
     assert_eq!(
         &loaded.customer, customer,
         "the record is joined with its customer"

@@ -175,6 +175,7 @@ pub async fn seed(
             created_at,
             expires_at,
             return_url: None,
+            member: None,
         })
         .await
         .expect("seed session");

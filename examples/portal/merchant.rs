@@ -1,0 +1,136 @@
+//! Merchant mode (`SESSION_STORE=polar`, feature `polar-api`): the example becomes a
+//! merchant's own API that accepts the customer sessions Polar issues, resolved through
+//! `PolarApiStore`. Point it at Polar, or at this example in its default mode, which
+//! serves every endpoint the store calls:
+//!
+//! ```text
+//! PORT=3000 ORG_TOKEN=polar_oat_… cargo run --example portal
+//! SESSION_STORE=polar PORT=4000 POLAR_API_URL=http://127.0.0.1:3000 POLAR_ORG_TOKEN=polar_oat_… \
+//!     cargo run --features polar-api --example portal
+//! curl -s http://127.0.0.1:4000/api/me -H "Authorization: Bearer $DEMO_TOKEN"
+//! ```
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `POLAR_API_URL` | `https://api.polar.sh` | Polar's API, the sandbox's, or any Polar-compatible server |
+//! | `POLAR_ORG_TOKEN` | none | organization access token (`customers:read`): full customers with metadata and external id |
+//! | `POLAR_WEBHOOK_SECRET` | none | the webhook endpoint's secret; mounts `POST /webhooks/polar` |
+//! | `SESSION_SECRET` | random | HMAC key of cache entries and derived session ids; set it so every instance agrees |
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /api/me` | `{customer, member, session}` of the presented Polar session |
+//! | `GET /api/billing` | the billing details, for owners and billing managers only (`403` otherwise) |
+//! | `POST /webhooks/polar` | Polar's customer events drop the customer's cached sessions |
+
+use std::error::Error;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tower_customer_session::model::Member;
+use tower_customer_session::store::polar::{PolarApiStore, PolarWebhooks, WebhookSecretError};
+use tower_customer_session::token::TokenKind;
+use tower_customer_session::{
+    Customer, CustomerSessionLayer, RequireRole, SessionInfo, SessionManager,
+};
+
+/// The merchant API on `sessions`, with the webhook receiver if a secret is given.
+pub fn router(
+    sessions: SessionManager<PolarApiStore>,
+    webhook_secret: Option<&str>,
+) -> Result<Router, WebhookSecretError> {
+    let billing = Router::new()
+        .route("/api/billing", get(billing))
+        .route_layer(RequireRole::billing());
+    let api = Router::new()
+        .route("/api/me", get(me))
+        .merge(billing)
+        .route_layer(CustomerSessionLayer::new(sessions.clone()));
+    Ok(match webhook_secret {
+        Some(secret) => api.route_service("/webhooks/polar", PolarWebhooks::new(secret, sessions)?),
+        None => api,
+    })
+}
+
+/// The merchant API as the environment configures it (see the module docs).
+pub fn from_env() -> Result<Router, Box<dyn Error>> {
+    let mut store = PolarApiStore::builder();
+    if let Some(url) = env("POLAR_API_URL") {
+        store = store.base_url(url);
+    }
+    match env("POLAR_ORG_TOKEN") {
+        Some(token) => store = store.organization_token(token),
+        None => tracing::info!(
+            "POLAR_ORG_TOKEN not set: customers come without metadata, external id and organization"
+        ),
+    }
+    let store = store.build()?;
+    let secret = env("SESSION_SECRET")
+        .map(String::into_bytes)
+        .unwrap_or_else(|| {
+            tracing::info!(
+                "SESSION_SECRET not set: session ids differ between instances and restarts"
+            );
+            let mut key = vec![0; 32];
+            getrandom::fill(&mut key).expect("the OS random number generator is available");
+            key
+        });
+    tracing::info!(api = store.base_url(), "accepting sessions issued by Polar");
+    let sessions = SessionManager::builder(store)
+        .secret(secret)
+        // A miss is two rounds of requests to Polar.
+        .store_timeout(Duration::from_secs(3))
+        .build()?;
+    let webhook_secret = env("POLAR_WEBHOOK_SECRET");
+    if webhook_secret.is_none() {
+        tracing::info!(
+            "POLAR_WEBHOOK_SECRET not set: changes at Polar show within the cache's 60 s"
+        );
+    }
+    Ok(router(sessions, webhook_secret.as_deref())?)
+}
+
+/// The body of `GET /api/me`. Typed rather than `json!`, so the customer is written as it
+/// came (its metadata in Polar's order).
+#[derive(Serialize)]
+struct Me {
+    customer: Customer,
+    member: Option<Member>,
+    session: Value,
+}
+
+/// Who is calling: the customer, the member for a member session, and the session.
+async fn me(customer: Customer, session: SessionInfo) -> Json<Me> {
+    let kind = match session.kind {
+        TokenKind::Customer => "customer",
+        TokenKind::Member => "member",
+    };
+    Json(Me {
+        customer,
+        member: session.member.as_deref().cloned(),
+        session: json!({
+            "id": session.id,
+            "kind": kind,
+            "expires_at": session.expires_at,
+            "return_url": session.return_url.as_deref(),
+        }),
+    })
+}
+
+/// Billing details; [`RequireRole::billing`] keeps plain members out.
+async fn billing(customer: Customer, session: SessionInfo) -> Json<Value> {
+    Json(json!({
+        "customer_id": customer.id,
+        "role": session.role(),
+        "billing_name": customer.billing_name,
+        "billing_address": customer.billing_address,
+        "tax_id": customer.tax_id,
+    }))
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
