@@ -90,6 +90,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `axum` | yes | [`Customer`] / `Option<Customer>` / [`SessionInfo`] extractors |
+//! | `redis` | no | `RedisStore`: sessions in Redis ≥ 6.2 shared by every instance, with a pub/sub invalidation feed; re-exports the `redis` driver |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -124,3 +125,10 @@ pub use reject::{
 pub use store::{
     CustomerStore, DynStore, MemoryStore, SessionAdmin, SessionKey, SessionStore, StoreError,
 };
+#[cfg(feature = "redis")]
+pub use store::{RedisStore, RedisStoreBuilder};
+
+/// The Redis driver the [`RedisStore`] is built on, re-exported so your code uses the same
+/// version (e.g. for [`RedisStore::connection`] or to enable its TLS features).
+#[cfg(feature = "redis")]
+pub use ::redis;

@@ -143,6 +143,8 @@ mod dynamic;
 mod feed;
 mod memory;
 mod record;
+#[cfg(feature = "redis")]
+mod redis;
 mod resolve;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -152,6 +154,8 @@ pub use dynamic::DynStore;
 pub use feed::{FeedPolicy, FeedSink, FeedState, Invalidation, Watch};
 pub use memory::MemoryStore;
 pub use record::{CustomerRef, NewSession, SessionRecord};
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisStoreBuilder};
 pub use resolve::{SessionKey, SessionStore, StoreScope};
 
 pub(crate) use feed::Feed;
