@@ -70,8 +70,11 @@ fn bench(c: &mut Criterion) {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let rt = runtime();
     let prefix = format!("tcs-bench:{}:", uuid::Uuid::new_v4().simple());
-    let Ok(store) = rt.block_on(RedisStore::builder(url.as_str()).key_prefix(&prefix).connect())
-    else {
+    let Ok(store) = rt.block_on(
+        RedisStore::builder(url.as_str())
+            .key_prefix(&prefix)
+            .connect(),
+    ) else {
         eprintln!("SKIPPED: no Redis at {url}; start one (`redis-server`) to run this benchmark");
         return;
     };
@@ -85,12 +88,19 @@ fn bench(c: &mut Criterion) {
     let (token, key, customer_prefix) = rt.block_on(async {
         let jane = sessions.upsert_customer(customer()).await.expect("upsert");
         let session = sessions
-            .create(jane.id, CreateSession::default().return_url("https://shop.example/account"))
+            .create(
+                jane.id,
+                CreateSession::default().return_url("https://shop.example/account"),
+            )
             .await
             .expect("create");
         let token = session.token.expose_secret().to_owned();
         let hash = sessions.hasher().hash(&token);
-        (token, format!("{prefix}s:{}", hash.to_hex()), format!("{prefix}c:"))
+        (
+            token,
+            format!("{prefix}s:{}", hash.to_hex()),
+            format!("{prefix}c:"),
+        )
     });
     let hash = sessions.hasher().hash(&token);
     let client = redis::Client::open(url.as_str()).expect("url");
@@ -110,7 +120,13 @@ fn bench(c: &mut Criterion) {
             .await
             .unwrap();
         assert!(matches!(reply, Value::Array(_)));
-        assert!(store.load(SessionKey::new(&hash, &token)).await.unwrap().is_some());
+        assert!(
+            store
+                .load(SessionKey::new(&hash, &token))
+                .await
+                .unwrap()
+                .is_some()
+        );
         sessions
             .authenticate(&token, CredentialSource::Header)
             .await
@@ -145,9 +161,8 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.bench_function("RedisStore::load", |b| {
-        b.to_async(&rt).iter(|| async {
-            black_box(store.load(SessionKey::new(&hash, &token)).await.unwrap())
-        })
+        b.to_async(&rt)
+            .iter(|| async { black_box(store.load(SessionKey::new(&hash, &token)).await.unwrap()) })
     });
     group.bench_function("authenticate (miss)", |b| {
         b.to_async(&rt).iter(|| async {

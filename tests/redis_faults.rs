@@ -125,7 +125,10 @@ impl Instance {
                 StatusCode::SERVICE_UNAVAILABLE => {}
                 other => panic!("while recovering: {other}, expected 503 or 200"),
             }
-            assert!(started.elapsed() < within, "not recovered within {within:?}");
+            assert!(
+                started.elapsed() < within,
+                "not recovered within {within:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -161,10 +164,16 @@ macro_rules! eventually {
 async fn a_killed_redis_answers_503_and_a_restarted_one_recovers_without_restarts() {
     let _serial = SERIAL.lock().await;
     let panics_before = panics();
-    let Some(mut server) = OwnRedis::start() else { return };
+    let Some(mut server) = OwnRedis::start() else {
+        return;
+    };
     let (a, b) = two_instances(&server.url()).await;
     let jane = a.sessions.upsert_customer(customer("Jane")).await.unwrap();
-    let session = a.sessions.create(jane.id, CreateSession::default()).await.unwrap();
+    let session = a
+        .sessions
+        .create(jane.id, CreateSession::default())
+        .await
+        .unwrap();
     let token = session.token.expose_secret();
     for side in [&a, &b, &b] {
         assert_eq!(side.me(token).await.0, StatusCode::OK);
@@ -178,8 +187,13 @@ async fn a_killed_redis_answers_503_and_a_restarted_one_recovers_without_restart
     for side in [&a, &b] {
         for _ in 0..3 {
             // Cached on both, but not served while the feed is down.
-            side.unavailable(token, "a cached session during the outage").await;
-            side.unavailable(unknown.expose_secret(), "an unknown token during the outage").await;
+            side.unavailable(token, "a cached session during the outage")
+                .await;
+            side.unavailable(
+                unknown.expose_secret(),
+                "an unknown token during the outage",
+            )
+            .await;
         }
     }
 
@@ -188,7 +202,10 @@ async fn a_killed_redis_answers_503_and_a_restarted_one_recovers_without_restart
         wait_for_feed(&side.sessions, FeedState::Live, Duration::from_secs(5)).await;
     }
     // The new server is empty: the customer is stored again, through the same instances.
-    let jane = eventually!(a.sessions.upsert_customer(jane.clone()), Duration::from_secs(5));
+    let jane = eventually!(
+        a.sessions.upsert_customer(jane.clone()),
+        Duration::from_secs(5)
+    );
     let fresh = eventually!(
         a.sessions.create(jane.id, CreateSession::default()),
         Duration::from_secs(5)
@@ -203,7 +220,13 @@ async fn a_killed_redis_answers_503_and_a_restarted_one_recovers_without_restart
     // A revocation on A after recovery reaches B in time.
     assert_eq!(b.me(fresh_token).await.0, StatusCode::OK);
     assert!(a.sessions.revoke(fresh_token).await.unwrap());
-    refused_within(&b.sessions, fresh_token, PROPAGATION, "a revocation after recovery").await;
+    refused_within(
+        &b.sessions,
+        fresh_token,
+        PROPAGATION,
+        "a revocation after recovery",
+    )
+    .await;
     assert_eq!(b.me(fresh_token).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(panics(), panics_before, "something panicked");
 }
@@ -212,12 +235,22 @@ async fn a_killed_redis_answers_503_and_a_restarted_one_recovers_without_restart
 async fn a_hung_redis_answers_503_within_the_command_timeout() {
     let _serial = SERIAL.lock().await;
     let panics_before = panics();
-    let Some(server) = OwnRedis::start() else { return };
+    let Some(server) = OwnRedis::start() else {
+        return;
+    };
     let (a, b) = two_instances(&server.url()).await;
     let jane = a.sessions.upsert_customer(customer("Jane")).await.unwrap();
-    let cached = a.sessions.create(jane.id, CreateSession::default()).await.unwrap();
+    let cached = a
+        .sessions
+        .create(jane.id, CreateSession::default())
+        .await
+        .unwrap();
     let cached = cached.token.expose_secret();
-    let uncached = a.sessions.create(jane.id, CreateSession::default()).await.unwrap();
+    let uncached = a
+        .sessions
+        .create(jane.id, CreateSession::default())
+        .await
+        .unwrap();
     let uncached = uncached.token.expose_secret();
     for _ in 0..2 {
         assert_eq!(b.me(cached).await.0, StatusCode::OK);
@@ -234,10 +267,15 @@ async fn a_hung_redis_answers_503_within_the_command_timeout() {
         "503 after {took:?}, command timeout {COMMAND_TIMEOUT:?}"
     );
     // The hung subscription is noticed within the heartbeat bound...
-    wait_for_feed(&b.sessions, FeedState::Lost, HEARTBEAT_BOUND.saturating_sub(paused.elapsed()))
-        .await;
+    wait_for_feed(
+        &b.sessions,
+        FeedState::Lost,
+        HEARTBEAT_BOUND.saturating_sub(paused.elapsed()),
+    )
+    .await;
     // ...and from then on the cached session is not served either.
-    b.unavailable(cached, "a cached session while the feed is lost").await;
+    b.unavailable(cached, "a cached session while the feed is lost")
+        .await;
 
     server.resume();
     wait_for_feed(&b.sessions, FeedState::Live, Duration::from_secs(5)).await;
@@ -250,12 +288,18 @@ async fn a_hung_redis_answers_503_within_the_command_timeout() {
 async fn a_silently_dead_subscription_is_detected_by_its_heartbeat() {
     let _serial = SERIAL.lock().await;
     let panics_before = panics();
-    let Some(server) = OwnRedis::start() else { return };
+    let Some(server) = OwnRedis::start() else {
+        return;
+    };
     let proxy = Proxy::start(server.port()).await;
     let a = Instance::start(&proxy.url()).await;
     wait_for_feed(&a.sessions, FeedState::Live, Duration::from_secs(5)).await;
     let jane = a.sessions.upsert_customer(customer("Jane")).await.unwrap();
-    let session = a.sessions.create(jane.id, CreateSession::default()).await.unwrap();
+    let session = a
+        .sessions
+        .create(jane.id, CreateSession::default())
+        .await
+        .unwrap();
     let token = session.token.expose_secret();
     assert_eq!(a.me(token).await.0, StatusCode::OK);
 

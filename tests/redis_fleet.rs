@@ -29,7 +29,9 @@ async fn fleet(redis: &Namespace) -> (Manager, Manager) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_created_on_one_instance_works_on_the_other() {
-    let Some(redis) = Namespace::shared() else { return };
+    let Some(redis) = Namespace::shared() else {
+        return;
+    };
     let (a, b) = fleet(&redis).await;
     let jane = a.upsert_customer(customer("Jane")).await.unwrap();
     let session = a
@@ -50,7 +52,9 @@ async fn a_session_created_on_one_instance_works_on_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_on_one_instance_is_refused_on_the_other_within_100_ms() {
-    let Some(redis) = Namespace::shared() else { return };
+    let Some(redis) = Namespace::shared() else {
+        return;
+    };
     let (a, b) = fleet(&redis).await;
     let jane = a.upsert_customer(customer("Jane")).await.unwrap();
     for _ in 0..20 {
@@ -64,7 +68,9 @@ async fn a_revocation_on_one_instance_is_refused_on_the_other_within_100_ms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoke_all_and_customer_deletion_are_refused_on_the_other_within_100_ms() {
-    let Some(redis) = Namespace::shared() else { return };
+    let Some(redis) = Namespace::shared() else {
+        return;
+    };
     let (a, b) = fleet(&redis).await;
     let jane = a.upsert_customer(customer("Jane")).await.unwrap();
     let john = a.upsert_customer(customer("John")).await.unwrap();
@@ -79,19 +85,33 @@ async fn revoke_all_and_customer_deletion_are_refused_on_the_other_within_100_ms
     }
     assert_eq!(a.revoke_all(jane.id).await.unwrap(), 3);
     for session in &janes {
-        refused_within(&b, session.token.expose_secret(), PROPAGATION, "revoke_all on A").await;
+        refused_within(
+            &b,
+            session.token.expose_secret(),
+            PROPAGATION,
+            "revoke_all on A",
+        )
+        .await;
     }
     authenticates(&b, johns.token.expose_secret()).await;
 
     // Deleting John on A ends his cached session on B.
     assert!(a.delete_customer(john.id).await.unwrap());
-    refused_within(&b, johns.token.expose_secret(), PROPAGATION, "a customer deletion on A").await;
+    refused_within(
+        &b,
+        johns.token.expose_secret(),
+        PROPAGATION,
+        "a customer deletion on A",
+    )
+    .await;
     assert!(b.create(john.id, CreateSession::default()).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_racing_a_load_does_not_resurrect_the_session() {
-    let Some(redis) = Namespace::shared() else { return };
+    let Some(redis) = Namespace::shared() else {
+        return;
+    };
     let (a, b) = fleet(&redis).await;
     let jane = a.upsert_customer(customer("Jane")).await.unwrap();
     for round in 0..100u64 {
@@ -100,13 +120,10 @@ async fn a_revocation_racing_a_load_does_not_resurrect_the_session() {
         // B's first load (a cache miss) and A's revocation, started together; the
         // revocation a little later in some rounds, so both orders and the overlap occur.
         let delay = Duration::from_micros(round % 4 * 150);
-        let (_, revoked) = tokio::join!(
-            b.authenticate(token, CredentialSource::Header),
-            async {
-                tokio::time::sleep(delay).await;
-                a.revoke(token).await
-            }
-        );
+        let (_, revoked) = tokio::join!(b.authenticate(token, CredentialSource::Header), async {
+            tokio::time::sleep(delay).await;
+            a.revoke(token).await
+        });
         assert!(revoked.unwrap());
         // Whatever B saw during the race, it refuses within the propagation bound...
         refused_within(&b, token, PROPAGATION, "a revocation racing a load").await;
@@ -114,7 +131,9 @@ async fn a_revocation_racing_a_load_does_not_resurrect_the_session() {
         tokio::time::sleep(Duration::from_millis(5)).await;
         for _ in 0..3 {
             assert!(
-                b.authenticate(token, CredentialSource::Header).await.is_err(),
+                b.authenticate(token, CredentialSource::Header)
+                    .await
+                    .is_err(),
                 "round {round}: the revoked session came back"
             );
         }
@@ -132,7 +151,9 @@ async fn a_revocation_racing_a_load_does_not_resurrect_the_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement; run it on demand (see its docs)"]
 async fn revocation_propagation_delay() {
-    let Some(redis) = Namespace::shared() else { return };
+    let Some(redis) = Namespace::shared() else {
+        return;
+    };
     let (a, b) = fleet(&redis).await;
     let jane = a.upsert_customer(customer("Jane")).await.unwrap();
     const ROUNDS: usize = 1_000;
@@ -151,7 +172,10 @@ async fn revocation_propagation_delay() {
             })
         };
         loop {
-            if b.authenticate(&token, CredentialSource::Header).await.is_err() {
+            if b.authenticate(&token, CredentialSource::Header)
+                .await
+                .is_err()
+            {
                 break;
             }
             assert!(started.elapsed() < Duration::from_secs(1), "not propagated");

@@ -8,8 +8,8 @@ mod redis_support;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use redis_support::{Namespace, PROPAGATION, authenticates, customer, manager, refused_within};
 use futures_util::StreamExt;
+use redis_support::{Namespace, PROPAGATION, authenticates, customer, manager, refused_within};
 use tower_customer_session::redis::{self, AsyncCommands};
 use tower_customer_session::store::testing;
 use tower_customer_session::store::{FeedState, NewSession};
@@ -22,19 +22,28 @@ use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_runs_on_redis() {
-    let Some(redis) = Namespace::shared() else { return };
+    let Some(redis) = Namespace::shared() else {
+        return;
+    };
     testing::run(|| redis.fresh_store()).await;
 }
 
 #[tokio::test]
 async fn a_shared_store_needs_a_secret() {
-    let Some(redis) = Namespace::shared() else { return };
+    let Some(redis) = Namespace::shared() else {
+        return;
+    };
     let store = redis.fresh_store().await;
     assert!(matches!(
         SessionManager::builder(store.clone()).build(),
         Err(BuildError::SecretRequired)
     ));
-    assert!(SessionManager::builder(store).secret(redis_support::SECRET).build().is_ok());
+    assert!(
+        SessionManager::builder(store)
+            .secret(redis_support::SECRET)
+            .build()
+            .is_ok()
+    );
 }
 
 /// A fresh token's hash and the request to store it, expiring in `ttl`.
@@ -64,7 +73,9 @@ async fn expires_at_ms(store: &RedisStore, key: &str) -> i64 {
 
 #[tokio::test]
 async fn sessions_expire_on_the_server_and_the_index_with_its_newest_member() {
-    let Some(redis) = Namespace::shared() else { return };
+    let Some(redis) = Namespace::shared() else {
+        return;
+    };
     let store = redis.fresh_store().await;
     let jane = store.upsert_customer(customer("Jane")).await.unwrap();
     let prefix = store.key_prefix().to_owned();
@@ -99,7 +110,9 @@ async fn sessions_expire_on_the_server_and_the_index_with_its_newest_member() {
 
 #[tokio::test]
 async fn revocations_keep_the_customer_index_clean() {
-    let Some(redis) = Namespace::shared() else { return };
+    let Some(redis) = Namespace::shared() else {
+        return;
+    };
     let store = redis.fresh_store().await;
     let jane = store.upsert_customer(customer("Jane")).await.unwrap();
     let index = format!("{}cs:{}", store.key_prefix(), jane.id);
@@ -120,7 +133,9 @@ async fn revocations_keep_the_customer_index_clean() {
 
 #[tokio::test]
 async fn records_in_another_format_version_are_errors_never_sessions() {
-    let Some(redis) = Namespace::shared() else { return };
+    let Some(redis) = Namespace::shared() else {
+        return;
+    };
     let store = redis.fresh_store().await;
     let sessions = manager(store.clone());
     let jane = sessions.upsert_customer(customer("Jane")).await.unwrap();
@@ -128,7 +143,10 @@ async fn records_in_another_format_version_are_errors_never_sessions() {
     let mut connection = store.connection();
 
     // A session written by a later format: same header, version 2.
-    let session = sessions.create(jane.id, CreateSession::default()).await.unwrap();
+    let session = sessions
+        .create(jane.id, CreateSession::default())
+        .await
+        .unwrap();
     let token = session.token.expose_secret();
     let hash = sessions.hasher().hash(token);
     let key = format!("{prefix}s:{}", hash.to_hex());
@@ -148,7 +166,10 @@ async fn records_in_another_format_version_are_errors_never_sessions() {
     ));
 
     // A customer written by a later format.
-    let other = sessions.create(jane.id, CreateSession::default()).await.unwrap();
+    let other = sessions
+        .create(jane.id, CreateSession::default())
+        .await
+        .unwrap();
     let other_token = other.token.expose_secret();
     let other_hash = sessions.hasher().hash(other_token);
     let _: () = connection
@@ -164,7 +185,9 @@ async fn records_in_another_format_version_are_errors_never_sessions() {
         Err(StoreError::Backend(_))
     ));
     assert!(matches!(
-        sessions.authenticate(other_token, CredentialSource::Header).await,
+        sessions
+            .authenticate(other_token, CredentialSource::Header)
+            .await,
         Err(Rejection::StoreUnavailable(_))
     ));
 
@@ -175,7 +198,9 @@ async fn records_in_another_format_version_are_errors_never_sessions() {
 
 #[tokio::test]
 async fn every_change_is_published_in_the_documented_format() {
-    let Some(redis) = Namespace::shared() else { return };
+    let Some(redis) = Namespace::shared() else {
+        return;
+    };
     let store = redis.fresh_store().await;
     let client = redis::Client::open(redis.url()).unwrap();
     let mut pubsub = client.get_async_pubsub().await.unwrap();
@@ -211,23 +236,35 @@ async fn every_change_is_published_in_the_documented_format() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_feed_message_flushes_the_cache() {
-    let Some(redis) = Namespace::shared() else { return };
+    let Some(redis) = Namespace::shared() else {
+        return;
+    };
     let store = redis.fresh_store().await;
     let sessions = manager(store.clone());
     redis_support::wait_for_feed(&sessions, FeedState::Live, Duration::from_secs(5)).await;
     let jane = sessions.upsert_customer(customer("Jane")).await.unwrap();
-    let session = sessions.create(jane.id, CreateSession::default()).await.unwrap();
+    let session = sessions
+        .create(jane.id, CreateSession::default())
+        .await
+        .unwrap();
     let token = session.token.expose_secret();
     authenticates(&sessions, token).await;
 
     // Removed behind the store's back (no announcement): the cache still serves it...
     let mut connection = store.connection();
-    let key = format!("{}s:{}", store.key_prefix(), sessions.hasher().hash(token).to_hex());
+    let key = format!(
+        "{}s:{}",
+        store.key_prefix(),
+        sessions.hasher().hash(token).to_hex()
+    );
     let _: () = connection.del(&key).await.unwrap();
     authenticates(&sessions, token).await;
 
     // ...until a message this build cannot read arrives: it flushes everything.
-    let _: () = connection.publish(store.channel(), "v9:something-new").await.unwrap();
+    let _: () = connection
+        .publish(store.channel(), "v9:something-new")
+        .await
+        .unwrap();
     refused_within(&sessions, token, PROPAGATION, "an unknown message").await;
 }
 
@@ -243,19 +280,33 @@ async fn an_unreachable_server_fails_connect_quickly() {
         .connect_timeout(Duration::from_millis(300))
         .connect()
         .await;
-    assert!(matches!(result, Err(StoreError::Timeout | StoreError::Backend(_))));
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(matches!(
+        result,
+        Err(StoreError::Timeout | StoreError::Backend(_))
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn the_url_password_shows_nowhere() {
-    let Some(redis) = Namespace::shared() else { return };
+    let Some(redis) = Namespace::shared() else {
+        return;
+    };
     // The shared server has no such user: connecting fails, and says so without the password.
-    let url = redis.url().replacen("redis://", "redis://nobody:hunter2-password@", 1);
+    let url = redis
+        .url()
+        .replacen("redis://", "redis://nobody:hunter2-password@", 1);
     let builder = RedisStore::builder(url.as_str()).connect_timeout(Duration::from_secs(1));
     assert!(!format!("{builder:?}").contains("hunter2"));
     let error = builder.connect().await.expect_err("no such user");
-    assert!(!format!("{error} {error:?}").contains("hunter2"), "{error:?}");
+    assert!(
+        !format!("{error} {error:?}").contains("hunter2"),
+        "{error:?}"
+    );
 
     let store = redis.fresh_store().await;
     assert!(!format!("{store:?}").contains(redis.url()));

@@ -25,8 +25,7 @@ use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_customer_session::{
-    Customer, CustomerSessionLayer, DynStore, Rejection, SessionCookie, SessionInfo,
-    SessionManager,
+    Customer, CustomerSessionLayer, DynStore, Rejection, SessionCookie, SessionInfo, SessionManager,
 };
 
 /// The session cookie's name before the `__Host-` prefix.

@@ -48,7 +48,9 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tokio::net::TcpListener;
-use tower_customer_session::{CreateSession, CustomerSession, DynStore, MemoryStore, SessionManager};
+use tower_customer_session::{
+    CreateSession, CustomerSession, DynStore, MemoryStore, SessionManager,
+};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]

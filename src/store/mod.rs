@@ -149,13 +149,13 @@ mod resolve;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisStoreBuilder};
 pub use admin::{CustomerStore, SessionAdmin};
 pub use dynamic::DynStore;
 pub use feed::{FeedPolicy, FeedSink, FeedState, Invalidation, Watch};
 pub use memory::MemoryStore;
 pub use record::{CustomerRef, NewSession, SessionRecord};
-#[cfg(feature = "redis")]
-pub use self::redis::{RedisStore, RedisStoreBuilder};
 pub use resolve::{SessionKey, SessionStore, StoreScope};
 
 pub(crate) use feed::Feed;

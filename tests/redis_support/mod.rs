@@ -34,7 +34,9 @@ pub fn shared_url() -> Option<String> {
         .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection));
     match ping {
         Ok(_) => Some(url),
-        Err(error) if ci() => panic!("CI=true and the shared Redis at {url} does not answer: {error}"),
+        Err(error) if ci() => {
+            panic!("CI=true and the shared Redis at {url} does not answer: {error}")
+        }
         Err(error) => {
             eprintln!(
                 "SKIPPED: no Redis at {url} ({error}). Start one (`redis-server`) or set REDIS_URL to run this test."
@@ -99,7 +101,8 @@ impl Namespace {
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let prefixes = std::mem::take(&mut *self.prefixes.lock().unwrap_or_else(|e| e.into_inner()));
+        let prefixes =
+            std::mem::take(&mut *self.prefixes.lock().unwrap_or_else(|e| e.into_inner()));
         if prefixes.is_empty() {
             return;
         }

@@ -24,7 +24,9 @@ impl OwnRedis {
             Ok(()) => Some(server),
             Err(error) if super::ci() => panic!("CI=true and redis-server cannot start: {error}"),
             Err(error) => {
-                eprintln!("SKIPPED: cannot start redis-server ({error}); install it to run this test.");
+                eprintln!(
+                    "SKIPPED: cannot start redis-server ({error}); install it to run this test."
+                );
                 None
             }
         }
@@ -91,7 +93,9 @@ impl OwnRedis {
             }
             if Instant::now() > deadline {
                 self.kill();
-                return Err(std::io::Error::other("redis-server did not answer within 10 s"));
+                return Err(std::io::Error::other(
+                    "redis-server did not answer within 10 s",
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }

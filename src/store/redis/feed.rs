@@ -176,7 +176,10 @@ mod tests {
             assert_eq!(parse(message(invalidation).as_bytes()), invalidation);
         }
         assert_eq!(message(Invalidation::Customer(id)), format!("c:{id}"));
-        assert_eq!(message(Invalidation::Session(hash)), format!("s:{}", "5a".repeat(32)));
+        assert_eq!(
+            message(Invalidation::Session(hash)),
+            format!("s:{}", "5a".repeat(32))
+        );
     }
 
     #[test]

@@ -98,7 +98,10 @@ mod tests {
             keys.customer(id),
             "shop:c:00000000-0000-0000-0000-000000000000"
         );
-        assert_eq!(keys.index(id), "shop:cs:00000000-0000-0000-0000-000000000000");
+        assert_eq!(
+            keys.index(id),
+            "shop:cs:00000000-0000-0000-0000-000000000000"
+        );
         assert_eq!(keys.external("usr_1"), "shop:x:usr_1");
         assert!(keys.session(&hash).starts_with(keys.session_prefix()));
         assert!(keys.customer(id).starts_with(keys.customer_prefix()));

@@ -87,15 +87,19 @@ use crate::token::TokenHash;
 ///
 /// # Servers and topologies
 ///
-/// - Redis 6.2 or newer (`SET … PXAT` appeared in 6.2; [`connect`](RedisStoreBuilder::connect)
-///   checks), or a server compatible with it (Valkey, KeyDB, Dragonfly in its Redis mode).
+/// - Redis 6.2 or newer: `SET … PXAT` appeared in 6.2, and
+///   [`connect`](RedisStoreBuilder::connect) refuses an older server. Tested with Redis 7.0.
+///   A server that restricts scripts to the keys they declare (Dragonfly's default) does
+///   not work, for the reason Cluster does not (below).
 /// - A standalone server, or the primary of a replicated setup (Sentinel, a managed
 ///   service's primary endpoint) reached through its URL. Reads go to the primary too:
 ///   a replica may lag behind a revocation. After a failover the connection and the feed
 ///   reconnect to whatever the URL points to.
-/// - Not Redis Cluster: the scripts touch keys they find in other keys (a session's
-///   customer), which may live in other hash slots, and pub/sub messages are not
-///   guaranteed to reach subscribers on every shard in order with the writes.
+/// - Not Redis Cluster. A script there may only touch keys of one hash slot, and these
+///   read and write keys they find in other keys (a session's customer, the customer's
+///   index), which hash anywhere. And Cluster relays pub/sub messages between nodes over
+///   its bus (or, sharded, ties a channel to one slot), so a change and its announcement
+///   are no longer one step on the server every subscriber listens to.
 /// - TLS (`rediss://`): enable a TLS feature of the re-exported [`redis`](crate::redis)
 ///   crate in your own `Cargo.toml` (e.g. `redis = { version = "1", features =
 ///   ["tokio-rustls-comp"] }`); the store uses whatever the driver supports.
@@ -312,6 +316,8 @@ impl SessionAdmin for RedisStore {
             }
             _ => return Err(unexpected_reply("create")),
         }
+        // A customer in a format this build cannot read fails here, after the session was
+        // stored: its token is never handed out, and the record expires unused.
         let customer = decode_customer(parts.next().unwrap_or(Value::Nil), "create")?
             .ok_or_else(|| unexpected_reply("create"))?;
         // As a later load will return it: the store keeps microseconds.

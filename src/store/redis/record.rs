@@ -150,7 +150,9 @@ pub(super) struct EncodedCustomer {
 pub(super) fn encode_customer(customer: &Customer) -> EncodedCustomer {
     EncodedCustomer {
         data: serde_json::to_string(customer).expect("a customer always serializes"),
-        deleted: customer.deleted_at.map(|at| at.timestamp_micros().to_string()),
+        deleted: customer
+            .deleted_at
+            .map(|at| at.timestamp_micros().to_string()),
     }
 }
 
@@ -302,7 +304,10 @@ mod tests {
         let mut data = CustomerData::new(Utc::now());
         data.name = Some("Jane".to_owned());
         let customer = Customer::new(data);
-        assert_eq!(decode_customer(fields(&customer)).unwrap(), Some(customer.clone()));
+        assert_eq!(
+            decode_customer(fields(&customer)).unwrap(),
+            Some(customer.clone())
+        );
 
         // `del` decides, whatever `data` says.
         let mut deleted = fields(&customer);
@@ -316,7 +321,12 @@ mod tests {
         gone.make_mut().deleted_at = Some(at);
         let mut undeleted = fields(&gone);
         undeleted[1] = None;
-        assert!(decode_customer(undeleted).unwrap().unwrap().can_authenticate());
+        assert!(
+            decode_customer(undeleted)
+                .unwrap()
+                .unwrap()
+                .can_authenticate()
+        );
     }
 
     #[test]
