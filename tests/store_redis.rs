@@ -311,3 +311,61 @@ async fn the_url_password_shows_nowhere() {
     let store = redis.fresh_store().await;
     assert!(!format!("{store:?}").contains(redis.url()));
 }
+
+/// Subscribers of `channel` on the server.
+async fn subscribers(store: &RedisStore) -> i64 {
+    let mut connection = store.connection();
+    let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(store.channel())
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    counts[0].1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_manager_subscribes_once_and_its_feed_stops_with_it() {
+    let Some(redis) = Namespace::shared() else {
+        return;
+    };
+    let store = redis.fresh_store().await;
+    assert_eq!(subscribers(&store).await, 0);
+    let first = manager(store.clone());
+    let second = manager(store.clone());
+    for side in [&first, &second] {
+        redis_support::wait_for_feed(side, FeedState::Live, Duration::from_secs(5)).await;
+    }
+    assert_eq!(subscribers(&store).await, 2, "one subscription per manager");
+
+    // The feed task notices within a heartbeat that nobody listens any more.
+    drop((first, second));
+    let started = std::time::Instant::now();
+    while subscribers(&store).await != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the feed outlived its manager"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn building_outside_a_runtime_is_an_error_not_a_panic() {
+    let Some(redis) = Namespace::shared() else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let store = runtime.block_on(redis.fresh_store());
+    // `watch` spawns on the runtime the store was made on; the manager still refuses to
+    // build where its own watchdog could not run.
+    let built = std::thread::spawn(move || {
+        SessionManager::builder(store)
+            .secret(redis_support::SECRET)
+            .build()
+            .map(drop)
+    })
+    .join()
+    .expect("no panic");
+    assert!(matches!(built, Err(BuildError::NoRuntime)));
+}
