@@ -123,6 +123,7 @@
 //! | `polar-api` | no | `store::polar`: `PolarApiStore` (Polar-issued tokens, via Polar's API, over rustls) and the `PolarWebhooks` receiver |
 //! | `metrics` | no | counters, gauges and histograms on the `metrics` facade; see [`metrics`] |
 //! | `testing` | no | `store::testing`: the conformance kit for store backends |
+//! | `redis` | no | `RedisStore`: sessions in Redis ≥ 6.2 shared by every instance, with a pub/sub invalidation feed; re-exports the `redis` driver |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -164,6 +165,13 @@ pub use role::RequireRole;
 pub use store::{
     CustomerStore, DynStore, MemoryStore, SessionAdmin, SessionKey, SessionStore, StoreError,
 };
+#[cfg(feature = "redis")]
+pub use store::{RedisStore, RedisStoreBuilder};
+
+/// The Redis driver the [`RedisStore`] is built on, re-exported so your code uses the same
+/// version (e.g. for [`RedisStore::connection`] or to enable its TLS features).
+#[cfg(feature = "redis")]
+pub use ::redis;
 
 // The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower_customer_session::store::polar::{PolarApiStore, WebhookSecret};
 use tower_customer_session::token::{TokenFormat, TokenKind};
-use tower_customer_session::{MemoryStore, SessionManager};
+use tower_customer_session::{DynStore, MemoryStore, SessionManager};
 use uuid::Uuid;
 
 const ORG_TOKEN: &str = "polar_oat_pairTestOrganizationToken0123456789abcdefgh";
@@ -40,7 +40,7 @@ async fn polar() -> Polar {
     let addr = listener.local_addr().unwrap();
     let store = MemoryStore::new();
     let demo = seed::seed(&store);
-    let sessions = SessionManager::builder(store)
+    let sessions = SessionManager::builder(DynStore::new(store))
         .secret(b"the upstream's own secret, 32 b!")
         .build()
         .unwrap();

@@ -24,7 +24,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower_customer_session::token::{TokenFormat, TokenKind};
-use tower_customer_session::{MemoryStore, SessionManager};
+use tower_customer_session::{DynStore, MemoryStore, SessionManager};
 use uuid::Uuid;
 
 const ORG_TOKEN: &str = "polar_oat_e2eOrganizationToken0123456789abcdefghijkl";
@@ -59,7 +59,7 @@ async fn serve() -> Server {
     let addr = listener.local_addr().unwrap();
     let store = MemoryStore::new();
     let demo = seed::seed(&store);
-    let sessions = SessionManager::builder(store)
+    let sessions = SessionManager::builder(DynStore::new(store))
         .secret(b"portal e2e secret, 32 bytes long")
         .portal_url(format!("http://{addr}/portal"))
         .build()

@@ -37,7 +37,7 @@ use tower_customer_session::model::{
 use tower_customer_session::store::CustomerRef;
 use tower_customer_session::token::TokenKind;
 use tower_customer_session::{
-    CreateError, CreateSession, CredentialSource, Customer, CustomerSessionLayer, MemoryStore,
+    CreateError, CreateSession, CredentialSource, Customer, CustomerSessionLayer, DynStore,
     RequireRole, SessionCookie, SessionInfo, SessionManager, StoreError,
 };
 use uuid::Uuid;
@@ -59,7 +59,7 @@ const MAX_URL_LEN: usize = 2083;
 #[derive(Clone)]
 pub struct AppState {
     /// Issues, resolves and revokes customer sessions.
-    pub sessions: SessionManager<MemoryStore>,
+    pub sessions: SessionManager<DynStore>,
     org_token: Arc<OrgToken>,
     /// Members of team customers, by customer id, for member sessions.
     members: Arc<[(Uuid, Member)]>,
@@ -67,7 +67,7 @@ pub struct AppState {
 
 impl AppState {
     /// State for a server whose merchant backend authenticates with `org_token`.
-    pub fn new(sessions: SessionManager<MemoryStore>, org_token: &str) -> Self {
+    pub fn new(sessions: SessionManager<DynStore>, org_token: &str) -> Self {
         Self {
             sessions,
             org_token: Arc::new(OrgToken::new(org_token)),

@@ -22,7 +22,7 @@ use axum::routing::{get, post_service};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use tower_customer_session::reject::BrowserRejection;
 use tower_customer_session::{
-    Customer, CustomerSessionLayer, MemoryStore, SessionCookie, SessionInfo, SessionManager,
+    Customer, CustomerSessionLayer, DynStore, SessionCookie, SessionInfo, SessionManager,
 };
 
 /// The session cookie's name before the `__Host-` prefix.
@@ -38,7 +38,7 @@ pub fn session_cookie(secure: bool) -> SessionCookie {
 }
 
 /// The portal's routes, to merge next to the API.
-pub fn router(sessions: SessionManager<MemoryStore>, cookie: SessionCookie) -> Router {
+pub fn router(sessions: SessionManager<DynStore>, cookie: SessionCookie) -> Router {
     // The browser gets this module's pages instead of Polar's JSON when the layer refuses it
     // (API clients on the same routes still get JSON).
     let pages = BrowserRejection::pages()

@@ -1,4 +1,4 @@
-//! A Polar-compatible customer portal API, on the embedded `MemoryStore`.
+//! A Polar-compatible customer portal API, on the embedded `MemoryStore` or a shared store.
 //!
 //! ```text
 //! cargo run --example portal
@@ -15,15 +15,22 @@
 //! `createPolar({ accessToken, baseUrl: "http://127.0.0.1:3000" })` with `@polar-sh/sdk`
 //! (`tests/sdk/` has complete clients).
 //!
+//! Several instances can share their sessions through Redis:
+//!
+//! ```text
+//! SESSION_STORE=redis SESSION_SECRET=$(openssl rand -hex 32) cargo run --example portal --features redis
+//! ```
+//!
 //! Environment:
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `PORT` | `3000` | port on 127.0.0.1; `0` picks a free one |
-//! | `SESSION_SECRET` | random | HMAC key for session token hashes (Polar's `SECRET`) |
+//! | `SESSION_SECRET` | random with `memory`, required otherwise | HMAC key for session token hashes (Polar's `SECRET`), the same on every instance |
 //! | `ORG_TOKEN` | random `polar_oat_…` | the organization token `POST /v1/customer-sessions/` wants |
 //! | `COOKIE_SECURE` | `true` | `false` drops `Secure` (and the `__Host-` prefix) from the portal's session cookie, for browsers that refuse secure cookies over plain http |
-//! | `SESSION_STORE` | `memory` | `polar`: merchant mode, accepting sessions issued by Polar or a Polar-compatible server (feature `polar-api`; see `merchant.rs`) |
+//! | `SESSION_STORE` | `memory` | where sessions live: `memory` (this process); `redis` (shared by every instance, feature `redis`); `polar`: merchant mode, accepting sessions issued by Polar or a Polar-compatible server (feature `polar-api`; see `merchant.rs`) |
+//! | `REDIS_URL` | `redis://127.0.0.1:6379` | the Redis server, with `SESSION_STORE=redis` |
 //! | `RUST_LOG` | `info` | log filter (logs go to stderr) |
 //!
 //! Standard output carries only `KEY=value` lines and the commands, so scripts can read it.
@@ -43,7 +50,9 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tokio::net::TcpListener;
-use tower_customer_session::{CreateSession, CustomerSession, MemoryStore, SessionManager};
+use tower_customer_session::{
+    CreateSession, CustomerSession, DynStore, MemoryStore, SessionManager,
+};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -67,22 +76,32 @@ async fn main() -> Result<(), Box<dyn Error>> {
         return merchant_mode(listener).await;
     }
 
-    let store = MemoryStore::new();
-    let demo = seed::seed(&store);
-
-    let mut sessions = SessionManager::builder(store)
-        // Where `customer_portal_url` in created sessions points.
-        .portal_url(format!("http://{addr}/portal"));
-    match non_empty_env("SESSION_SECRET") {
+    let (store, demo) = open_store().await?;
+    let secret = match non_empty_env("SESSION_SECRET") {
         Some(secret) => {
             if secret.len() < 32 {
                 tracing::warn!("SESSION_SECRET is shorter than 32 bytes");
             }
-            sessions = sessions.secret(secret);
+            secret.into_bytes()
         }
-        None => tracing::info!("SESSION_SECRET not set: sessions end with this process"),
-    }
-    let sessions = sessions.build()?;
+        None if store_kind() != "memory" => {
+            return Err(format!(
+                "SESSION_STORE={} shares sessions between processes: set SESSION_SECRET \
+                 (32 bytes or more, the same on every instance)",
+                store_kind()
+            )
+            .into());
+        }
+        None => {
+            tracing::info!("SESSION_SECRET not set: sessions end with this process");
+            random_secret()
+        }
+    };
+    let sessions = SessionManager::builder(store)
+        .secret(secret)
+        // Where `customer_portal_url` in created sessions points.
+        .portal_url(format!("http://{addr}/portal"))
+        .build()?;
     let org_token = non_empty_env("ORG_TOKEN").unwrap_or_else(random_org_token);
     let cookie_secure = match non_empty_env("COOKIE_SECURE").as_deref() {
         None | Some("true" | "1") => true,
@@ -202,6 +221,44 @@ async fn log_request(request: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+/// `SESSION_STORE`, `memory` by default.
+fn store_kind() -> String {
+    non_empty_env("SESSION_STORE").unwrap_or_else(|| "memory".to_owned())
+}
+
+/// The store `SESSION_STORE` names, with the demo customers in it.
+async fn open_store() -> Result<(DynStore, seed::Demo), Box<dyn Error>> {
+    match store_kind().as_str() {
+        "memory" => {
+            let store = MemoryStore::new();
+            let demo = seed::seed(&store);
+            Ok((DynStore::new(store), demo))
+        }
+        #[cfg(feature = "redis")]
+        "redis" => {
+            let url = non_empty_env("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+            // Not the URL in the message: it may carry a password.
+            let store = tower_customer_session::RedisStore::connect(url)
+                .await
+                .map_err(|e| format!("cannot connect to the Redis at REDIS_URL: {e}"))?;
+            let demo = seed::upsert(&store).await?;
+            Ok((DynStore::new(store), demo))
+        }
+        #[cfg(not(feature = "redis"))]
+        "redis" => Err("SESSION_STORE=redis needs the redis feature: \
+             cargo run --example portal --features redis"
+            .into()),
+        other => Err(format!("SESSION_STORE must be memory, redis or polar, not {other:?}").into()),
+    }
+}
+
+/// 32 bytes from the OS: the key of a store that lives and dies with this process.
+fn random_secret() -> Vec<u8> {
+    let mut secret = vec![0u8; 32];
+    getrandom::fill(&mut secret).expect("the OS random number generator is available");
+    secret
 }
 
 fn non_empty_env(name: &str) -> Option<String> {

@@ -10,7 +10,7 @@ use tower_customer_session::model::{
     Address, CustomerData, CustomerType, Member, MemberRole, Metadata, MetadataValue, TaxId,
     TaxIdFormat,
 };
-use tower_customer_session::{Customer, MemoryStore};
+use tower_customer_session::{Customer, CustomerStore, MemoryStore, StoreError};
 use uuid::{Uuid, uuid};
 
 /// The merchant (Polar organization) both demo customers belong to.
@@ -69,6 +69,17 @@ fn members() -> Vec<Member> {
             MemberRole::Member,
         ),
     ]
+}
+
+/// Store the demo customers in a shared store that may have them already: upserts by
+/// fixed ids, so every start of every instance leaves the same customers.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub async fn upsert(store: &impl CustomerStore) -> Result<Demo, StoreError> {
+    Ok(Demo {
+        individual: store.upsert_customer(individual().into()).await?,
+        team: store.upsert_customer(team().into()).await?,
+        members: members(),
+    })
 }
 
 fn individual() -> CustomerData {

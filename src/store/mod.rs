@@ -145,11 +145,15 @@ mod memory;
 #[cfg(feature = "polar-api")]
 pub mod polar;
 mod record;
+#[cfg(feature = "redis")]
+mod redis;
 mod resolve;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisStoreBuilder};
 pub use admin::{CustomerStore, SessionAdmin};
 pub use dynamic::DynStore;
 pub use feed::{FeedPolicy, FeedSink, FeedState, Invalidation, Watch};

@@ -1,0 +1,256 @@
+//! [`RedisStoreBuilder`]: where the Redis server is and how the store talks to it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::feed::FeedSettings;
+use super::keys::Keys;
+use super::scripts::Scripts;
+use super::{Inner, RedisStore, redis_error};
+use crate::store::StoreError;
+
+/// The server releases that have everything the store uses (`SET … PXAT`).
+const MIN_VERSION: (u32, u32) = (6, 2);
+
+/// Configures and connects a [`RedisStore`]; every setting has a default stated on its
+/// method.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_customer_session::RedisStore;
+///
+/// let builder = RedisStore::builder("redis://127.0.0.1:6379")
+///     .key_prefix("shop:sessions:")
+///     .command_timeout(Duration::from_millis(200));
+/// assert_eq!(builder.channel_name(), "shop:sessions:feed");
+/// // let store = builder.connect().await?;
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: String,
+    key_prefix: String,
+    channel: Option<String>,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    heartbeat_interval: Duration,
+}
+
+impl RedisStoreBuilder {
+    pub(super) fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            key_prefix: "tcs:".to_owned(),
+            channel: None,
+            connect_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_millis(500),
+            heartbeat_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// What every key of this store starts with; several applications (or test runs) can
+    /// share one Redis under different prefixes. Default: `tcs:`.
+    ///
+    /// ```
+    /// # use tower_customer_session::RedisStore;
+    /// let builder = RedisStore::builder("redis://127.0.0.1:6379").key_prefix("shop:");
+    /// assert_eq!(builder.prefix(), "shop:");
+    /// assert_eq!(RedisStore::builder("redis://127.0.0.1:6379").prefix(), "tcs:");
+    /// ```
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// The pub/sub channel invalidations are published on; every instance sharing the
+    /// sessions must use the same one. Default: the key prefix followed by `feed`
+    /// (`tcs:feed`).
+    ///
+    /// ```
+    /// # use tower_customer_session::RedisStore;
+    /// let builder = RedisStore::builder("redis://127.0.0.1:6379");
+    /// assert_eq!(builder.channel_name(), "tcs:feed");
+    /// let builder = builder.channel("shop-invalidations");
+    /// assert_eq!(builder.channel_name(), "shop-invalidations");
+    /// ```
+    pub fn channel(mut self, channel: impl Into<String>) -> Self {
+        self.channel = Some(channel.into());
+        self
+    }
+
+    /// How long [`connect`](Self::connect), each reconnection attempt and each
+    /// resubscription of the feed may take. Default: 1 s.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tower_customer_session::RedisStore;
+    /// let builder = RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .connect_timeout(Duration::from_secs(3));
+    /// # let _ = builder;
+    /// ```
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long one command (one round trip) may take before it fails with
+    /// [`StoreError::Timeout`], so a hung server answers `503` quickly. Keep it below the
+    /// manager's [`store_timeout`](crate::SessionManagerBuilder::store_timeout), which
+    /// stays as a second guard. Default: 500 ms.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tower_customer_session::RedisStore;
+    /// let builder = RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .command_timeout(Duration::from_millis(150));
+    /// # let _ = builder;
+    /// ```
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How often the feed proves its subscription alive with a `PING` sent through it; a
+    /// ping unanswered within the interval counts as a lost feed, and the manager also
+    /// treats three intervals without a beat as lost. Default: 1 s.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tower_customer_session::RedisStore;
+    /// let builder = RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .heartbeat_interval(Duration::from_millis(250));
+    /// # let _ = builder;
+    /// ```
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The key prefix this builder is set to.
+    pub fn prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    /// The channel this builder is set to.
+    pub fn channel_name(&self) -> String {
+        match &self.channel {
+            Some(channel) => channel.clone(),
+            None => format!("{}feed", self.key_prefix),
+        }
+    }
+
+    /// Connect, within the connect timeout, and check the server's version.
+    ///
+    /// The connection reconnects by itself after a failure (the commands in between fail
+    /// with an error, answered `503`).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Timeout`] if the server did not answer in time;
+    /// [`StoreError::Backend`] for a bad URL, a refused connection, a server older than
+    /// Redis 6.2, or a call outside a Tokio runtime.
+    ///
+    /// ```no_run
+    /// # use tower_customer_session::RedisStore;
+    /// # async fn run() -> Result<(), tower_customer_session::StoreError> {
+    /// let store = RedisStore::builder("redis://127.0.0.1:6379").connect().await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    pub async fn connect(self) -> Result<RedisStore, StoreError> {
+        // The feed task is spawned on this runtime later, from a synchronous `watch`.
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| StoreError::backend("RedisStore::connect must run in a Tokio runtime"))?;
+        let client = redis::Client::open(self.url.as_str()).map_err(redis_error)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.command_timeout))
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1))
+            .set_number_of_retries(6);
+        let connect = async {
+            let mut connection = ConnectionManager::new_with_config(client.clone(), config).await?;
+            // Best effort: a server may refuse INFO to this user; PXAT then fails loudly later.
+            let info = redis::cmd("INFO")
+                .arg("server")
+                .query_async::<String>(&mut connection)
+                .await
+                .ok();
+            Ok::<_, redis::RedisError>((connection, info))
+        };
+        let (connection, info) = tokio::time::timeout(self.connect_timeout, connect)
+            .await
+            .map_err(|_| StoreError::Timeout)?
+            .map_err(redis_error)?;
+        if let Some(version) = info.as_deref().and_then(server_version) {
+            if version < MIN_VERSION {
+                return Err(StoreError::backend(format!(
+                    "RedisStore needs Redis {}.{} or newer; the server is {}.{}",
+                    MIN_VERSION.0, MIN_VERSION.1, version.0, version.1
+                )));
+            }
+        }
+        let feed = FeedSettings {
+            client,
+            channel: self.channel_name(),
+            heartbeat: self.heartbeat_interval,
+            connect_timeout: self.connect_timeout,
+        };
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                connection,
+                keys: Keys::new(&self.key_prefix),
+                scripts: Scripts::new(),
+                feed,
+                command_timeout: self.command_timeout,
+                runtime,
+                settings: self,
+            }),
+        })
+    }
+}
+
+/// `redis_version:7.0.15` in `INFO server` → `(7, 0)`.
+fn server_version(info: &str) -> Option<(u32, u32)> {
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))?;
+    let mut parts = version.trim().split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the URL: it may carry a password.
+        f.debug_struct("RedisStoreBuilder")
+            .field("key_prefix", &self.key_prefix)
+            .field("channel", &self.channel_name())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_server_version() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n";
+        assert_eq!(server_version(info), Some((7, 0)));
+        assert_eq!(server_version("redis_version:6.2.14\n"), Some((6, 2)));
+        assert!(server_version("redis_version:6.0.9\n") < Some(MIN_VERSION));
+        assert_eq!(server_version("# Server\n"), None);
+        assert_eq!(server_version("redis_version:x\n"), None);
+    }
+
+    #[test]
+    fn debug_hides_the_url() {
+        let builder = RedisStore::builder("redis://:hunter2@cache.internal:6379/0");
+        assert!(!format!("{builder:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,203 @@
+//! The invalidation feed over Redis pub/sub: the wire format of its messages, and the task
+//! that keeps one subscription per [`SessionManager`](crate::SessionManager) alive.
+//!
+//! Messages are short ASCII strings; the first character says what follows, so a later
+//! kind can be added and older instances, not knowing it, flush everything rather than
+//! ignore it:
+//!
+//! | message | meaning |
+//! |---|---|
+//! | `s:{token hash, 64 hex digits}` | one session was revoked |
+//! | `c:{customer id}` | a customer was edited or deleted, or all their sessions revoked |
+//! | `*` | anything may have changed (for operators: `PUBLISH {channel} '*'`) |
+//! | anything else | treated as `*` |
+
+use std::pin::pin;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::future::{Either, select};
+use redis::Client;
+use redis::aio::PubSub;
+use uuid::Uuid;
+
+use crate::store::{FeedSink, Invalidation};
+use crate::token::TokenHash;
+
+/// First pause before resubscribing; doubled after each failure.
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest pause between two subscription attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The message announcing `invalidation`.
+pub(super) fn message(invalidation: Invalidation) -> String {
+    match invalidation {
+        Invalidation::Session(hash) => format!("s:{}", hash.to_hex()),
+        Invalidation::Customer(id) => format!("c:{id}"),
+        _ => "*".to_owned(),
+    }
+}
+
+/// What a message asks for. Anything unreadable flushes everything: a message we cannot
+/// read may be a revocation.
+pub(super) fn parse(payload: &[u8]) -> Invalidation {
+    let parsed = std::str::from_utf8(payload)
+        .ok()
+        .and_then(|text| match text.split_once(':') {
+            Some(("s", hex)) => TokenHash::from_hex(hex).map(Invalidation::Session),
+            Some(("c", id)) => Uuid::try_parse(id).ok().map(Invalidation::Customer),
+            _ => None,
+        });
+    match parsed {
+        Some(invalidation) => invalidation,
+        None => {
+            if payload != b"*" {
+                tracing::warn!(
+                    bytes = payload.len(),
+                    "unknown message on the redis invalidation channel: flushing the session cache"
+                );
+            }
+            Invalidation::All
+        }
+    }
+}
+
+/// What the feed task needs; cloned from the store for each manager.
+#[derive(Clone)]
+pub(super) struct FeedSettings {
+    pub(super) client: Client,
+    pub(super) channel: String,
+    pub(super) heartbeat: Duration,
+    pub(super) connect_timeout: Duration,
+}
+
+/// Subscribe, report, listen and ping until the subscription fails; then resubscribe
+/// with backoff. Returns once the manager behind `sink` is gone.
+pub(super) async fn run(settings: FeedSettings, sink: FeedSink) {
+    let mut backoff = MIN_BACKOFF;
+    let mut failures = 0u32;
+    while !sink.is_closed() {
+        match subscribe(&settings).await {
+            Ok(pubsub) => {
+                backoff = MIN_BACKOFF;
+                failures = 0;
+                sink.connected();
+                let why = listen(pubsub, &settings, &sink).await;
+                if sink.is_closed() {
+                    break;
+                }
+                tracing::warn!(why, "redis invalidation feed lost, resubscribing");
+                sink.lost();
+            }
+            Err(error) => {
+                // One warning per outage; the retries are at debug level.
+                if failures == 0 {
+                    tracing::warn!(%error, "redis invalidation feed cannot subscribe, retrying");
+                } else {
+                    tracing::debug!(%error, failures, "redis invalidation feed still down");
+                }
+                failures = failures.saturating_add(1);
+                sink.lost();
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    tracing::debug!("redis invalidation feed stopped: its session manager is gone");
+}
+
+/// A dedicated connection, subscribed once `SUBSCRIBE` is confirmed.
+async fn subscribe(settings: &FeedSettings) -> Result<PubSub, SubscribeError> {
+    let attempt = async {
+        let mut pubsub = settings.client.get_async_pubsub().await?;
+        pubsub.subscribe(&settings.channel).await?;
+        Ok::<_, redis::RedisError>(pubsub)
+    };
+    match tokio::time::timeout(settings.connect_timeout, attempt).await {
+        Ok(Ok(pubsub)) => Ok(pubsub),
+        Ok(Err(error)) => Err(SubscribeError::Redis(error)),
+        Err(_) => Err(SubscribeError::Timeout),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SubscribeError {
+    #[error(transparent)]
+    Redis(redis::RedisError),
+    #[error("no subscription within the connect timeout")]
+    Timeout,
+}
+
+/// Apply messages and prove the connection alive with a `PING` through it every
+/// `heartbeat`, answered within `heartbeat`. Returns why it stopped.
+async fn listen(pubsub: PubSub, settings: &FeedSettings, sink: &FeedSink) -> &'static str {
+    let (mut control, mut messages) = pubsub.split();
+    let heartbeat = async {
+        loop {
+            tokio::time::sleep(settings.heartbeat).await;
+            if sink.is_closed() {
+                return "closed";
+            }
+            match tokio::time::timeout(settings.heartbeat, control.ping::<redis::Value>()).await {
+                Ok(Ok(_)) => sink.alive(),
+                Ok(Err(_)) => return "ping failed",
+                Err(_) => return "ping unanswered",
+            }
+        }
+    };
+    let receive = async {
+        while let Some(message) = messages.next().await {
+            sink.invalidate(parse(message.get_payload_bytes()));
+            if sink.is_closed() {
+                return "closed";
+            }
+        }
+        "connection closed"
+    };
+    // Dropping both halves closes the connection.
+    match select(pin!(heartbeat), pin!(receive)).await {
+        Either::Left((why, _)) | Either::Right((why, _)) => why,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let hash = TokenHash::from_bytes([0x5a; 32]);
+        let id = Uuid::new_v4();
+        for invalidation in [
+            Invalidation::Session(hash),
+            Invalidation::Customer(id),
+            Invalidation::All,
+        ] {
+            assert_eq!(parse(message(invalidation).as_bytes()), invalidation);
+        }
+        assert_eq!(message(Invalidation::Customer(id)), format!("c:{id}"));
+        assert_eq!(
+            message(Invalidation::Session(hash)),
+            format!("s:{}", "5a".repeat(32))
+        );
+    }
+
+    #[test]
+    fn unreadable_messages_flush_everything() {
+        let id = Uuid::new_v4();
+        for payload in [
+            &b""[..],
+            b"s:",
+            b"s:abc",
+            b"s:zz5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
+            b"c:not-a-uuid",
+            b"x:whatever",
+            b"revoke",
+            b"\xff\xfe",
+            format!("C:{id}").as_bytes(),
+            format!("v2:c:{id}").as_bytes(),
+        ] {
+            assert_eq!(parse(payload), Invalidation::All, "{payload:?}");
+        }
+    }
+}

@@ -1,0 +1,488 @@
+//! [`RedisStore`]: sessions and customers in Redis, shared by every instance, with a
+//! pub/sub invalidation feed.
+
+mod builder;
+#[cfg(feature = "testing")]
+mod conformance;
+mod feed;
+mod keys;
+mod record;
+mod scripts;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+use redis::{RedisError, RedisResult, Value};
+use uuid::Uuid;
+
+pub use builder::RedisStoreBuilder;
+
+use self::feed::FeedSettings;
+use self::keys::Keys;
+use self::record::{RecordError, VERSION};
+use self::scripts::Scripts;
+use super::{
+    CustomerRef, CustomerStore, FeedSink, Invalidation, NewSession, SessionAdmin, SessionKey,
+    SessionRecord, SessionStore, StoreError, Watch,
+};
+use crate::model::{Customer, truncate_to_micros};
+use crate::token::TokenHash;
+
+/// Sessions and customers in Redis, shared by every instance of the application, with an
+/// invalidation feed over pub/sub. Feature `redis`.
+///
+/// ```no_run
+/// use tower_customer_session::{RedisStore, SessionManager};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+/// let sessions = SessionManager::builder(store)
+///     // Every instance must hash tokens with the same key.
+///     .secret(std::env::var("SESSION_SECRET")?)
+///     .build()?;
+/// # let _ = sessions; Ok(()) }
+/// ```
+///
+/// # What it stores
+///
+/// Sessions are keyed by token hash (never the token), under a configurable
+/// [prefix](RedisStoreBuilder::key_prefix), and expire on the server at their `expires_at`
+/// (`SET … NX PXAT`: a create never overwrites). Customers are kept next to them; a load
+/// reads a session and its current customer in one round trip (a Lua script), so customer
+/// edits and deletions show at once. A per-customer index (a set expiring with its
+/// longest-lived session) serves `revoke_all`. Each record names its format version; a
+/// record in a version this build cannot read is an error (`503`), never a guess.
+///
+/// | key | holds |
+/// |---|---|
+/// | `{prefix}s:{token hash}` | a session (string, expires at `expires_at`) |
+/// | `{prefix}c:{customer id}` | a customer (hash) |
+/// | `{prefix}cs:{customer id}` | the customer's session hashes (set) |
+/// | `{prefix}x:{external id}` | the customer id of an external id |
+///
+/// # Consistency
+///
+/// Every change is one Lua script, and each that can make a cached session stale
+/// (`revoke`, `revoke_all`, customer upserts and deletions) publishes its invalidation on
+/// the [channel](RedisStoreBuilder::channel) inside that same script: once a revocation has
+/// taken effect, it is on its way to every subscribed instance. Each
+/// [`SessionManager`](crate::SessionManager) built on the store gets its own subscription
+/// connection (see [`SessionStore::watch`]). It is confirmed (`SUBSCRIBE` answered) before
+/// the cache is used, proven by a `PING` through it every
+/// [heartbeat interval](RedisStoreBuilder::heartbeat_interval), and resubscribed with
+/// backoff (50 ms doubling to 2 s) when it fails; the manager flushes its cache on every
+/// loss and every resubscription, and under the default
+/// [`FeedPolicy`](crate::store::FeedPolicy) serves nothing from the cache in between.
+///
+/// # Failures
+///
+/// Each command is bounded by the [command timeout](RedisStoreBuilder::command_timeout):
+/// a hung server yields [`StoreError::Timeout`] (`503`) rather than a hung request, and a
+/// failed connection is re-established in the background. Nothing is cached from a failed
+/// call, and a failed revocation is reported to the caller.
+///
+/// # Servers and topologies
+///
+/// - Redis 6.2 or newer: `SET … PXAT` appeared in 6.2, and
+///   [`connect`](RedisStoreBuilder::connect) refuses an older server. Tested with Redis 7.0.
+///   A server that restricts scripts to the keys they declare (Dragonfly's default) does
+///   not work, for the reason Cluster does not (below).
+/// - A standalone server, or the primary of a replicated setup (Sentinel, a managed
+///   service's primary endpoint) reached through its URL. Reads go to the primary too:
+///   a replica may lag behind a revocation. After a failover the connection and the feed
+///   reconnect to whatever the URL points to.
+/// - Not Redis Cluster. A script there may only touch keys of one hash slot, and these
+///   read and write keys they find in other keys (a session's customer, the customer's
+///   index), which hash anywhere. And Cluster relays pub/sub messages between nodes over
+///   its bus (or, sharded, ties a channel to one slot), so a change and its announcement
+///   are no longer one step on the server every subscriber listens to.
+/// - TLS (`rediss://`): enable a TLS feature of the re-exported [`redis`](crate::redis)
+///   crate in your own `Cargo.toml` (e.g. `redis = { version = "1", features =
+///   ["tokio-rustls-comp"] }`); the store uses whatever the driver supports.
+///
+/// Clones share one connection. `Debug` never shows the URL (it may carry a password).
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connection: ConnectionManager,
+    keys: Keys,
+    scripts: Scripts,
+    feed: FeedSettings,
+    command_timeout: Duration,
+    /// Where feed tasks run: `watch` is synchronous and may be called outside a runtime.
+    runtime: tokio::runtime::Handle,
+    /// How this store was made, for a second instance in tests.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    settings: RedisStoreBuilder,
+}
+
+impl RedisStore {
+    /// Start configuring a store on the server at `url` (`redis://[user:password@]host[:port][/db]`).
+    ///
+    /// ```
+    /// use tower_customer_session::RedisStore;
+    ///
+    /// let builder = RedisStore::builder("redis://127.0.0.1:6379");
+    /// assert_eq!(builder.prefix(), "tcs:");
+    /// ```
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(url)
+    }
+
+    /// Connect to `url` with every default; see [`RedisStoreBuilder`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tower_customer_session::StoreError> {
+    /// let store = tower_customer_session::RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    pub async fn connect(url: impl Into<String>) -> Result<Self, StoreError> {
+        Self::builder(url).connect().await
+    }
+
+    /// The prefix of every key of this store.
+    pub fn key_prefix(&self) -> &str {
+        self.inner.keys.prefix()
+    }
+
+    /// The channel invalidations are published on.
+    pub fn channel(&self) -> &str {
+        &self.inner.feed.channel
+    }
+
+    /// The store's connection, for your own commands (it reconnects by itself).
+    pub fn connection(&self) -> ConnectionManager {
+        self.inner.connection.clone()
+    }
+
+    /// Run one command's future within the command timeout.
+    async fn bounded<T>(
+        &self,
+        operation: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.inner.command_timeout, operation).await {
+            Ok(result) => result.map_err(redis_error),
+            Err(_) => Err(StoreError::Timeout),
+        }
+    }
+}
+
+/// A driver error as a store error; the driver's own response timeout counts as a timeout.
+fn redis_error(error: RedisError) -> StoreError {
+    if error.is_timeout() {
+        StoreError::Timeout
+    } else {
+        StoreError::backend(error)
+    }
+}
+
+fn record_error(error: RecordError) -> StoreError {
+    StoreError::backend(error)
+}
+
+fn unexpected_reply(script: &'static str) -> StoreError {
+    StoreError::backend(format!("unexpected reply from the {script} script"))
+}
+
+/// A string reply, or `None` for nil.
+fn bytes(value: Value) -> Result<Option<Vec<u8>>, ()> {
+    match value {
+        Value::Nil => Ok(None),
+        Value::BulkString(bytes) => Ok(Some(bytes)),
+        Value::SimpleString(text) => Ok(Some(text.into_bytes())),
+        _ => Err(()),
+    }
+}
+
+/// The `{v, del, data}` reply of `HMGET`, or `None` for nil.
+fn customer_fields(value: Value) -> Result<Option<[Option<Vec<u8>>; 3]>, ()> {
+    match value {
+        Value::Nil => Ok(None),
+        Value::Array(fields) => {
+            let [v, del, data]: [Value; 3] = fields.try_into().map_err(|_| ())?;
+            Ok(Some([bytes(v)?, bytes(del)?, bytes(data)?]))
+        }
+        _ => Err(()),
+    }
+}
+
+fn decode_customer(value: Value, script: &'static str) -> Result<Option<Customer>, StoreError> {
+    match customer_fields(value).map_err(|()| unexpected_reply(script))? {
+        Some(fields) => record::decode_customer(fields).map_err(record_error),
+        None => Ok(None),
+    }
+}
+
+/// Expiry in whole milliseconds, rounded up so the key outlives `expires_at` (the load
+/// judges expiry to the microsecond); at least 1, which Redis accepts.
+fn expiry_millis(expires_at: DateTime<Utc>) -> i64 {
+    let micros = expires_at.timestamp_micros();
+    (micros.div_euclid(1000) + i64::from(micros.rem_euclid(1000) != 0)).max(1)
+}
+
+impl SessionStore for RedisStore {
+    async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
+        let hash = *key.token_hash();
+        let mut connection = self.inner.connection.clone();
+        let reply: Value = self
+            .bounded(
+                self.inner
+                    .scripts
+                    .load
+                    .key(self.inner.keys.session(&hash))
+                    .arg(self.inner.keys.customer_prefix())
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        let (session, customer) = match reply {
+            Value::Nil => return Ok(None),
+            Value::Array(parts) => {
+                let mut parts = parts.into_iter();
+                let session = parts.next().map(bytes);
+                let customer = parts.next().unwrap_or(Value::Nil);
+                match session {
+                    Some(Ok(Some(session))) => (session, customer),
+                    _ => return Err(unexpected_reply("load")),
+                }
+            }
+            _ => return Err(unexpected_reply("load")),
+        };
+        // The version is checked before anything else is read from the record.
+        let stored = record::decode_session(&session).map_err(record_error)?;
+        let Some(customer) = decode_customer(customer, "load")? else {
+            return Ok(None);
+        };
+        if customer.id != stored.customer_id {
+            return Err(record_error(RecordError::Malformed("customer")));
+        }
+        if !customer.can_authenticate() || stored.expires_at() <= Utc::now() {
+            return Ok(None);
+        }
+        Ok(Some(stored.join(hash, customer)))
+    }
+
+    fn watch(&self, sink: FeedSink) -> Option<Watch> {
+        self.inner
+            .runtime
+            .spawn(feed::run(self.inner.feed.clone(), sink));
+        Some(Watch::new(self.inner.feed.heartbeat * 3))
+    }
+}
+
+impl SessionAdmin for RedisStore {
+    async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
+        let (by, customer) = match &session.customer {
+            CustomerRef::Id(id) => ("id", id.to_string()),
+            CustomerRef::ExternalId(external_id) => ("ext", external_id.clone()),
+        };
+        let hex = session.token_hash.to_hex();
+        let keys = &self.inner.keys;
+        let mut connection = self.inner.connection.clone();
+        let reply: Value = self
+            .bounded(
+                self.inner
+                    .scripts
+                    .create
+                    .key(keys.session_hex(&hex))
+                    .arg(keys.customer_prefix())
+                    .arg(keys.external_prefix())
+                    .arg(keys.index_prefix())
+                    .arg(by)
+                    .arg(customer)
+                    .arg(expiry_millis(session.expires_at))
+                    .arg(VERSION)
+                    .arg(record::session_body(&session))
+                    .arg(&hex)
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        let Value::Array(parts) = reply else {
+            return Err(unexpected_reply("create"));
+        };
+        let mut parts = parts.into_iter();
+        let status = parts.next().map(bytes);
+        match status {
+            Some(Ok(Some(status))) if status == b"ok" => {}
+            Some(Ok(Some(status))) if status == b"conflict" => return Err(StoreError::Conflict),
+            Some(Ok(Some(status))) if status == b"unknown" => {
+                return Err(StoreError::UnknownCustomer);
+            }
+            _ => return Err(unexpected_reply("create")),
+        }
+        // A customer in a format this build cannot read fails here, after the session was
+        // stored: its token is never handed out, and the record expires unused.
+        let customer = decode_customer(parts.next().unwrap_or(Value::Nil), "create")?
+            .ok_or_else(|| unexpected_reply("create"))?;
+        // As a later load will return it: the store keeps microseconds.
+        let mut record = session.into_record(customer);
+        record.created_at = truncate_to_micros(record.created_at);
+        record.expires_at = truncate_to_micros(record.expires_at);
+        Ok(record)
+    }
+
+    async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
+        let hex = token_hash.to_hex();
+        let mut connection = self.inner.connection.clone();
+        let existed: i64 = self
+            .bounded(
+                self.inner
+                    .scripts
+                    .revoke
+                    .key(self.inner.keys.session_hex(&hex))
+                    .arg(self.inner.keys.index_prefix())
+                    .arg(self.channel())
+                    .arg(feed::message(Invalidation::Session(*token_hash)))
+                    .arg(&hex)
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        Ok(existed == 1)
+    }
+
+    async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
+        let mut connection = self.inner.connection.clone();
+        let count: i64 = self
+            .bounded(
+                self.inner
+                    .scripts
+                    .revoke_all
+                    .key(self.inner.keys.index(customer_id))
+                    .arg(self.inner.keys.session_prefix())
+                    .arg(self.channel())
+                    .arg(feed::message(Invalidation::Customer(customer_id)))
+                    .arg(customer_id.to_string())
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        Ok(count.max(0) as u64)
+    }
+}
+
+impl CustomerStore for RedisStore {
+    async fn upsert_customer(&self, customer: Customer) -> Result<Customer, StoreError> {
+        let id = customer.id;
+        let encoded = record::encode_customer(&customer);
+        let external_id = customer.external_id.as_deref();
+        let mut connection = self.inner.connection.clone();
+        let _: i64 = self
+            .bounded(
+                self.inner
+                    .scripts
+                    .upsert_customer
+                    .key(self.inner.keys.customer(id))
+                    .arg(self.inner.keys.external_prefix())
+                    .arg(self.channel())
+                    .arg(feed::message(Invalidation::Customer(id)))
+                    .arg(id.to_string())
+                    .arg(VERSION)
+                    .arg(&encoded.data)
+                    .arg(if external_id.is_some() { "1" } else { "0" })
+                    .arg(external_id.unwrap_or_default())
+                    .arg(encoded.deleted.as_deref().unwrap_or_default())
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        // As loads will return it (the wire format keeps microseconds).
+        let stored = [
+            Some(VERSION.as_bytes().to_vec()),
+            encoded.deleted.map(String::into_bytes),
+            Some(encoded.data.into_bytes()),
+        ];
+        record::decode_customer(stored)
+            .map_err(record_error)?
+            .ok_or_else(|| unexpected_reply("upsert_customer"))
+    }
+
+    async fn customer(&self, by: &CustomerRef) -> Result<Option<Customer>, StoreError> {
+        let mut connection = self.inner.connection.clone();
+        match by {
+            CustomerRef::Id(id) => {
+                let reply: Value = self
+                    .bounded(
+                        redis::cmd("HMGET")
+                            .arg(self.inner.keys.customer(*id))
+                            .arg(&record::CUSTOMER_FIELDS)
+                            .query_async(&mut connection),
+                    )
+                    .await?;
+                decode_customer(reply, "customer")
+            }
+            CustomerRef::ExternalId(external_id) => {
+                let reply: Value = self
+                    .bounded(
+                        self.inner
+                            .scripts
+                            .customer_by_external_id
+                            .key(self.inner.keys.external(external_id))
+                            .arg(self.inner.keys.customer_prefix())
+                            .invoke_async(&mut connection),
+                    )
+                    .await?;
+                // The index follows upserts; a customer that no longer carries the id is
+                // not its owner.
+                Ok(decode_customer(reply, "customer")?
+                    .filter(|c| c.external_id.as_deref() == Some(external_id.as_str())))
+            }
+        }
+    }
+
+    async fn delete_customer(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut connection = self.inner.connection.clone();
+        let existed: i64 = self
+            .bounded(
+                self.inner
+                    .scripts
+                    .delete_customer
+                    .key(self.inner.keys.customer(id))
+                    .arg(self.channel())
+                    .arg(feed::message(Invalidation::Customer(id)))
+                    .arg(record::encode_deleted_at(at))
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        Ok(existed == 1)
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("key_prefix", &self.key_prefix())
+            .field("channel", &self.channel())
+            .field("command_timeout", &self.inner.command_timeout)
+            .field("heartbeat_interval", &self.inner.feed.heartbeat)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn expiry_rounds_up_to_the_millisecond() {
+        let at = |micros| Utc.timestamp_micros(micros).unwrap();
+        assert_eq!(expiry_millis(at(1_700_000_000_000_000)), 1_700_000_000_000);
+        assert_eq!(expiry_millis(at(1_700_000_000_000_001)), 1_700_000_000_001);
+        assert_eq!(expiry_millis(at(1_700_000_000_000_999)), 1_700_000_000_001);
+        assert_eq!(expiry_millis(at(0)), 1);
+        assert_eq!(expiry_millis(at(-5_000)), 1);
+    }
+
+    #[test]
+    fn replies_of_the_wrong_shape_are_errors() {
+        assert!(customer_fields(Value::Int(1)).is_err());
+        assert!(customer_fields(Value::Array(vec![Value::Nil])).is_err());
+        assert!(bytes(Value::Array(vec![])).is_err());
+        assert_eq!(customer_fields(Value::Nil), Ok(None));
+    }
+}
