@@ -142,6 +142,8 @@ mod admin;
 mod dynamic;
 mod feed;
 mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod record;
 mod resolve;
 #[cfg(feature = "testing")]

@@ -1,0 +1,63 @@
+//! A pooled connection that is closed rather than reused if a statement on it is abandoned.
+//!
+//! The core drops a store call at its timeout. A connection dropped mid-statement still owes
+//! a reply; sqlx would test it with a round trip before reusing it, and on a hung network
+//! that test never ends and the pool slot is lost for good. A lease marks the connection
+//! busy around each statement, and a busy connection is closed on drop (sqlx bounds that
+//! close), so a hung database costs timeouts, never the pool.
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgArguments, PgQueryResult, PgRow};
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres};
+
+pub(super) struct Lease {
+    connection: PoolConnection<Postgres>,
+    busy: bool,
+}
+
+type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
+
+impl Lease {
+    pub(super) async fn acquire(pool: &PgPool) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            connection: pool.acquire().await?,
+            busy: false,
+        })
+    }
+
+    pub(super) async fn fetch_optional(
+        &mut self,
+        query: PgQuery<'_>,
+    ) -> Result<Option<PgRow>, sqlx::Error> {
+        self.busy = true;
+        let result = query.fetch_optional(&mut *self.connection).await;
+        self.busy = false;
+        result
+    }
+
+    pub(super) async fn fetch_one(&mut self, query: PgQuery<'_>) -> Result<PgRow, sqlx::Error> {
+        self.busy = true;
+        let result = query.fetch_one(&mut *self.connection).await;
+        self.busy = false;
+        result
+    }
+
+    pub(super) async fn execute(
+        &mut self,
+        query: PgQuery<'_>,
+    ) -> Result<PgQueryResult, sqlx::Error> {
+        self.busy = true;
+        let result = query.execute(&mut *self.connection).await;
+        self.busy = false;
+        result
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.busy {
+            self.connection.close_on_drop();
+        }
+    }
+}

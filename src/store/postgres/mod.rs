@@ -1,0 +1,327 @@
+//! [`PostgresStore`]: sessions and customers in PostgreSQL, shared by every instance and
+//! kept across restarts, with invalidation over `LISTEN/NOTIFY`. Feature `postgres`.
+//!
+//! ```no_run
+//! use tower_customer_session::store::postgres::PostgresStore;
+//! use tower_customer_session::{CustomerSessionLayer, SessionManager};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = PostgresStore::connect("postgres://app@db.internal:5432/shop").await?;
+//! store.migrate().await?; // idempotent, safe when several instances start at once
+//! let _sweep = store.spawn_sweep(std::time::Duration::from_secs(15 * 60));
+//!
+//! let sessions = SessionManager::builder(store)
+//!     .secret(std::env::var("SESSION_SECRET")?) // the same on every instance
+//!     .build()?;
+//! let layer = CustomerSessionLayer::new(sessions.clone());
+//! # let _ = layer;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Schema
+//!
+//! [`migrate`](PostgresStore::migrate) creates, in the configured schema (default
+//! `customer_session`), the two tables of Polar's own model:
+//!
+//! - `customers`: every field of Polar's `Customer`; `metadata`, `billing_address` and
+//!   `tax_id` as `jsonb` in Polar's JSON shapes; `type` `individual` or `team`; soft delete
+//!   by `deleted_at`. `external_id` is unique among customers not deleted.
+//! - `customer_sessions`: `token` (`char(64)`, the lowercase hex `HMAC-SHA256(secret,
+//!   token)`, unique, never the token itself), `kind` (`customer` or `member`),
+//!   `customer_id` (indexed, references `customers` with `ON DELETE CASCADE`), `expires_at`
+//!   (indexed), `return_url`, `created_at`, `modified_at`, `deleted_at`.
+//!
+//! Applied migrations are recorded, with a checksum, in `customer_session_migrations`.
+//!
+//! # Loading
+//!
+//! One statement per cache miss: the session loads only if its hash matches, it is not
+//! deleted, `expires_at > now()`, and its customer is not deleted. Expiry is judged by the
+//! **database clock** (`now()`), not by this crate's [`Clock`](crate::Clock): every instance
+//! and every other program reading the table (Polar's own query is the same) then agrees
+//! on whether a session exists, whatever the skew between application hosts, and the sweep
+//! deletes exactly what loads refuse. The session manager still checks `expires_at` against
+//! its own clock on every request, so the stricter of the two clocks wins.
+//!
+//! # Invalidation feed
+//!
+//! Triggers on both tables `NOTIFY` the channel `customer_session_feed:<schema>` in the
+//! same transaction as the change, so the message is delivered on commit, and only then.
+//! They fire for the store's own statements and for plain SQL from any other program alike:
+//! a revocation (`DELETE`, or a soft delete `UPDATE … SET deleted_at = now()`), a customer's
+//! soft or hard deletion, a customer edit, a `TRUNCATE`. Messages are small and versioned
+//! by their prefix: `s:<64 hex>` (one session), `c:<uuid>` (one customer), `*` (everything);
+//! any message a listener does not recognise flushes everything.
+//!
+//! Each [`SessionManager`](crate::SessionManager) on this store listens on a dedicated
+//! connection, proves it alive with a query on that connection every
+//! [`heartbeat_interval`](PostgresStoreBuilder::heartbeat_interval), and on a failure or a
+//! missed deadline reports the feed lost (the cache is flushed and bypassed), reconnects
+//! with a capped backoff, subscribes again and reports it live.
+//!
+//! # Failures
+//!
+//! Pool acquisition and statements have deadlines
+//! ([`acquire_timeout`](PostgresStoreBuilder::acquire_timeout),
+//! [`statement_timeout`](PostgresStoreBuilder::statement_timeout)), and the session manager
+//! has its own store timeout. A database that is down, refuses connections or hangs makes
+//! store calls fail or time out, and the layer answers `503` with `Retry-After`: never `401`,
+//! never a pass-through. A connection abandoned mid-statement is closed, not reused, so a
+//! hung database cannot use up the pool. When the database is back, the pool and the feed
+//! recover by themselves.
+//!
+//! # Deployment caveats
+//!
+//! - `LISTEN` needs a direct session with the server: connect through a session-pooling
+//!   proxy or none, not through a transaction-pooling one (PgBouncer in `transaction` mode
+//!   drops the subscription between statements; the feed then looks silent and is treated
+//!   as lost).
+//! - `statement_timeout` is sent as a startup parameter; a proxy that refuses startup
+//!   parameters needs `statement_timeout(Duration::ZERO)` and a limit set on the role
+//!   instead (`ALTER ROLE … SET statement_timeout = '1s'`).
+//! - TLS: this feature brings no TLS library. For TLS with rustls, enable one of sqlx's
+//!   rustls features in your own `Cargo.toml` (for example
+//!   `sqlx = { version = "0.8", features = ["tls-rustls-ring-webpki"] }`) and set `sslmode`
+//!   in the URL; OpenSSL is never required.
+//! - The role needs `CREATE` on the database (or an existing schema) to migrate, and only
+//!   `SELECT, INSERT, UPDATE, DELETE` on the two tables afterwards.
+
+mod builder;
+#[cfg(feature = "testing")]
+mod conformance;
+mod error;
+mod lease;
+mod listen;
+mod migrate;
+mod rows;
+mod schema;
+mod sweep;
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use uuid::Uuid;
+
+pub use builder::PostgresStoreBuilder;
+pub use error::PostgresError;
+/// The sqlx this store is built on, for [`PgConnectOptions`] and [`PostgresStore::pool`].
+pub use sqlx;
+
+use error::{is_broken_connection, store_error};
+use lease::Lease;
+use listen::FeedConfig;
+use schema::{Schema, Statements};
+
+use super::{
+    CustomerRef, CustomerStore, FeedSink, NewSession, SessionAdmin, SessionKey, SessionRecord,
+    SessionStore, StoreError, Watch,
+};
+use crate::model::Customer;
+use crate::token::TokenHash;
+
+/// Sessions and customers in PostgreSQL; see the [module docs](self) for the schema, the
+/// feed and the failure behaviour. Clones share the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    schema: Schema,
+    channel: String,
+    sql: Statements,
+    /// As given, to open peers with the same settings.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    options: PgConnectOptions,
+    /// With `statement_timeout`, for the feed's own connections.
+    session_options: PgConnectOptions,
+    feed: FeedConfig,
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    settings: PostgresStoreBuilder,
+    /// Where the feed and the sweep run: captured when the store was opened, so starting
+    /// them never depends on the caller's context.
+    runtime: tokio::runtime::Handle,
+}
+
+impl PostgresStore {
+    /// Settings with their defaults, to change before connecting.
+    pub fn builder() -> PostgresStoreBuilder {
+        PostgresStoreBuilder::default()
+    }
+
+    /// Open the store on `url` with the default settings; see
+    /// [`PostgresStoreBuilder::connect`].
+    ///
+    /// ```no_run
+    /// # use tower_customer_session::store::postgres::PostgresStore;
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = PostgresStore::connect("postgres://postgres@127.0.0.1:5432/test").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Self, PostgresError> {
+        Self::builder().connect(url).await
+    }
+
+    /// Create or update the schema: idempotent, and safe when several instances start at
+    /// once (they queue on an advisory lock held for the migration's transaction).
+    ///
+    /// # Errors
+    ///
+    /// A database error, or [`PostgresError::MigrationChanged`] if a shipped migration was
+    /// recorded with different SQL.
+    pub async fn migrate(&self) -> Result<(), PostgresError> {
+        migrate::run(&self.inner.pool, &self.inner.schema).await
+    }
+
+    /// The connection pool, for queries of your own.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// The schema holding the tables.
+    pub fn schema(&self) -> &str {
+        self.inner.schema.name()
+    }
+
+    /// The `LISTEN/NOTIFY` channel of the feed: `customer_session_feed:<schema>`. Another
+    /// program may `NOTIFY` it (`s:<hex>`, `c:<uuid>`, `*`) after changes the triggers do not
+    /// see.
+    pub fn channel(&self) -> &str {
+        &self.inner.channel
+    }
+
+    async fn lease(&self) -> Result<Lease, StoreError> {
+        Lease::acquire(&self.inner.pool).await.map_err(store_error)
+    }
+
+    async fn fetch_session(&self, hex: &str) -> Result<Option<SessionRecord>, sqlx::Error> {
+        let mut lease = Lease::acquire(&self.inner.pool).await?;
+        let row = lease
+            .fetch_optional(sqlx::query(&self.inner.sql.load).bind(hex))
+            .await?;
+        row.as_ref().map(rows::session).transpose()
+    }
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the connect options: they hold the password.
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.inner.schema.name())
+            .field("pool_size", &self.inner.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionStore for PostgresStore {
+    async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
+        let hex = key.token_hash().to_hex();
+        match self.fetch_session(&hex).await {
+            // A pooled connection the server closed since its last use (a restart, a
+            // failover): a read is safe to repeat on another.
+            Err(error) if is_broken_connection(&error) => self.fetch_session(&hex).await,
+            other => other,
+        }
+        .map_err(store_error)
+    }
+
+    fn watch(&self, sink: FeedSink) -> Option<Watch> {
+        let inner = &self.inner;
+        inner.runtime.spawn(listen::run(
+            inner.session_options.clone(),
+            inner.channel.clone(),
+            inner.feed,
+            sink,
+        ));
+        Some(Watch::new(inner.feed.max_silence()))
+    }
+}
+
+impl SessionAdmin for PostgresStore {
+    async fn create(&self, new: NewSession) -> Result<SessionRecord, StoreError> {
+        let (by_id, by_external_id) = match &new.customer {
+            CustomerRef::Id(id) => (Some(*id), None),
+            CustomerRef::ExternalId(ext) => (None, Some(ext.as_str())),
+        };
+        let query = sqlx::query(&self.inner.sql.create)
+            .bind(by_id)
+            .bind(by_external_id)
+            .bind(new.id)
+            .bind(new.token_hash.to_hex())
+            .bind(new.kind.as_str())
+            .bind(new.created_at)
+            .bind(new.expires_at)
+            .bind(new.return_url.as_deref());
+        let mut lease = self.lease().await?;
+        let row = lease
+            .fetch_optional(query)
+            .await
+            .map_err(store_error)?
+            .ok_or(StoreError::UnknownCustomer)?;
+        let inserted: bool = sqlx::Row::try_get(&row, 0).map_err(store_error)?;
+        if !inserted {
+            return Err(StoreError::Conflict);
+        }
+        let customer = rows::customer(&row, 1).map_err(store_error)?;
+        Ok(new.into_record(customer))
+    }
+
+    async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
+        let query = sqlx::query(&self.inner.sql.revoke).bind(token_hash.to_hex());
+        let mut lease = self.lease().await?;
+        let live: Option<bool> = lease
+            .fetch_optional(query)
+            .await
+            .map_err(store_error)?
+            .map(|row| sqlx::Row::try_get(&row, 0))
+            .transpose()
+            .map_err(store_error)?;
+        Ok(live.unwrap_or(false))
+    }
+
+    async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
+        let query = sqlx::query(&self.inner.sql.revoke_all).bind(customer_id);
+        let mut lease = self.lease().await?;
+        let row = lease.fetch_one(query).await.map_err(store_error)?;
+        let count: i64 = sqlx::Row::try_get(&row, 0).map_err(store_error)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
+
+impl CustomerStore for PostgresStore {
+    async fn upsert_customer(&self, customer: Customer) -> Result<Customer, StoreError> {
+        let query = rows::bind_customer(sqlx::query(&self.inner.sql.upsert_customer), &customer);
+        let mut lease = self.lease().await?;
+        let row = lease.fetch_one(query).await.map_err(store_error)?;
+        rows::customer(&row, 0).map_err(store_error)
+    }
+
+    async fn customer(&self, by: &CustomerRef) -> Result<Option<Customer>, StoreError> {
+        let query = match by {
+            CustomerRef::Id(id) => sqlx::query(&self.inner.sql.customer_by_id).bind(*id),
+            CustomerRef::ExternalId(ext) => {
+                sqlx::query(&self.inner.sql.customer_by_external_id).bind(ext.as_str())
+            }
+        };
+        let mut lease = self.lease().await?;
+        let row = lease.fetch_optional(query).await.map_err(store_error)?;
+        row.map(|row| rows::customer(&row, 0))
+            .transpose()
+            .map_err(store_error)
+    }
+
+    async fn delete_customer(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let query = sqlx::query(&self.inner.sql.delete_customer)
+            .bind(id)
+            .bind(at);
+        let mut lease = self.lease().await?;
+        let done = lease.execute(query).await.map_err(store_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
