@@ -3,15 +3,22 @@
 //! dropped at the end. Needs PostgreSQL at 127.0.0.1:5432 (or `TEST_DATABASE_URL`); skipped
 //! loudly without one, failed under `CI=true`.
 
+#[path = "common/log_capture.rs"]
+mod log_capture;
 mod postgres_common;
 
+use log_capture::LogCapture;
 use postgres_common::{Schemas, database_url, plain_connection, store};
 use sqlx::Row;
+use tracing::instrument::WithSubscriber;
 use tower_customer_session::store::postgres::{PostgresError, PostgresStore};
 use tower_customer_session::store::testing;
 use tower_customer_session::store::{CustomerRef, SessionRecord};
 use tower_customer_session::token::{TokenFormat, TokenHasher, TokenKind};
-use tower_customer_session::{Customer, CustomerStore, SessionKey, SessionStore};
+use tower_customer_session::{
+    CreateSession, CredentialSource, Customer, CustomerStore, SessionKey, SessionManager,
+    SessionStore,
+};
 
 const CUSTOMER: &str = include_str!("fixtures/polar/customer.json");
 const TEAM: &str = include_str!("fixtures/polar/customer_team.json");
@@ -231,4 +238,67 @@ async fn debug_output_never_shows_the_database_password() {
     let shown = format!("{store:?}");
     assert!(shown.contains("PostgresStore"));
     assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_is_one_statement_and_no_log_line_holds_a_token() {
+    if !postgres_common::available().await {
+        return;
+    }
+    let schemas = Schemas::default();
+    let store = store(&schemas.fresh()).await;
+    let sessions = SessionManager::builder(store.clone())
+        .secret(postgres_common::SECRET)
+        .build()
+        .unwrap();
+    let capture = LogCapture::default();
+    // sqlx logs every statement it runs under the `sqlx::query` target.
+    let statements = || capture.text().matches("sqlx::query").count();
+
+    let jane = sessions
+        .upsert_customer(postgres_common::customer("Jane"))
+        .with_subscriber(capture.subscriber())
+        .await
+        .unwrap();
+    let session = sessions
+        .create(jane.id, CreateSession::default())
+        .with_subscriber(capture.subscriber())
+        .await
+        .unwrap();
+    let token = session.token.expose_secret();
+    let hash = sessions.hasher().hash(token);
+
+    let before = statements();
+    let loaded = store
+        .load(SessionKey::new(&hash, token))
+        .with_subscriber(capture.subscriber())
+        .await
+        .unwrap();
+    assert!(loaded.is_some());
+    assert_eq!(statements() - before, 1, "one statement per load");
+
+    async {
+        sessions
+            .authenticate(token, CredentialSource::Header)
+            .await
+            .unwrap();
+        sessions.revoke(token).await.unwrap();
+        sessions.revoke_all(jane.id).await.unwrap();
+        sessions.delete_customer(jane.id).await.unwrap();
+        assert!(
+            sessions
+                .authenticate(token, CredentialSource::Header)
+                .await
+                .is_err()
+        );
+    }
+    .with_subscriber(capture.subscriber())
+    .await;
+    let logs = capture.text();
+    assert!(statements() > 5, "the capture saw the statements");
+    assert!(!logs.contains(token), "a token in the logs");
+    assert!(!logs.contains(&token[10..47]), "a token's random part in the logs");
+    assert!(!logs.contains(&hash.to_hex()), "a full token hash in the logs");
+    drop(sessions);
+    schemas.drop_all().await;
 }
