@@ -16,7 +16,9 @@ pub enum Mode {
     Open,
     /// Close every connection and refuse new ones (the port is closed).
     Cut,
-    /// Keep connections open (and accept new ones) but forward nothing: a hung network.
+    /// Keep connections open (and accept new ones) but forward nothing, as a network that
+    /// hangs. A connection that stalled never moves again, even after [`Mode::Open`] (as
+    /// when the database comes back at another address): only new connections work then.
     Hung,
 }
 
@@ -127,7 +129,8 @@ async fn connection(client: TcpStream, upstream: SocketAddr, mut mode: watch::Re
     }
 }
 
-/// Copy `from` to `to`, holding what was read while the proxy is hung.
+/// Copy `from` to `to`; once anything arrives while the proxy is hung, hold it forever
+/// (the connection closes only when the proxy is cut or dropped).
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
@@ -139,9 +142,9 @@ async fn pump(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        match mode.wait_for(|m| *m != Mode::Hung).await {
-            Ok(m) if *m == Mode::Open => {}
-            _ => return,
+        if *mode.borrow_and_update() != Mode::Open {
+            let _ = mode.wait_for(|m| *m == Mode::Cut).await;
+            return;
         }
         if to.write_all(&buffer[..n]).await.is_err() {
             return;

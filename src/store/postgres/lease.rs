@@ -7,7 +7,7 @@
 //! close), so a hung database costs timeouts, never the pool.
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgArguments, PgQueryResult, PgRow};
+use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{PgPool, Postgres};
 
@@ -16,7 +16,7 @@ pub(super) struct Lease {
     busy: bool,
 }
 
-type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
+pub(super) type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
 
 impl Lease {
     pub(super) async fn acquire(pool: &PgPool) -> Result<Self, sqlx::Error> {
@@ -32,23 +32,6 @@ impl Lease {
     ) -> Result<Option<PgRow>, sqlx::Error> {
         self.busy = true;
         let result = query.fetch_optional(&mut *self.connection).await;
-        self.busy = false;
-        result
-    }
-
-    pub(super) async fn fetch_one(&mut self, query: PgQuery<'_>) -> Result<PgRow, sqlx::Error> {
-        self.busy = true;
-        let result = query.fetch_one(&mut *self.connection).await;
-        self.busy = false;
-        result
-    }
-
-    pub(super) async fn execute(
-        &mut self,
-        query: PgQuery<'_>,
-    ) -> Result<PgQueryResult, sqlx::Error> {
-        self.busy = true;
-        let result = query.execute(&mut *self.connection).await;
         self.busy = false;
         result
     }

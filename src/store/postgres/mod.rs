@@ -102,8 +102,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgRow};
+use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 pub use builder::PostgresStoreBuilder;
@@ -112,7 +112,7 @@ pub use error::PostgresError;
 pub use sqlx;
 
 use error::{is_broken_connection, store_error};
-use lease::Lease;
+use lease::{Lease, PgQuery};
 use listen::FeedConfig;
 use schema::{Schema, Statements};
 
@@ -196,16 +196,34 @@ impl PostgresStore {
         &self.inner.channel
     }
 
-    async fn lease(&self) -> Result<Lease, StoreError> {
-        Lease::acquire(&self.inner.pool).await.map_err(store_error)
+    /// Run one statement and return its row, if any. A pooled connection the server closed
+    /// since its last use (a restart, a failover, a network cut) fails at once and is
+    /// discarded; the statement is then run again on the next connection, at most once per
+    /// pool slot, so after an outage the pool sheds its dead connections without failing a
+    /// request. Every statement here is safe to repeat: reads, idempotent writes, and
+    /// `create`, whose repeat after an unseen commit reports a conflict, so the manager
+    /// issues another token and the first row, whose token nobody holds, expires unused.
+    async fn fetch<'q>(
+        &self,
+        query: impl Fn() -> PgQuery<'q>,
+    ) -> Result<Option<PgRow>, StoreError> {
+        let mut retries = self.inner.pool.options().get_max_connections();
+        loop {
+            let mut lease = Lease::acquire(&self.inner.pool)
+                .await
+                .map_err(store_error)?;
+            match lease.fetch_optional(query()).await {
+                Err(error) if retries > 0 && is_broken_connection(&error) => retries -= 1,
+                other => return other.map_err(store_error),
+            }
+        }
     }
 
-    async fn fetch_session(&self, hex: &str) -> Result<Option<SessionRecord>, sqlx::Error> {
-        let mut lease = Lease::acquire(&self.inner.pool).await?;
-        let row = lease
-            .fetch_optional(sqlx::query(&self.inner.sql.load).bind(hex))
-            .await?;
-        row.as_ref().map(rows::session).transpose()
+    /// As [`fetch`](Self::fetch), for statements that always return one row.
+    async fn fetch_one<'q>(&self, query: impl Fn() -> PgQuery<'q>) -> Result<PgRow, StoreError> {
+        self.fetch(query).await?.ok_or_else(|| {
+            StoreError::backend(sqlx::Error::RowNotFound)
+        })
     }
 }
 
@@ -222,13 +240,13 @@ impl fmt::Debug for PostgresStore {
 impl SessionStore for PostgresStore {
     async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
         let hex = key.token_hash().to_hex();
-        match self.fetch_session(&hex).await {
-            // A pooled connection the server closed since its last use (a restart, a
-            // failover): a read is safe to repeat on another.
-            Err(error) if is_broken_connection(&error) => self.fetch_session(&hex).await,
-            other => other,
-        }
-        .map_err(store_error)
+        let row = self
+            .fetch(|| sqlx::query(&self.inner.sql.load).bind(hex.as_str()))
+            .await?;
+        row.as_ref()
+            .map(rows::session)
+            .transpose()
+            .map_err(store_error)
     }
 
     fn watch(&self, sink: FeedSink) -> Option<Watch> {
@@ -249,22 +267,22 @@ impl SessionAdmin for PostgresStore {
             CustomerRef::Id(id) => (Some(*id), None),
             CustomerRef::ExternalId(ext) => (None, Some(ext.as_str())),
         };
-        let query = sqlx::query(&self.inner.sql.create)
-            .bind(by_id)
-            .bind(by_external_id)
-            .bind(new.id)
-            .bind(new.token_hash.to_hex())
-            .bind(new.kind.as_str())
-            .bind(new.created_at)
-            .bind(new.expires_at)
-            .bind(new.return_url.as_deref());
-        let mut lease = self.lease().await?;
-        let row = lease
-            .fetch_optional(query)
-            .await
-            .map_err(store_error)?
+        let hex = new.token_hash.to_hex();
+        let row = self
+            .fetch(|| {
+                sqlx::query(&self.inner.sql.create)
+                    .bind(by_id)
+                    .bind(by_external_id)
+                    .bind(new.id)
+                    .bind(hex.as_str())
+                    .bind(new.kind.as_str())
+                    .bind(new.created_at)
+                    .bind(new.expires_at)
+                    .bind(new.return_url.as_deref())
+            })
+            .await?
             .ok_or(StoreError::UnknownCustomer)?;
-        let inserted: bool = sqlx::Row::try_get(&row, 0).map_err(store_error)?;
+        let inserted: bool = row.try_get(0).map_err(store_error)?;
         if !inserted {
             return Err(StoreError::Conflict);
         }
@@ -273,55 +291,52 @@ impl SessionAdmin for PostgresStore {
     }
 
     async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
-        let query = sqlx::query(&self.inner.sql.revoke).bind(token_hash.to_hex());
-        let mut lease = self.lease().await?;
-        let live: Option<bool> = lease
-            .fetch_optional(query)
-            .await
-            .map_err(store_error)?
-            .map(|row| sqlx::Row::try_get(&row, 0))
-            .transpose()
-            .map_err(store_error)?;
-        Ok(live.unwrap_or(false))
+        let hex = token_hash.to_hex();
+        let row = self
+            .fetch(|| sqlx::query(&self.inner.sql.revoke).bind(hex.as_str()))
+            .await?;
+        // No row: nothing to revoke; `false`: it was already soft-deleted.
+        row.map_or(Ok(false), |row| row.try_get(0))
+            .map_err(store_error)
     }
 
     async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
-        let query = sqlx::query(&self.inner.sql.revoke_all).bind(customer_id);
-        let mut lease = self.lease().await?;
-        let row = lease.fetch_one(query).await.map_err(store_error)?;
-        let count: i64 = sqlx::Row::try_get(&row, 0).map_err(store_error)?;
+        let row = self
+            .fetch_one(|| sqlx::query(&self.inner.sql.revoke_all).bind(customer_id))
+            .await?;
+        let count: i64 = row.try_get(0).map_err(store_error)?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 }
 
 impl CustomerStore for PostgresStore {
     async fn upsert_customer(&self, customer: Customer) -> Result<Customer, StoreError> {
-        let query = rows::bind_customer(sqlx::query(&self.inner.sql.upsert_customer), &customer);
-        let mut lease = self.lease().await?;
-        let row = lease.fetch_one(query).await.map_err(store_error)?;
+        let row = self
+            .fetch_one(|| {
+                rows::bind_customer(sqlx::query(&self.inner.sql.upsert_customer), &customer)
+            })
+            .await?;
         rows::customer(&row, 0).map_err(store_error)
     }
 
     async fn customer(&self, by: &CustomerRef) -> Result<Option<Customer>, StoreError> {
-        let query = match by {
-            CustomerRef::Id(id) => sqlx::query(&self.inner.sql.customer_by_id).bind(*id),
-            CustomerRef::ExternalId(ext) => {
-                sqlx::query(&self.inner.sql.customer_by_external_id).bind(ext.as_str())
-            }
-        };
-        let mut lease = self.lease().await?;
-        let row = lease.fetch_optional(query).await.map_err(store_error)?;
+        let row = self
+            .fetch(|| match by {
+                CustomerRef::Id(id) => sqlx::query(&self.inner.sql.customer_by_id).bind(*id),
+                CustomerRef::ExternalId(ext) => {
+                    sqlx::query(&self.inner.sql.customer_by_external_id).bind(ext.as_str())
+                }
+            })
+            .await?;
         row.map(|row| rows::customer(&row, 0))
             .transpose()
             .map_err(store_error)
     }
 
     async fn delete_customer(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let query = sqlx::query(&self.inner.sql.delete_customer)
-            .bind(id)
-            .bind(at);
-        let mut lease = self.lease().await?;
-        let done = lease.execute(query).await.map_err(store_error)?;
-        Ok(done.rows_affected() > 0)
+        let row = self
+            .fetch(|| sqlx::query(&self.inner.sql.delete_customer).bind(id).bind(at))
+            .await?;
+        Ok(row.is_some())
     }
 }

@@ -169,7 +169,8 @@ impl Statements {
             // The first deletion time stands; deleting again changes nothing (and so
             // announces nothing).
             delete_customer: format!(
-                "UPDATE {q}.customers SET deleted_at = COALESCE(deleted_at, $2) WHERE id = $1"
+                "UPDATE {q}.customers SET deleted_at = COALESCE(deleted_at, $2) WHERE id = $1 \
+                 RETURNING 1"
             ),
             // In batches, oldest first, skipping rows another sweep holds: short statements
             // however large the backlog.
@@ -177,8 +178,11 @@ impl Statements {
                 "WITH doomed AS ( \
                      SELECT id FROM {q}.customer_sessions WHERE expires_at <= now() \
                      ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED \
+                 ), deleted AS ( \
+                     DELETE FROM {q}.customer_sessions s USING doomed WHERE s.id = doomed.id \
+                     RETURNING 1 \
                  ) \
-                 DELETE FROM {q}.customer_sessions s USING doomed WHERE s.id = doomed.id"
+                 SELECT count(*) FROM deleted"
             ),
         }
     }

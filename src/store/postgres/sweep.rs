@@ -6,8 +6,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use sqlx::Row;
+
 use super::error::store_error;
-use super::lease::Lease;
 use super::{Inner, PostgresStore};
 use crate::store::StoreError;
 
@@ -27,7 +28,7 @@ impl PostgresStore {
     /// # }
     /// ```
     pub async fn delete_expired(&self) -> Result<u64, StoreError> {
-        delete_expired(&self.inner).await
+        delete_expired(self).await
     }
 
     /// Run [`delete_expired`](Self::delete_expired) now and then every `every`, on the
@@ -48,17 +49,15 @@ impl PostgresStore {
     }
 }
 
-async fn delete_expired(inner: &Inner) -> Result<u64, StoreError> {
-    let mut lease = Lease::acquire(&inner.pool).await.map_err(store_error)?;
+async fn delete_expired(store: &PostgresStore) -> Result<u64, StoreError> {
     let mut total = 0;
     loop {
-        let deleted = lease
-            .execute(sqlx::query(&inner.sql.delete_expired).bind(BATCH))
-            .await
-            .map_err(store_error)?
-            .rows_affected();
-        total += deleted;
-        if deleted < BATCH as u64 {
+        let row = store
+            .fetch_one(|| sqlx::query(&store.inner.sql.delete_expired).bind(BATCH))
+            .await?;
+        let deleted: i64 = row.try_get(0).map_err(store_error)?;
+        total += u64::try_from(deleted).unwrap_or(0);
+        if deleted < BATCH {
             return Ok(total);
         }
     }
@@ -70,7 +69,7 @@ async fn sweep_forever(store: Weak<Inner>, every: Duration) {
     loop {
         ticks.tick().await;
         let Some(inner) = store.upgrade() else { return };
-        match delete_expired(&inner).await {
+        match delete_expired(&PostgresStore { inner }).await {
             Ok(0) => {}
             Ok(deleted) => tracing::debug!(deleted, "expired customer sessions deleted"),
             Err(error) => tracing::warn!(%error, "expired customer session sweep failed"),
