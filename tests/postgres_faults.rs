@@ -18,8 +18,10 @@ use tokio::time::Instant;
 use tower::Layer;
 use tower_customer_session::store::FeedState;
 use tower_customer_session::store::postgres::PostgresStore;
+use tower_customer_session::token::TokenHasher;
 use tower_customer_session::{
-    CreateSession, CredentialSource, CustomerSessionLayer, Rejection, SessionManager,
+    CreateSession, CredentialSource, CustomerSessionLayer, Rejection, SessionKey,
+    SessionManager, SessionStore,
 };
 
 const STORE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -52,7 +54,7 @@ impl Fleet {
             let store = postgres_common::builder(&schema)
                 // Fewer slots than the requests a test makes while the database hangs: a
                 // connection abandoned mid-statement must not keep its slot.
-                .max_connections(2)
+                .max_connections(1)
                 .acquire_timeout(Duration::from_millis(200))
                 .statement_timeout(Duration::from_millis(400))
                 .heartbeat_interval(HEARTBEAT_INTERVAL)
@@ -209,4 +211,45 @@ async fn a_hung_database_answers_503_within_the_deadline_and_the_feed_notices() 
 
     fleet.recovers().await;
     fleet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_abandoned_on_a_hung_connection_does_not_keep_its_pool_slot() {
+    if !postgres_common::available().await {
+        return;
+    }
+    let schemas = Schemas::default();
+    let schema = schemas.fresh();
+    postgres_common::store(&schema).await;
+    let proxy = Proxy::start(upstream_of(&database_url()).await).await;
+    // No session manager, so no feed: nothing renews the pool; its one slot must come back
+    // by itself.
+    let store = postgres_common::builder(&schema)
+        .max_connections(1)
+        .acquire_timeout(Duration::from_millis(200))
+        .connect(&proxy.url(&database_url()))
+        .await
+        .unwrap();
+    let token = "polar_cst_not-a-session";
+    let hash = TokenHasher::new(postgres_common::SECRET).hash(token);
+    let load = || store.load(SessionKey::new(&hash, token));
+    assert!(load().await.unwrap().is_none(), "answers through the proxy");
+    // Let the release of that connection finish before the network stalls.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    proxy.set(Mode::Hung);
+    // The caller gives up (as the session manager does at its store timeout).
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), load())
+            .await
+            .is_err()
+    );
+    proxy.set(Mode::Open);
+    let answered = tokio::time::timeout(Duration::from_secs(2), load()).await;
+    assert!(
+        matches!(answered, Ok(Ok(None))),
+        "the abandoned connection was closed and its slot reused: {answered:?}"
+    );
+    drop((store, proxy));
+    schemas.drop_all().await;
 }

@@ -116,7 +116,7 @@ async fn a_migration_changed_after_it_was_applied_is_refused() {
     sqlx::query(&format!(
         "UPDATE \"{schema}\".customer_session_migrations SET checksum = '\\x00' WHERE version = 2"
     ))
-    .execute(store.pool())
+    .execute(&store.pool())
     .await
     .unwrap();
     match store.migrate().await {
@@ -168,7 +168,7 @@ async fn polar_customers_keep_every_field_and_polar_json_shapes() {
     let row = sqlx::query(&format!(
         "SELECT metadata, billing_address, tax_id, type FROM \"{schema}\".customers WHERE email = 'customer@example.com'"
     ))
-    .fetch_one(store.pool())
+    .fetch_one(&store.pool())
     .await
     .unwrap();
     let metadata: serde_json::Value = row.get(0);
@@ -205,7 +205,7 @@ async fn a_row_no_customer_can_hold_is_an_error_never_a_session() {
     ))
     .bind(hash.to_hex())
     .bind(customer.id)
-    .execute(store.pool())
+    .execute(&store.pool())
     .await
     .unwrap();
     let load = || store.load(SessionKey::new(&hash, token.expose_secret()));
@@ -215,7 +215,7 @@ async fn a_row_no_customer_can_hold_is_an_error_never_a_session() {
     sqlx::query(&format!(
         "UPDATE \"{schema}\".customers SET metadata = '{{\"nested\": {{\"a\": 1}}}}'"
     ))
-    .execute(store.pool())
+    .execute(&store.pool())
     .await
     .unwrap();
     let loaded: Result<Option<SessionRecord>, _> = load().await;

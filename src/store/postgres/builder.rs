@@ -1,6 +1,6 @@
 //! [`PostgresStoreBuilder`]: the store's settings, each with its default.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -208,7 +208,7 @@ impl PostgresStoreBuilder {
             "statement_timeout",
             format!("{}ms", self.statement_timeout.as_millis()),
         )]);
-        let pool = PgPoolOptions::new()
+        let pool_options = PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.acquire_timeout)
             // Testing every connection before use costs a round trip per load; test only
@@ -226,13 +226,16 @@ impl PostgresStoreBuilder {
                         Err(_) => Err(sqlx::Error::PoolTimedOut),
                     }
                 })
-            })
+            });
+        let pool = pool_options
+            .clone()
             .connect_with(session_options.clone())
             .await?;
         let channel = schema.channel();
         Ok(PostgresStore {
             inner: Arc::new(Inner {
-                pool,
+                pool: RwLock::new(pool),
+                pool_options,
                 sql: Statements::new(&schema),
                 schema,
                 channel,

@@ -20,7 +20,7 @@ impl Conformance for PostgresStore {
             "SELECT row_to_json(c)::text FROM {q}.customers c \
              UNION ALL SELECT row_to_json(s)::text FROM {q}.customer_sessions s"
         ))
-        .fetch_all(&self.inner.pool)
+        .fetch_all(&self.inner.pool())
         .await
         .expect("dump the tables");
         rows.join("\n")

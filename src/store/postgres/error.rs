@@ -36,9 +36,10 @@ pub(super) fn store_error(error: sqlx::Error) -> StoreError {
     }
 }
 
-/// Whether `error` says the connection itself broke, so a read may be retried on another.
+/// Whether `error` says the connection (or the pool, just replaced) broke, so the statement
+/// may be retried on another connection.
 pub(super) fn is_broken_connection(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Io(_))
+    matches!(error, sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
 }
 
 impl From<PostgresError> for StoreError {

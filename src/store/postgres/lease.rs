@@ -1,10 +1,11 @@
 //! A pooled connection that is closed rather than reused if a statement on it is abandoned.
 //!
 //! The core drops a store call at its timeout. A connection dropped mid-statement still owes
-//! a reply; sqlx would test it with a round trip before reusing it, and on a hung network
-//! that test never ends and the pool slot is lost for good. A lease marks the connection
-//! busy around each statement, and a busy connection is closed on drop (sqlx bounds that
-//! close), so a hung database costs timeouts, never the pool.
+//! a reply; sqlx would test it with a round trip before reusing it, and on a network that
+//! stalled that test never ends and the pool slot is lost until the kernel gives up on the
+//! socket. A lease marks the connection busy around each statement, and a busy connection is
+//! closed on drop (sqlx bounds that close). This covers stalls the feed does not notice (a
+//! store without a session manager); after a feed loss the whole pool is renewed anyway.
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow};

@@ -1,12 +1,14 @@
 //! The invalidation feed: `LISTEN` on a dedicated connection, a heartbeat proven on that
 //! same connection, and reconnection with a capped backoff.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use uuid::Uuid;
 
+use super::Inner;
 use crate::store::{FeedSink, Invalidation};
 use crate::token::TokenHash;
 
@@ -51,16 +53,17 @@ pub(super) fn parse(payload: &str) -> Invalidation {
 }
 
 /// Run the feed until the manager behind `sink` is gone.
-pub(super) async fn run(
-    options: PgConnectOptions,
-    channel: String,
-    config: FeedConfig,
-    sink: FeedSink,
-) {
+pub(super) async fn run(store: Arc<Inner>, sink: FeedSink) {
+    let config = store.feed;
     let mut delay = FIRST_RECONNECT_DELAY;
+    let mut was_lost = false;
     while !sink.is_closed() {
-        match subscribe(&options, &channel, config.heartbeat_timeout).await {
+        match subscribe(&store.session_options, &store.channel, config.heartbeat_timeout).await {
             Ok(listener) => {
+                if was_lost {
+                    // The database was out of reach: the pool may hold stalled connections.
+                    store.renew_pool();
+                }
                 sink.connected();
                 let (end, proven) = serve(listener, &sink, &config).await;
                 match end {
@@ -79,6 +82,7 @@ pub(super) async fn run(
             }
         }
         sink.lost();
+        was_lost = true;
         sleep(jitter(delay)).await;
         delay = (delay * 2).min(config.max_reconnect_delay.max(FIRST_RECONNECT_DELAY));
     }

@@ -67,9 +67,12 @@
 //! [`statement_timeout`](PostgresStoreBuilder::statement_timeout)), and the session manager
 //! has its own store timeout. A database that is down, refuses connections or hangs makes
 //! store calls fail or time out, and the layer answers `503` with `Retry-After`: never `401`,
-//! never a pass-through. A connection abandoned mid-statement is closed, not reused, so a
-//! hung database cannot use up the pool. When the database is back, the pool and the feed
-//! recover by themselves.
+//! never a pass-through. A connection abandoned mid-statement is closed, not reused, and
+//! when the feed comes back after a loss the store starts a fresh pool, so connections that
+//! a stalled network left waiting cannot hold the pool's slots. Connections the server
+//! closed meanwhile are discarded on first use and the statement runs again on another.
+//! When the database is back, the pool and the feed recover by themselves, without a
+//! restart.
 //!
 //! # Deployment caveats
 //!
@@ -99,10 +102,11 @@ mod schema;
 mod sweep;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
@@ -131,7 +135,9 @@ pub struct PostgresStore {
 }
 
 struct Inner {
-    pool: PgPool,
+    /// Replaced when the feed comes back after a loss; see [`Inner::renew_pool`].
+    pool: RwLock<PgPool>,
+    pool_options: PgPoolOptions,
     schema: Schema,
     channel: String,
     sql: Statements,
@@ -146,6 +152,35 @@ struct Inner {
     /// Where the feed and the sweep run: captured when the store was opened, so starting
     /// them never depends on the caller's context.
     runtime: tokio::runtime::Handle,
+}
+
+/// How long a replaced pool may take to close the connections it still has.
+const OLD_POOL_GRACE: Duration = Duration::from_secs(5);
+
+impl Inner {
+    fn pool(&self) -> PgPool {
+        // Holds only a handle: a panic elsewhere cannot leave it half-written.
+        self.pool.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Start over with a fresh pool. Called when the feed's connection comes back after a
+    /// loss, i.e. after the database was unreachable: a connection the network stalled
+    /// while sqlx was testing it on release (or closing it) waits on a reply that will
+    /// never come, and keeps its pool slot until the kernel gives up on the socket, which
+    /// takes many minutes. A fresh pool has every slot; the old one closes what it can.
+    fn renew_pool(&self) {
+        let fresh = self
+            .pool_options
+            .clone()
+            .connect_lazy_with(self.session_options.clone());
+        let old = std::mem::replace(
+            &mut *self.pool.write().unwrap_or_else(PoisonError::into_inner),
+            fresh,
+        );
+        self.runtime.spawn(async move {
+            let _ = tokio::time::timeout(OLD_POOL_GRACE, old.close()).await;
+        });
+    }
 }
 
 impl PostgresStore {
@@ -176,12 +211,13 @@ impl PostgresStore {
     /// A database error, or [`PostgresError::MigrationChanged`] if a shipped migration was
     /// recorded with different SQL.
     pub async fn migrate(&self) -> Result<(), PostgresError> {
-        migrate::run(&self.inner.pool, &self.inner.schema).await
+        migrate::run(&self.inner.pool(), &self.inner.schema).await
     }
 
-    /// The connection pool, for queries of your own.
-    pub fn pool(&self) -> &PgPool {
-        &self.inner.pool
+    /// The connection pool, for queries of your own. The store replaces its pool when the
+    /// feed recovers from a loss: take it anew for each use rather than keeping it.
+    pub fn pool(&self) -> PgPool {
+        self.inner.pool()
     }
 
     /// The schema holding the tables.
@@ -207,15 +243,18 @@ impl PostgresStore {
         &self,
         query: impl Fn() -> PgQuery<'q>,
     ) -> Result<Option<PgRow>, StoreError> {
-        let mut retries = self.inner.pool.options().get_max_connections();
+        let mut pool = self.inner.pool();
+        let mut retries = pool.options().get_max_connections();
         loop {
-            let mut lease = Lease::acquire(&self.inner.pool)
+            let mut lease = Lease::acquire(&pool)
                 .await
                 .map_err(store_error)?;
             match lease.fetch_optional(query()).await {
                 Err(error) if retries > 0 && is_broken_connection(&error) => retries -= 1,
                 other => return other.map_err(store_error),
             }
+            // The pool may have been renewed meanwhile.
+            pool = self.inner.pool();
         }
     }
 
@@ -232,7 +271,7 @@ impl fmt::Debug for PostgresStore {
         // Never the connect options: they hold the password.
         f.debug_struct("PostgresStore")
             .field("schema", &self.inner.schema.name())
-            .field("pool_size", &self.inner.pool.size())
+            .field("pool_size", &self.inner.pool().size())
             .finish_non_exhaustive()
     }
 }
@@ -250,14 +289,10 @@ impl SessionStore for PostgresStore {
     }
 
     fn watch(&self, sink: FeedSink) -> Option<Watch> {
-        let inner = &self.inner;
-        inner.runtime.spawn(listen::run(
-            inner.session_options.clone(),
-            inner.channel.clone(),
-            inner.feed,
-            sink,
-        ));
-        Some(Watch::new(inner.feed.max_silence()))
+        let inner = self.inner.clone();
+        let max_silence = inner.feed.max_silence();
+        self.inner.runtime.spawn(listen::run(inner, sink));
+        Some(Watch::new(max_silence))
     }
 }
 
