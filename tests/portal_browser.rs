@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower_customer_session::model::{Address, CustomerData, Metadata, MetadataValue};
 use tower_customer_session::token::{TokenFormat, TokenKind};
+use tower_customer_session::store::DynStore;
 use tower_customer_session::{Clock, ManualClock, MemoryStore, SessionCookie, SessionManager};
 use uuid::Uuid;
 
@@ -50,7 +51,7 @@ async fn serve(cookie: SessionCookie) -> Server {
     let clock = ManualClock::new(Utc::now());
     let store = MemoryStore::with_clock(clock.clone());
     let demo = seed::seed(&store);
-    let sessions = SessionManager::builder(store)
+    let sessions = SessionManager::builder(DynStore::new(store))
         .secret(b"portal browser secret, 32 bytes!")
         .portal_url(format!("http://{addr}/portal"))
         .clock(clock.clone())
@@ -339,7 +340,7 @@ async fn customer_values_are_escaped() {
         line1: Some("1 Rue & <Co>".to_owned()),
         ..Address::new("FR")
     });
-    let customer = server.state.sessions.store().insert_customer(data);
+    let customer = server.state.sessions.upsert_customer(data).await.unwrap();
 
     let session = server.create_session(customer.id).await;
     let cookie = server.sign_in(&session).await;

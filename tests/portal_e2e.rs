@@ -24,6 +24,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower_customer_session::token::{TokenFormat, TokenKind};
+use tower_customer_session::store::DynStore;
 use tower_customer_session::{MemoryStore, SessionManager};
 use uuid::Uuid;
 
@@ -59,7 +60,7 @@ async fn serve() -> Server {
     let addr = listener.local_addr().unwrap();
     let store = MemoryStore::new();
     let demo = seed::seed(&store);
-    let sessions = SessionManager::builder(store)
+    let sessions = SessionManager::builder(DynStore::new(store))
         .secret(b"portal e2e secret, 32 bytes long")
         .portal_url(format!("http://{addr}/portal"))
         .build()

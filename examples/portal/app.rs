@@ -28,11 +28,10 @@ use subtle::ConstantTimeEq;
 use tower_customer_session::model::{
     CustomerCustomerSession, CustomerPortalCustomer, PortalAuthenticatedUser, PortalUserType,
 };
-use tower_customer_session::store::CustomerRef;
+use tower_customer_session::store::{CustomerRef, DynStore};
 use tower_customer_session::token::TokenKind;
 use tower_customer_session::{
-    CreateError, CreateSession, CredentialSource, Customer, CustomerSessionLayer, MemoryStore,
-    SessionCookie, SessionInfo, SessionManager, StoreError,
+    CreateError, CreateSession, CredentialSource, Customer, CustomerSessionLayer, SessionCookie, SessionInfo, SessionManager, StoreError,
 };
 use uuid::Uuid;
 
@@ -53,13 +52,13 @@ const MAX_URL_LEN: usize = 2083;
 #[derive(Clone)]
 pub struct AppState {
     /// Issues, resolves and revokes customer sessions.
-    pub sessions: SessionManager<MemoryStore>,
+    pub sessions: SessionManager<DynStore>,
     org_token: Arc<OrgToken>,
 }
 
 impl AppState {
     /// State for a server whose merchant backend authenticates with `org_token`.
-    pub fn new(sessions: SessionManager<MemoryStore>, org_token: &str) -> Self {
+    pub fn new(sessions: SessionManager<DynStore>, org_token: &str) -> Self {
         Self {
             sessions,
             org_token: Arc::new(OrgToken::new(org_token)),

@@ -24,9 +24,9 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, request::Parts};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use tower_customer_session::store::DynStore;
 use tower_customer_session::{
-    Customer, CustomerSessionLayer, MemoryStore, Rejection, SessionCookie, SessionInfo,
-    SessionManager,
+    Customer, CustomerSessionLayer, Rejection, SessionCookie, SessionInfo, SessionManager,
 };
 
 /// The session cookie's name before the `__Host-` prefix.
@@ -43,12 +43,12 @@ pub fn session_cookie(secure: bool) -> SessionCookie {
 
 #[derive(Clone)]
 struct Portal {
-    sessions: SessionManager<MemoryStore>,
+    sessions: SessionManager<DynStore>,
     cookie: SessionCookie,
 }
 
 /// The portal's routes, to merge next to the API.
-pub fn router(sessions: SessionManager<MemoryStore>, cookie: SessionCookie) -> Router {
+pub fn router(sessions: SessionManager<DynStore>, cookie: SessionCookie) -> Router {
     let auth = CustomerSessionLayer::new(sessions.clone()).cookie(cookie.clone());
     // Layers run outermost first: the hand-off answers token links itself; anything else
     // reaches the session check, which lets anonymous visitors through to the page.

@@ -1,7 +1,8 @@
-//! A Polar-compatible customer portal API, on the embedded `MemoryStore`.
+//! A Polar-compatible customer portal API, on the embedded `MemoryStore` or on PostgreSQL.
 //!
 //! ```text
 //! cargo run --example portal
+//! SESSION_STORE=postgres SESSION_SECRET=… cargo run --example portal --features postgres
 //! ```
 //!
 //! It serves Polar's customer-session endpoints (see `app.rs`) and a browser customer portal
@@ -20,7 +21,9 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `PORT` | `3000` | port on 127.0.0.1; `0` picks a free one |
-//! | `SESSION_SECRET` | random | HMAC key for session token hashes (Polar's `SECRET`) |
+//! | `SESSION_STORE` | `memory` | `memory`, or `postgres` (feature `postgres`): sessions shared by every instance on the database, kept across restarts |
+//! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/test` | the database for `SESSION_STORE=postgres`; migrated and seeded (idempotently) at start |
+//! | `SESSION_SECRET` | random (memory only) | HMAC key for session token hashes (Polar's `SECRET`); required, and the same on every instance, with `postgres` |
 //! | `ORG_TOKEN` | random `polar_oat_…` | the organization token `POST /v1/customer-sessions/` wants |
 //! | `COOKIE_SECURE` | `true` | `false` drops `Secure` (and the `__Host-` prefix) from the portal's session cookie, for browsers that refuse secure cookies over plain http |
 //! | `RUST_LOG` | `info` | log filter (logs go to stderr) |
@@ -29,6 +32,8 @@
 //! Printing a token there is the point of a demo; the logs never contain one.
 
 mod app;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod seed;
 
 use std::error::Error;
@@ -40,6 +45,7 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tokio::net::TcpListener;
+use tower_customer_session::store::DynStore;
 use tower_customer_session::{CreateSession, CustomerSession, MemoryStore, SessionManager};
 use tracing_subscriber::EnvFilter;
 
@@ -60,8 +66,25 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     let addr = listener.local_addr()?;
 
-    let store = MemoryStore::new();
-    let demo = seed::seed(&store);
+    let (store, demo, in_memory) = match non_empty_env("SESSION_STORE").as_deref() {
+        None | Some("memory") => {
+            let store = MemoryStore::new();
+            let demo = seed::seed(&store);
+            (DynStore::new(store), demo, true)
+        }
+        #[cfg(feature = "postgres")]
+        Some("postgres") => {
+            let store = postgres::open().await?;
+            let demo = seed::upsert(&store).await?;
+            (DynStore::new(store), demo, false)
+        }
+        Some(other) => {
+            return Err(format!(
+                "SESSION_STORE must be memory or postgres (with --features postgres), not {other:?}"
+            )
+            .into());
+        }
+    };
 
     let mut sessions = SessionManager::builder(store)
         // Where `customer_portal_url` in created sessions points.
@@ -73,7 +96,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
             }
             sessions = sessions.secret(secret);
         }
-        None => tracing::info!("SESSION_SECRET not set: sessions end with this process"),
+        None if in_memory => {
+            tracing::info!("SESSION_SECRET not set: sessions end with this process");
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret)?;
+            sessions = sessions.secret(secret);
+        }
+        None => {
+            return Err("a shared SESSION_STORE needs SESSION_SECRET, the same on every instance".into());
+        }
     }
     let sessions = sessions.build()?;
     let org_token = non_empty_env("ORG_TOKEN").unwrap_or_else(random_org_token);

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use tower_customer_session::model::{
     Address, CustomerData, CustomerType, Metadata, MetadataValue, TaxId, TaxIdFormat,
 };
-use tower_customer_session::{Customer, MemoryStore};
+use tower_customer_session::{Customer, CustomerStore, MemoryStore, StoreError};
 use uuid::{Uuid, uuid};
 
 /// The merchant (Polar organization) both demo customers belong to.
@@ -31,6 +31,16 @@ pub fn seed(store: &MemoryStore) -> Demo {
         individual: store.insert_customer(individual()),
         team: store.insert_customer(team()),
     }
+}
+
+/// Insert or refresh the demo customers in any store. Idempotent (fixed ids), so every
+/// instance sharing a database can run it at start.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub async fn upsert(store: &impl CustomerStore) -> Result<Demo, StoreError> {
+    Ok(Demo {
+        individual: store.upsert_customer(individual().into()).await?,
+        team: store.upsert_customer(team().into()).await?,
+    })
 }
 
 fn individual() -> CustomerData {
