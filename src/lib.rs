@@ -90,6 +90,8 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `axum` | yes | [`Customer`] / `Option<Customer>` / [`SessionInfo`] extractors |
+//! | `postgres` | no | `store::postgres::PostgresStore`: sessions and customers in PostgreSQL (sqlx, no TLS library of its own), invalidated over `LISTEN/NOTIFY` |
+//! | `testing` | no | `store::testing`: the conformance kit for store backends |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -21,8 +21,8 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower_customer_session::model::{Address, CustomerData, Metadata, MetadataValue};
-use tower_customer_session::token::{TokenFormat, TokenKind};
 use tower_customer_session::store::DynStore;
+use tower_customer_session::token::{TokenFormat, TokenKind};
 use tower_customer_session::{Clock, ManualClock, MemoryStore, SessionCookie, SessionManager};
 use uuid::Uuid;
 

@@ -23,8 +23,8 @@ use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tower_customer_session::token::{TokenFormat, TokenKind};
 use tower_customer_session::store::DynStore;
+use tower_customer_session::token::{TokenFormat, TokenKind};
 use tower_customer_session::{MemoryStore, SessionManager};
 use uuid::Uuid;
 

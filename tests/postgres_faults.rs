@@ -20,8 +20,8 @@ use tower_customer_session::store::FeedState;
 use tower_customer_session::store::postgres::PostgresStore;
 use tower_customer_session::token::TokenHasher;
 use tower_customer_session::{
-    CreateSession, CredentialSource, CustomerSessionLayer, Rejection, SessionKey,
-    SessionManager, SessionStore,
+    CreateSession, CredentialSource, CustomerSessionLayer, Rejection, SessionKey, SessionManager,
+    SessionStore,
 };
 
 const STORE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -139,7 +139,11 @@ impl Fleet {
 
     async fn stop(self) {
         let Self {
-            schemas, a, b, proxy, ..
+            schemas,
+            a,
+            b,
+            proxy,
+            ..
         } = self;
         drop((a, b, proxy));
         schemas.drop_all().await;
@@ -169,14 +173,20 @@ async fn a_cut_database_answers_503_and_everything_recovers_without_a_restart() 
 
     fleet.proxy.set(Mode::Cut);
     fleet
-        .feeds(FeedState::Lost, HEARTBEAT_INTERVAL + HEARTBEAT_TIMEOUT + SLACK)
+        .feeds(
+            FeedState::Lost,
+            HEARTBEAT_INTERVAL + HEARTBEAT_TIMEOUT + SLACK,
+        )
         .await;
     // The session was cached on b, but a lost feed means the cache cannot be trusted.
     for _ in 0..3 {
         let started = Instant::now();
         let (reply, passed) = fleet.request_on_b(&token).await;
         assert_unavailable(&reply, passed);
-        assert!(started.elapsed() <= STORE_TIMEOUT + SLACK, "answered in time");
+        assert!(
+            started.elapsed() <= STORE_TIMEOUT + SLACK,
+            "answered in time"
+        );
     }
     // Admin calls fail too, and say so.
     assert!(fleet.a.revoke(&token).await.is_err());
@@ -195,7 +205,10 @@ async fn a_hung_database_answers_503_within_the_deadline_and_the_feed_notices() 
     fleet.proxy.set(Mode::Hung);
     let hung = Instant::now();
     fleet
-        .feeds(FeedState::Lost, HEARTBEAT_INTERVAL + HEARTBEAT_TIMEOUT + SLACK)
+        .feeds(
+            FeedState::Lost,
+            HEARTBEAT_INTERVAL + HEARTBEAT_TIMEOUT + SLACK,
+        )
         .await;
     eprintln!("feed loss noticed after {:?}", hung.elapsed());
     for _ in 0..3 {

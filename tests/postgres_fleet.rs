@@ -8,9 +8,7 @@ mod postgres_common;
 
 use std::time::Duration;
 
-use postgres_common::{
-    PROPAGATION, Schemas, customer, manager, plain_connection, store, wait_for,
-};
+use postgres_common::{PROPAGATION, Schemas, customer, manager, plain_connection, store, wait_for};
 use sqlx::postgres::{PgConnection, PgListener};
 use tower_customer_session::store::FeedState;
 use tower_customer_session::store::postgres::PostgresStore;

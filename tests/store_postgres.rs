@@ -10,7 +10,6 @@ mod postgres_common;
 use log_capture::LogCapture;
 use postgres_common::{Schemas, database_url, plain_connection, store};
 use sqlx::Row;
-use tracing::instrument::WithSubscriber;
 use tower_customer_session::store::postgres::{PostgresError, PostgresStore};
 use tower_customer_session::store::testing;
 use tower_customer_session::store::{CustomerRef, SessionRecord};
@@ -19,6 +18,7 @@ use tower_customer_session::{
     CreateSession, CredentialSource, Customer, CustomerStore, SessionKey, SessionManager,
     SessionStore,
 };
+use tracing::instrument::WithSubscriber;
 
 const CUSTOMER: &str = include_str!("fixtures/polar/customer.json");
 const TEAM: &str = include_str!("fixtures/polar/customer_team.json");
@@ -209,7 +209,10 @@ async fn a_row_no_customer_can_hold_is_an_error_never_a_session() {
     .await
     .unwrap();
     let load = || store.load(SessionKey::new(&hash, token.expose_secret()));
-    assert!(load().await.unwrap().is_some(), "loads while the row is sound");
+    assert!(
+        load().await.unwrap().is_some(),
+        "loads while the row is sound"
+    );
 
     // Another program writes metadata Polar does not allow (a nested object).
     sqlx::query(&format!(
@@ -219,7 +222,10 @@ async fn a_row_no_customer_can_hold_is_an_error_never_a_session() {
     .await
     .unwrap();
     let loaded: Result<Option<SessionRecord>, _> = load().await;
-    assert!(loaded.is_err(), "an undecodable row fails the load (503), got {loaded:?}");
+    assert!(
+        loaded.is_err(),
+        "an undecodable row fails the load (503), got {loaded:?}"
+    );
     schemas.drop_all().await;
 }
 
@@ -297,8 +303,14 @@ async fn a_load_is_one_statement_and_no_log_line_holds_a_token() {
     let logs = capture.text();
     assert!(statements() > 5, "the capture saw the statements");
     assert!(!logs.contains(token), "a token in the logs");
-    assert!(!logs.contains(&token[10..47]), "a token's random part in the logs");
-    assert!(!logs.contains(&hash.to_hex()), "a full token hash in the logs");
+    assert!(
+        !logs.contains(&token[10..47]),
+        "a token's random part in the logs"
+    );
+    assert!(
+        !logs.contains(&hash.to_hex()),
+        "a full token hash in the logs"
+    );
     drop(sessions);
     schemas.drop_all().await;
 }

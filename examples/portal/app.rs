@@ -31,7 +31,8 @@ use tower_customer_session::model::{
 use tower_customer_session::store::{CustomerRef, DynStore};
 use tower_customer_session::token::TokenKind;
 use tower_customer_session::{
-    CreateError, CreateSession, CredentialSource, Customer, CustomerSessionLayer, SessionCookie, SessionInfo, SessionManager, StoreError,
+    CreateError, CreateSession, CredentialSource, Customer, CustomerSessionLayer, SessionCookie,
+    SessionInfo, SessionManager, StoreError,
 };
 use uuid::Uuid;
 

@@ -103,7 +103,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
             sessions = sessions.secret(secret);
         }
         None => {
-            return Err("a shared SESSION_STORE needs SESSION_SECRET, the same on every instance".into());
+            return Err(
+                "a shared SESSION_STORE needs SESSION_SECRET, the same on every instance".into(),
+            );
         }
     }
     let sessions = sessions.build()?;

@@ -65,7 +65,10 @@ pub struct Schemas {
 impl Schemas {
     /// A fresh, unused schema name (not created yet; `migrate` creates it).
     pub fn fresh(&self) -> String {
-        let name = format!("tcs_test_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        let name = format!(
+            "tcs_test_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..16]
+        );
         self.names.lock().unwrap().push(name.clone());
         name
     }
@@ -135,7 +138,9 @@ pub fn manager(store: PostgresStore) -> SessionManager<PostgresStore> {
 
 /// A plain connection, as another program would open one.
 pub async fn plain_connection() -> PgConnection {
-    PgConnection::connect(&database_url()).await.expect("connect")
+    PgConnection::connect(&database_url())
+        .await
+        .expect("connect")
 }
 
 /// A new individual customer named `name`.

@@ -8,7 +8,9 @@ use crate::store::StoreError;
 pub enum PostgresError {
     /// The schema name is not a plain lowercase identifier of at most 40 bytes (see
     /// [`PostgresStoreBuilder::schema`](super::PostgresStoreBuilder::schema)).
-    #[error("invalid schema name {0:?}: use 1 to 40 characters of [a-z0-9_], not starting with a digit or pg_")]
+    #[error(
+        "invalid schema name {0:?}: use 1 to 40 characters of [a-z0-9_], not starting with a digit or pg_"
+    )]
     InvalidSchema(String),
     /// The store was opened outside a Tokio runtime; its feed and sweep run on Tokio.
     #[error("PostgresStore must be opened inside a Tokio runtime")]

@@ -58,7 +58,13 @@ pub(super) async fn run(store: Arc<Inner>, sink: FeedSink) {
     let mut delay = FIRST_RECONNECT_DELAY;
     let mut was_lost = false;
     while !sink.is_closed() {
-        match subscribe(&store.session_options, &store.channel, config.heartbeat_timeout).await {
+        match subscribe(
+            &store.session_options,
+            &store.channel,
+            config.heartbeat_timeout,
+        )
+        .await
+        {
             Ok(listener) => {
                 if was_lost {
                     // The database was out of reach: the pool may hold stalled connections.

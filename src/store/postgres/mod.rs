@@ -160,7 +160,10 @@ const OLD_POOL_GRACE: Duration = Duration::from_secs(5);
 impl Inner {
     fn pool(&self) -> PgPool {
         // Holds only a handle: a panic elsewhere cannot leave it half-written.
-        self.pool.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.pool
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Start over with a fresh pool. Called when the feed's connection comes back after a
@@ -246,9 +249,7 @@ impl PostgresStore {
         let mut pool = self.inner.pool();
         let mut retries = pool.options().get_max_connections();
         loop {
-            let mut lease = Lease::acquire(&pool)
-                .await
-                .map_err(store_error)?;
+            let mut lease = Lease::acquire(&pool).await.map_err(store_error)?;
             match lease.fetch_optional(query()).await {
                 Err(error) if retries > 0 && is_broken_connection(&error) => retries -= 1,
                 other => return other.map_err(store_error),
@@ -260,9 +261,9 @@ impl PostgresStore {
 
     /// As [`fetch`](Self::fetch), for statements that always return one row.
     async fn fetch_one<'q>(&self, query: impl Fn() -> PgQuery<'q>) -> Result<PgRow, StoreError> {
-        self.fetch(query).await?.ok_or_else(|| {
-            StoreError::backend(sqlx::Error::RowNotFound)
-        })
+        self.fetch(query)
+            .await?
+            .ok_or_else(|| StoreError::backend(sqlx::Error::RowNotFound))
     }
 }
 
@@ -370,7 +371,11 @@ impl CustomerStore for PostgresStore {
 
     async fn delete_customer(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
         let row = self
-            .fetch(|| sqlx::query(&self.inner.sql.delete_customer).bind(id).bind(at))
+            .fetch(|| {
+                sqlx::query(&self.inner.sql.delete_customer)
+                    .bind(id)
+                    .bind(at)
+            })
             .await?;
         Ok(row.is_some())
     }
