@@ -43,12 +43,3 @@ pub(super) fn store_error(error: sqlx::Error) -> StoreError {
 pub(super) fn is_broken_connection(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
 }
-
-impl From<PostgresError> for StoreError {
-    fn from(error: PostgresError) -> Self {
-        match error {
-            PostgresError::Database(error) => store_error(error),
-            other => StoreError::backend(other),
-        }
-    }
-}

@@ -249,13 +249,18 @@ impl PostgresStore {
         let mut pool = self.inner.pool();
         let mut retries = pool.options().get_max_connections();
         loop {
-            let mut lease = Lease::acquire(&pool).await.map_err(store_error)?;
-            match lease.fetch_optional(query()).await {
-                Err(error) if retries > 0 && is_broken_connection(&error) => retries -= 1,
+            let result = match Lease::acquire(&pool).await {
+                Ok(mut lease) => lease.fetch_optional(query()).await,
+                Err(error) => Err(error),
+            };
+            match result {
+                Err(error) if retries > 0 && is_broken_connection(&error) => {
+                    retries -= 1;
+                    // The pool may have been renewed meanwhile.
+                    pool = self.inner.pool();
+                }
                 other => return other.map_err(store_error),
             }
-            // The pool may have been renewed meanwhile.
-            pool = self.inner.pool();
         }
     }
 
