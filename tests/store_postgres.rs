@@ -314,3 +314,46 @@ async fn a_load_is_one_statement_and_no_log_line_holds_a_token() {
     drop(sessions);
     schemas.drop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_is_set_on_the_connections_and_ends_in_a_store_timeout() {
+    if !postgres_common::available().await {
+        return;
+    }
+    let schemas = Schemas::default();
+    let schema = schemas.fresh();
+    store(&schema).await;
+    let store = postgres_common::builder(&schema)
+        .statement_timeout(std::time::Duration::from_millis(250))
+        .connect(&database_url())
+        .await
+        .unwrap();
+    let shown: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(&store.pool())
+        .await
+        .unwrap();
+    assert_eq!(shown, "250ms");
+
+    // Another program holds the sessions table: the load waits, and the server ends it.
+    let mut holder = plain_connection().await;
+    sqlx::raw_sql(&format!(
+        "BEGIN; LOCK TABLE \"{schema}\".customer_sessions IN ACCESS EXCLUSIVE MODE"
+    ))
+    .execute(&mut holder)
+    .await
+    .unwrap();
+    let hash = TokenHasher::new(postgres_common::SECRET).hash("polar_cst_x");
+    let started = std::time::Instant::now();
+    let loaded = store.load(SessionKey::new(&hash, "polar_cst_x")).await;
+    assert!(
+        matches!(loaded, Err(tower_customer_session::StoreError::Timeout)),
+        "{loaded:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    drop(store);
+    schemas.drop_all().await;
+}
