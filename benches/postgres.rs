@@ -83,6 +83,10 @@ fn main() {
             return;
         }
     };
+    let _cleanup = DropSchema {
+        url: url.clone(),
+        schema: schema.clone(),
+    };
     rt.block_on(store.migrate()).expect("migrate");
 
     let mut criterion = Criterion::default()
@@ -99,13 +103,34 @@ fn main() {
         .build()
         .unwrap();
     multi.block_on(propagation(&schema, &url));
+}
 
-    rt.block_on(async {
-        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-            .execute(&store.pool())
-            .await
-            .expect("drop the bench schema");
-    });
+/// Drops the bench's schema at the end, or after a failure.
+struct DropSchema {
+    url: String,
+    schema: String,
+}
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        // A runtime of its own on a thread of its own: whatever state the bench's runtimes
+        // are in.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut connection) = sqlx::PgConnection::connect(&url).await {
+                    let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                    let _ = sqlx::query(&drop).execute(&mut connection).await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 fn misses(c: &mut Criterion, rt: &tokio::runtime::Runtime, store: &PostgresStore, url: &str) {
