@@ -124,6 +124,7 @@
 //! | `metrics` | no | counters, gauges and histograms on the `metrics` facade; see [`metrics`] |
 //! | `testing` | no | `store::testing`: the conformance kit for store backends |
 //! | `redis` | no | `RedisStore`: sessions in Redis ≥ 6.2 shared by every instance, with a pub/sub invalidation feed; re-exports the `redis` driver |
+//! | `postgres` | no | `store::postgres::PostgresStore`: sessions and customers in PostgreSQL (sqlx, no TLS library of its own), invalidated over `LISTEN/NOTIFY` |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

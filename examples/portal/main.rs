@@ -19,6 +19,7 @@
 //!
 //! ```text
 //! SESSION_STORE=redis SESSION_SECRET=$(openssl rand -hex 32) cargo run --example portal --features redis
+//! SESSION_STORE=postgres SESSION_SECRET=… cargo run --example portal --features postgres
 //! ```
 //!
 //! Environment:
@@ -29,8 +30,9 @@
 //! | `SESSION_SECRET` | random with `memory`, required otherwise | HMAC key for session token hashes (Polar's `SECRET`), the same on every instance |
 //! | `ORG_TOKEN` | random `polar_oat_…` | the organization token `POST /v1/customer-sessions/` wants |
 //! | `COOKIE_SECURE` | `true` | `false` drops `Secure` (and the `__Host-` prefix) from the portal's session cookie, for browsers that refuse secure cookies over plain http |
-//! | `SESSION_STORE` | `memory` | where sessions live: `memory` (this process); `redis` (shared by every instance, feature `redis`); `polar`: merchant mode, accepting sessions issued by Polar or a Polar-compatible server (feature `polar-api`; see `merchant.rs`) |
+//! | `SESSION_STORE` | `memory` | where sessions live: `memory` (this process); `redis` (shared by every instance, feature `redis`); `postgres` (shared, kept across restarts, feature `postgres`); `polar`: merchant mode, accepting sessions issued by Polar or a Polar-compatible server (feature `polar-api`; see `merchant.rs`) |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the Redis server, with `SESSION_STORE=redis` |
+//! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/test` | the database, with `SESSION_STORE=postgres` (feature `postgres`); migrated and seeded idempotently at start |
 //! | `RUST_LOG` | `info` | log filter (logs go to stderr) |
 //!
 //! Standard output carries only `KEY=value` lines and the commands, so scripts can read it.
@@ -39,6 +41,8 @@
 mod app;
 #[cfg(feature = "polar-api")]
 mod merchant;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod seed;
 
 use std::error::Error;
@@ -250,7 +254,20 @@ async fn open_store() -> Result<(DynStore, seed::Demo), Box<dyn Error>> {
         "redis" => Err("SESSION_STORE=redis needs the redis feature: \
              cargo run --example portal --features redis"
             .into()),
-        other => Err(format!("SESSION_STORE must be memory, redis or polar, not {other:?}").into()),
+        #[cfg(feature = "postgres")]
+        "postgres" => {
+            let store = postgres::open().await?;
+            let demo = seed::upsert(&store).await?;
+            Ok((DynStore::new(store), demo))
+        }
+        #[cfg(not(feature = "postgres"))]
+        "postgres" => Err("SESSION_STORE=postgres needs the postgres feature: \
+             cargo run --example portal --features postgres"
+            .into()),
+        other => Err(format!(
+            "SESSION_STORE must be memory, redis, postgres or polar, not {other:?}"
+        )
+        .into()),
     }
 }
 

@@ -73,7 +73,7 @@ fn members() -> Vec<Member> {
 
 /// Store the demo customers in a shared store that may have them already: upserts by
 /// fixed ids, so every start of every instance leaves the same customers.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
 pub async fn upsert(store: &impl CustomerStore) -> Result<Demo, StoreError> {
     Ok(Demo {
         individual: store.upsert_customer(individual().into()).await?,

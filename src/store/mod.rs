@@ -144,6 +144,8 @@ mod feed;
 mod memory;
 #[cfg(feature = "polar-api")]
 pub mod polar;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod record;
 #[cfg(feature = "redis")]
 mod redis;

@@ -1,0 +1,389 @@
+//! [`PostgresStore`]: sessions and customers in PostgreSQL, shared by every instance and
+//! kept across restarts, with invalidation over `LISTEN/NOTIFY`. Feature `postgres`.
+//!
+//! ```no_run
+//! use tower_customer_session::store::postgres::PostgresStore;
+//! use tower_customer_session::{CustomerSessionLayer, SessionManager};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = PostgresStore::connect("postgres://app@db.internal:5432/shop").await?;
+//! store.migrate().await?; // idempotent, safe when several instances start at once
+//! let _sweep = store.spawn_sweep(std::time::Duration::from_secs(15 * 60));
+//!
+//! let sessions = SessionManager::builder(store)
+//!     .secret(std::env::var("SESSION_SECRET")?) // the same on every instance
+//!     .build()?;
+//! let layer = CustomerSessionLayer::new(sessions.clone());
+//! # let _ = layer;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Schema
+//!
+//! [`migrate`](PostgresStore::migrate) creates, in the configured schema (default
+//! `customer_session`), the two tables of Polar's own model:
+//!
+//! - `customers`: every field of Polar's `Customer`; `metadata`, `billing_address` and
+//!   `tax_id` as `jsonb` in Polar's JSON shapes; `type` `individual` or `team`; soft delete
+//!   by `deleted_at`. `external_id` is unique among customers not deleted.
+//! - `customer_sessions`: `token` (`char(64)`, the lowercase hex `HMAC-SHA256(secret,
+//!   token)`, unique, never the token itself), `kind` (`customer` or `member`),
+//!   `customer_id` (indexed, references `customers` with `ON DELETE CASCADE`), `expires_at`
+//!   (indexed), `return_url`, `member` (JSON, member sessions only), `created_at`,
+//!   `modified_at`, `deleted_at`.
+//!
+//! Applied migrations are recorded, with a checksum, in `customer_session_migrations`.
+//!
+//! # Loading
+//!
+//! One statement per cache miss: the session loads only if its hash matches, it is not
+//! deleted, `expires_at > now()`, and its customer is not deleted. Expiry is judged by the
+//! **database clock** (`now()`), not by this crate's [`Clock`](crate::Clock): every instance
+//! and every other program reading the table (Polar's own query is the same) then agrees
+//! on whether a session exists, whatever the skew between application hosts, and the sweep
+//! deletes exactly what loads refuse. The session manager still checks `expires_at` against
+//! its own clock on every request, so the stricter of the two clocks wins.
+//!
+//! # Invalidation feed
+//!
+//! Triggers on both tables `NOTIFY` the channel `customer_session_feed:<schema>` in the
+//! same transaction as the change, so the message is delivered on commit, and only then.
+//! They fire for the store's own statements and for plain SQL from any other program alike:
+//! a revocation (`DELETE`, or a soft delete `UPDATE … SET deleted_at = now()`), a customer's
+//! soft or hard deletion, a customer edit, a `TRUNCATE`. Messages are small and versioned
+//! by their prefix: `s:<64 hex>` (one session), `c:<uuid>` (one customer), `*` (everything);
+//! any message a listener does not recognise flushes everything.
+//!
+//! Each [`SessionManager`](crate::SessionManager) on this store listens on a dedicated
+//! connection, proves it alive with a query on that connection every
+//! [`heartbeat_interval`](PostgresStoreBuilder::heartbeat_interval), and on a failure or a
+//! missed deadline reports the feed lost (the cache is flushed and bypassed), reconnects
+//! with a capped backoff, subscribes again and reports it live.
+//!
+//! # Failures
+//!
+//! Pool acquisition and statements have deadlines
+//! ([`acquire_timeout`](PostgresStoreBuilder::acquire_timeout),
+//! [`statement_timeout`](PostgresStoreBuilder::statement_timeout)), and the session manager
+//! has its own store timeout. A database that is down, refuses connections or hangs makes
+//! store calls fail or time out, and the layer answers `503` with `Retry-After`: never `401`,
+//! never a pass-through. A connection abandoned mid-statement is closed, not reused, and
+//! when the feed comes back after a loss the store starts a fresh pool, so connections that
+//! a stalled network left waiting cannot hold the pool's slots. Connections the server
+//! closed meanwhile are discarded on first use and the statement runs again on another.
+//! When the database is back, the pool and the feed recover by themselves, without a
+//! restart.
+//!
+//! # Deployment caveats
+//!
+//! - `LISTEN` needs a direct session with the server: connect through a session-pooling
+//!   proxy or none, not through a transaction-pooling one (PgBouncer in `transaction` mode
+//!   drops the subscription between statements; the feed then looks silent and is treated
+//!   as lost).
+//! - `statement_timeout` is sent as a startup parameter; a proxy that refuses startup
+//!   parameters needs `statement_timeout(Duration::ZERO)` and a limit set on the role
+//!   instead (`ALTER ROLE … SET statement_timeout = '1s'`).
+//! - TLS: this feature brings no TLS library. For TLS with rustls, enable one of sqlx's
+//!   rustls features in your own `Cargo.toml` (for example
+//!   `sqlx = { version = "0.8", features = ["tls-rustls-ring-webpki"] }`) and set `sslmode`
+//!   in the URL; OpenSSL is never required.
+//! - The role needs `CREATE` on the database (or an existing schema) to migrate, and only
+//!   `SELECT, INSERT, UPDATE, DELETE` on the two tables afterwards.
+
+mod builder;
+#[cfg(feature = "testing")]
+mod conformance;
+mod error;
+mod lease;
+mod listen;
+mod migrate;
+mod rows;
+mod schema;
+mod sweep;
+
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+pub use builder::PostgresStoreBuilder;
+pub use error::PostgresError;
+/// The sqlx this store is built on, for [`PgConnectOptions`] and [`PostgresStore::pool`].
+pub use sqlx;
+
+use error::{is_broken_connection, store_error};
+use lease::{Lease, PgQuery};
+use listen::FeedConfig;
+use schema::{Schema, Statements};
+
+use super::{
+    CustomerRef, CustomerStore, FeedSink, NewSession, SessionAdmin, SessionKey, SessionRecord,
+    SessionStore, StoreError, Watch,
+};
+use crate::model::Customer;
+use crate::token::TokenHash;
+
+/// Sessions and customers in PostgreSQL; see the [module docs](self) for the schema, the
+/// feed and the failure behaviour. Clones share the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Replaced when the feed comes back after a loss; see [`Inner::renew_pool`].
+    pool: RwLock<PgPool>,
+    pool_options: PgPoolOptions,
+    schema: Schema,
+    channel: String,
+    sql: Statements,
+    /// As given, to open peers with the same settings.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    options: PgConnectOptions,
+    /// With `statement_timeout`, for the feed's own connections.
+    session_options: PgConnectOptions,
+    feed: FeedConfig,
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    settings: PostgresStoreBuilder,
+    /// Where the feed and the sweep run: captured when the store was opened, so starting
+    /// them never depends on the caller's context.
+    runtime: tokio::runtime::Handle,
+}
+
+/// How long a replaced pool may take to close the connections it still has.
+const OLD_POOL_GRACE: Duration = Duration::from_secs(5);
+
+impl Inner {
+    fn pool(&self) -> PgPool {
+        // Holds only a handle: a panic elsewhere cannot leave it half-written.
+        self.pool
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Start over with a fresh pool. Called when the feed's connection comes back after a
+    /// loss, i.e. after the database was unreachable: a connection the network stalled
+    /// while sqlx was testing it on release (or closing it) waits on a reply that will
+    /// never come, and keeps its pool slot until the kernel gives up on the socket, which
+    /// takes many minutes. A fresh pool has every slot; the old one closes what it can.
+    fn renew_pool(&self) {
+        let fresh = self
+            .pool_options
+            .clone()
+            .connect_lazy_with(self.session_options.clone());
+        let old = std::mem::replace(
+            &mut *self.pool.write().unwrap_or_else(PoisonError::into_inner),
+            fresh,
+        );
+        self.runtime.spawn(async move {
+            let _ = tokio::time::timeout(OLD_POOL_GRACE, old.close()).await;
+        });
+    }
+}
+
+impl PostgresStore {
+    /// Settings with their defaults, to change before connecting.
+    pub fn builder() -> PostgresStoreBuilder {
+        PostgresStoreBuilder::default()
+    }
+
+    /// Open the store on `url` with the default settings; see
+    /// [`PostgresStoreBuilder::connect`].
+    ///
+    /// ```no_run
+    /// # use tower_customer_session::store::postgres::PostgresStore;
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = PostgresStore::connect("postgres://postgres@127.0.0.1:5432/test").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Self, PostgresError> {
+        Self::builder().connect(url).await
+    }
+
+    /// Create or update the schema: idempotent, and safe when several instances start at
+    /// once (they queue on an advisory lock held for the migration's transaction).
+    ///
+    /// # Errors
+    ///
+    /// A database error, or [`PostgresError::MigrationChanged`] if a shipped migration was
+    /// recorded with different SQL.
+    pub async fn migrate(&self) -> Result<(), PostgresError> {
+        migrate::run(&self.inner.pool(), &self.inner.schema).await
+    }
+
+    /// The connection pool, for queries of your own. The store replaces its pool when the
+    /// feed recovers from a loss: take it anew for each use rather than keeping it.
+    pub fn pool(&self) -> PgPool {
+        self.inner.pool()
+    }
+
+    /// The schema holding the tables.
+    pub fn schema(&self) -> &str {
+        self.inner.schema.name()
+    }
+
+    /// The `LISTEN/NOTIFY` channel of the feed: `customer_session_feed:<schema>`. Another
+    /// program may `NOTIFY` it (`s:<hex>`, `c:<uuid>`, `*`) after changes the triggers do not
+    /// see.
+    pub fn channel(&self) -> &str {
+        &self.inner.channel
+    }
+
+    /// Run one statement and return its row, if any. A pooled connection the server closed
+    /// since its last use (a restart, a failover, a network cut) fails at once and is
+    /// discarded; the statement is then run again on the next connection, at most once per
+    /// pool slot, so after an outage the pool sheds its dead connections without failing a
+    /// request. Every statement here is safe to repeat: reads, idempotent writes, and
+    /// `create`, whose repeat after an unseen commit reports a conflict, so the manager
+    /// issues another token and the first row, whose token nobody holds, expires unused.
+    async fn fetch<'q>(
+        &self,
+        query: impl Fn() -> PgQuery<'q>,
+    ) -> Result<Option<PgRow>, StoreError> {
+        let mut pool = self.inner.pool();
+        let mut retries = pool.options().get_max_connections();
+        loop {
+            let result = match Lease::acquire(&pool).await {
+                Ok(mut lease) => lease.fetch_optional(query()).await,
+                Err(error) => Err(error),
+            };
+            match result {
+                Err(error) if retries > 0 && is_broken_connection(&error) => {
+                    retries -= 1;
+                    // The pool may have been renewed meanwhile.
+                    pool = self.inner.pool();
+                }
+                other => return other.map_err(store_error),
+            }
+        }
+    }
+
+    /// As [`fetch`](Self::fetch), for statements that always return one row.
+    async fn fetch_one<'q>(&self, query: impl Fn() -> PgQuery<'q>) -> Result<PgRow, StoreError> {
+        self.fetch(query)
+            .await?
+            .ok_or_else(|| StoreError::backend(sqlx::Error::RowNotFound))
+    }
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the connect options: they hold the password.
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.inner.schema.name())
+            .field("pool_size", &self.inner.pool().size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionStore for PostgresStore {
+    async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
+        let hex = key.token_hash().to_hex();
+        let row = self
+            .fetch(|| sqlx::query(&self.inner.sql.load).bind(hex.as_str()))
+            .await?;
+        row.as_ref()
+            .map(rows::session)
+            .transpose()
+            .map_err(store_error)
+    }
+
+    fn watch(&self, sink: FeedSink) -> Option<Watch> {
+        let inner = self.inner.clone();
+        let max_silence = inner.feed.max_silence();
+        self.inner.runtime.spawn(listen::run(inner, sink));
+        Some(Watch::new(max_silence))
+    }
+}
+
+impl SessionAdmin for PostgresStore {
+    async fn create(&self, new: NewSession) -> Result<SessionRecord, StoreError> {
+        let (by_id, by_external_id) = match &new.customer {
+            CustomerRef::Id(id) => (Some(*id), None),
+            CustomerRef::ExternalId(ext) => (None, Some(ext.as_str())),
+        };
+        let hex = new.token_hash.to_hex();
+        let row = self
+            .fetch(|| {
+                sqlx::query(&self.inner.sql.create)
+                    .bind(by_id)
+                    .bind(by_external_id)
+                    .bind(new.id)
+                    .bind(hex.as_str())
+                    .bind(new.kind.as_str())
+                    .bind(new.created_at)
+                    .bind(new.expires_at)
+                    .bind(new.return_url.as_deref())
+                    .bind(new.member.as_ref().map(sqlx::types::Json))
+            })
+            .await?
+            .ok_or(StoreError::UnknownCustomer)?;
+        let inserted: bool = row.try_get(0).map_err(store_error)?;
+        if !inserted {
+            return Err(StoreError::Conflict);
+        }
+        let customer = rows::customer(&row, 1).map_err(store_error)?;
+        Ok(new.into_record(customer))
+    }
+
+    async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
+        let hex = token_hash.to_hex();
+        let row = self
+            .fetch(|| sqlx::query(&self.inner.sql.revoke).bind(hex.as_str()))
+            .await?;
+        // No row: nothing to revoke; `false`: it was already soft-deleted.
+        row.map_or(Ok(false), |row| row.try_get(0))
+            .map_err(store_error)
+    }
+
+    async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
+        let row = self
+            .fetch_one(|| sqlx::query(&self.inner.sql.revoke_all).bind(customer_id))
+            .await?;
+        let count: i64 = row.try_get(0).map_err(store_error)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
+
+impl CustomerStore for PostgresStore {
+    async fn upsert_customer(&self, customer: Customer) -> Result<Customer, StoreError> {
+        let row = self
+            .fetch_one(|| {
+                rows::bind_customer(sqlx::query(&self.inner.sql.upsert_customer), &customer)
+            })
+            .await?;
+        rows::customer(&row, 0).map_err(store_error)
+    }
+
+    async fn customer(&self, by: &CustomerRef) -> Result<Option<Customer>, StoreError> {
+        let row = self
+            .fetch(|| match by {
+                CustomerRef::Id(id) => sqlx::query(&self.inner.sql.customer_by_id).bind(*id),
+                CustomerRef::ExternalId(ext) => {
+                    sqlx::query(&self.inner.sql.customer_by_external_id).bind(ext.as_str())
+                }
+            })
+            .await?;
+        row.map(|row| rows::customer(&row, 0))
+            .transpose()
+            .map_err(store_error)
+    }
+
+    async fn delete_customer(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let row = self
+            .fetch(|| {
+                sqlx::query(&self.inner.sql.delete_customer)
+                    .bind(id)
+                    .bind(at)
+            })
+            .await?;
+        Ok(row.is_some())
+    }
+}
