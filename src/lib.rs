@@ -163,6 +163,10 @@ pub use reject::{
     DefaultRejection, InvalidRequest, InvalidToken, OnRejection, Rejection, StoreUnavailable,
 };
 pub use role::RequireRole;
+#[cfg(feature = "polar-api")]
+pub use store::polar::{PolarApiStore, PolarWebhooks};
+#[cfg(feature = "postgres")]
+pub use store::postgres::PostgresStore;
 pub use store::{
     CustomerStore, DynStore, MemoryStore, SessionAdmin, SessionKey, SessionStore, StoreError,
 };
@@ -173,6 +177,13 @@ pub use store::{RedisStore, RedisStoreBuilder};
 /// version (e.g. for [`RedisStore::connection`] or to enable its TLS features).
 #[cfg(feature = "redis")]
 pub use ::redis;
+
+/// The date-time crate of the public API (`created_at`, `expires_at`, clocks), re-exported so
+/// an application needs no dependency of its own that could drift to another version.
+pub use chrono;
+/// The UUID crate of the public API (customer, session and member ids), re-exported for the
+/// same reason.
+pub use uuid;
 
 // The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
