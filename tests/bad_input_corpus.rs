@@ -15,13 +15,13 @@
 //! checksum → 401 `invalid_token` with no store call; unknown → 401 `invalid_token`; cookie
 //! names exact and case-sensitive; an empty cookie is no cookie; identical duplicates are fine.
 
-mod security_common;
+mod common;
 
 use axum::body::Body;
-use http::{HeaderName, HeaderValue, Request};
-use security_common::{
+use common::fixture::{
     CHALLENGE, COOKIE, Fixture, MEMBER, UNKNOWN, VALID, challenge_error, raw_exchange, serve,
 };
+use http::{HeaderName, HeaderValue, Request};
 use tower::ServiceExt;
 
 /// What a row must produce.
@@ -909,8 +909,8 @@ async fn over_socket(fixture: &Fixture, case: &Case) -> Outcome {
 
 /// Every assertion of one row; `Err` describes the first mismatch.
 fn check(fixture: &Fixture, expect: Expect, outcome: &Outcome) -> Result<(), String> {
-    let loads = fixture.probe.counts.loads();
-    let writes = fixture.probe.counts.writes();
+    let loads = fixture.store.loads();
+    let writes = fixture.store.writes();
     let (status, error, want_loads) = match expect {
         Expect::Header(_) | Expect::Cookie(_) => (200, None, 1),
         Expect::Challenge => (401, None, 0),
@@ -1198,10 +1198,10 @@ fn portal_app(fixture: &Fixture) -> axum::Router {
 fn check_handoff(
     fixture: &Fixture,
     case: &HandoffCase,
-    response: &security_common::RawResponse,
+    response: &common::fixture::RawResponse,
 ) -> Result<(), String> {
-    let loads = fixture.probe.counts.loads();
-    if fixture.probe.counts.writes() != 0 {
+    let loads = fixture.store.loads();
+    if fixture.store.writes() != 0 {
         return Err("the hand-off wrote to the store".into());
     }
     let set_cookie = response.header("set-cookie").map(String::from_utf8_lossy);
@@ -1297,7 +1297,7 @@ async fn handoff_corpus_in_process() {
             .oneshot(request)
             .await
             .expect("infallible");
-        let raw = security_common::RawResponse {
+        let raw = common::fixture::RawResponse {
             status: response.status().as_u16(),
             headers: response
                 .headers()

@@ -6,25 +6,17 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use chrono::TimeDelta;
-use common::{Harness, Recorder, Reply, bearer, recording_service, send, unknown_token};
-use http::{Request, StatusCode};
+use common::{App, Harness, Recorder, Reply, bearer, send, unknown_token};
+use http::StatusCode;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
-use tower::Layer;
-use tower::util::BoxCloneService;
 use tower_customer_session::{CustomerSessionLayer, InvalidToken, Rejection, StoreUnavailable};
 
-type App = BoxCloneService<Request<Body>, http::Response<Body>, std::convert::Infallible>;
-
 fn app_for(h: &Harness) -> App {
-    let service =
-        CustomerSessionLayer::new(h.sessions.clone()).layer(recording_service(Recorder::default()));
-    BoxCloneService::new(
-        tower::ServiceBuilder::new()
-            .map_response(|r: http::Response<_>| r.map(Body::new))
-            .service(service),
+    common::app(
+        CustomerSessionLayer::new(h.sessions.clone()),
+        &Recorder::default(),
     )
 }
 

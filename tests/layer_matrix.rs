@@ -27,7 +27,7 @@ const COOKIE: &str = "__Host-customer_session";
 /// The same layer in front of an axum router and in front of a bare `service_fn`.
 struct Apps {
     router: Router,
-    plain: tower::util::BoxCloneService<Request<Body>, Response<Body>, std::convert::Infallible>,
+    plain: common::App,
     recorder: Recorder,
 }
 
@@ -46,12 +46,7 @@ impl Apps {
                 }),
             )
             .route_layer(layer.clone());
-        let plain = tower::util::BoxCloneService::new(
-            tower::ServiceBuilder::new()
-                .map_response(|r: Response<_>| r.map(Body::new))
-                .layer(layer)
-                .service(recording_service(recorder.clone())),
-        );
+        let plain = common::app(layer, &recorder);
         Self {
             router,
             plain,

@@ -5,14 +5,14 @@
 //! must be the model's: 200 exactly while the session exists, is unrevoked, unexpired on the
 //! shared manual clock, and its customer is not deleted; 401 otherwise.
 
-mod security_common;
+mod common;
 
 use axum::Router;
 use axum::body::Body;
 use chrono::{DateTime, TimeDelta, Utc};
+use common::fixture::{COOKIE, Fixture, MEMBER, UNKNOWN, VALID, challenge_error, epoch};
 use http::Request;
 use proptest::prelude::*;
-use security_common::{COOKIE, Fixture, MEMBER, UNKNOWN, VALID, challenge_error, epoch};
 use tower::ServiceExt;
 use tower_customer_session::{CreateError, CreateSession, CredentialSource, Customer, StoreError};
 
@@ -254,14 +254,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         }
     }
     // Requests and authentications never write: every store create is one of ours.
-    prop_assert_eq!(
-        real.fixture
-            .probe
-            .counts
-            .creates
-            .load(std::sync::atomic::Ordering::SeqCst),
-        creates
-    );
+    prop_assert_eq!(real.fixture.store.creates(), creates);
     Ok(())
 }
 

@@ -8,9 +8,7 @@
 //! successful hand-off and the body of `create`). The full 64-hex token hash, the store's
 //! lookup key, stays out of logs too; only its 8-hex short form may appear.
 
-#[path = "common/log_capture.rs"]
-mod log_capture;
-mod security_common;
+mod common;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,9 +17,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::{get, post};
 use chrono::TimeDelta;
+use common::Fault;
+use common::fixture::{COOKIE, Fixture, MEMBER, UNKNOWN, VALID};
+use common::log_capture::LogCapture;
 use http::{HeaderMap, Request, Response};
-use log_capture::LogCapture;
-use security_common::{COOKIE, Fault, Fixture, MEMBER, UNKNOWN, VALID};
 use tower::{Layer, ServiceExt};
 use tower_customer_session::reject::on_rejection_fn;
 use tower_customer_session::store::{CustomerRef, NewSession, StoreError};
@@ -273,7 +272,7 @@ async fn layer_outcomes_leak_nothing() {
     evidence.secret(fresh.token.expose_secret());
     evidence.debug("CustomerSession", &fresh);
     for fault in [Fault::Error, Fault::Hang] {
-        fixture.probe.set_fault(fault);
+        fixture.store.set_fault(fault);
         let (response, body) = send(
             &app,
             get_with(
@@ -296,7 +295,7 @@ async fn layer_outcomes_leak_nothing() {
             &format!("create under {fault:?}"),
             &create.expect_err("store is down"),
         );
-        fixture.probe.set_fault(Fault::None);
+        fixture.store.set_fault(Fault::None);
     }
 
     // What handlers saw: the credential header is marked sensitive before they run.
@@ -373,8 +372,8 @@ async fn sessions_api_and_public_types_leak_nothing() {
     evidence.debug("TokenFormat", sessions.format());
     evidence.debug("SessionManager", sessions);
     let record = fixture
-        .probe
-        .memory
+        .store
+        .memory()
         .load(SessionKey::new(&hash, token))
         .await
         .expect("load")
@@ -393,7 +392,7 @@ async fn sessions_api_and_public_types_leak_nothing() {
     };
     evidence.debug("NewSession", &new);
     evidence.debug("CreateSession", &CreateSession::default().return_url("x"));
-    evidence.debug("MemoryStore", &fixture.probe.memory);
+    evidence.debug("MemoryStore", fixture.store.memory());
     let layer = fixture.layer();
     evidence.debug("CustomerSessionLayer", &layer);
     let service = layer
@@ -536,11 +535,11 @@ async fn portal_handoff_leaks_nothing_but_its_cookie() {
         assert_eq!(response.status(), 401, "{label}");
         evidence.response(label, response.headers(), &body, None);
     }
-    fixture.probe.set_fault(Fault::Error);
+    fixture.store.set_fault(Fault::Error);
     let (response, body) = send(&app, hand(format!("customer_session_token={MEMBER}"))).await;
     assert_eq!(response.status(), 503);
     evidence.response("hand-off store down", response.headers(), &body, None);
-    fixture.probe.set_fault(Fault::None);
+    fixture.store.set_fault(Fault::None);
 
     // A rejected cookie is cleared with an empty value, never echoed.
     let logout = Request::builder()
@@ -636,7 +635,7 @@ async fn rejection_hooks_see_no_token() {
         .expect("request");
     assert_eq!(send(&app, cross_site).await.0.status(), 403);
 
-    fixture.probe.set_fault(Fault::Error);
+    fixture.store.set_fault(Fault::Error);
     let store_down = Request::get("/me")
         .header("authorization", format!("Bearer {MEMBER}"))
         .header("cookie", format!("{COOKIE}={VALID}"))

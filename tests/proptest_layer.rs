@@ -6,14 +6,14 @@
 //! anything but an exact issued token, and never asks the store about a credential whose
 //! shape is wrong.
 
-mod security_common;
+mod common;
 
 use axum::Router;
 use axum::body::Body;
+use common::fixture::{COOKIE, Fixture, MEMBER, UNKNOWN, VALID, challenge_error, is_b64token};
 use http::header::{AUTHORIZATION, COOKIE as COOKIE_HEADER, WWW_AUTHENTICATE};
 use http::{HeaderName, HeaderValue, Request};
 use proptest::prelude::*;
-use security_common::{COOKIE, Fixture, MEMBER, UNKNOWN, VALID, challenge_error, is_b64token};
 use tower::ServiceExt;
 use tower_customer_session::CredentialSource;
 use tower_customer_session::token::TokenFormat;
@@ -135,7 +135,7 @@ impl World {
             request = request.header(name, value.clone());
         }
         let request = request.body(Body::empty()).expect("request");
-        let loads_before = self.fixture.probe.counts.loads();
+        let loads_before = self.fixture.store.loads();
         let (status, challenge, body) = self.runtime.block_on(async {
             let response = self.app.clone().oneshot(request).await.expect("infallible");
             let status = response.status().as_u16();
@@ -152,10 +152,10 @@ impl World {
                 String::from_utf8_lossy(&body).into_owned(),
             )
         });
-        let loads = self.fixture.probe.counts.loads() - loads_before;
+        let loads = self.fixture.store.loads() - loads_before;
         let error = challenge.as_deref().and_then(challenge_error);
         prop_assert_eq!(
-            self.fixture.probe.counts.writes(),
+            self.fixture.store.writes(),
             0,
             "a request wrote to the store"
         );
@@ -338,7 +338,7 @@ proptest! {
                 let warm = w.runtime.block_on(w.fixture.sessions.authenticate(known, CredentialSource::Header));
                 prop_assert_eq!(warm.is_ok(), known != UNKNOWN);
             }
-            let before = w.fixture.probe.counts.loads();
+            let before = w.fixture.store.loads();
             let verdict = judge_token(&token);
             prop_assert!(matches!(verdict, Verdict::BadRequest | Verdict::BadShape));
             if let Ok(value) = HeaderValue::from_bytes(&[b"Bearer ".as_slice(), &token].concat()) {
@@ -352,7 +352,7 @@ proptest! {
                 .runtime
                 .block_on(w.fixture.sessions.authenticate(&text, CredentialSource::Header));
             prop_assert!(direct.is_err());
-            prop_assert_eq!(w.fixture.probe.counts.loads(), before, "the store saw a refused shape");
+            prop_assert_eq!(w.fixture.store.loads(), before, "the store saw a refused shape");
             Ok(())
         })?;
     }

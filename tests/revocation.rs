@@ -7,23 +7,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 
-use axum::body::Body;
-use common::{Harness, Recorder, bearer, recording_service, send};
-use http::{Request, StatusCode};
-use tower::util::BoxCloneService;
-use tower::{Layer, Service, ServiceExt};
+use common::{App, Harness, Recorder, bearer, send};
+use http::StatusCode;
+use tower::{Service, ServiceExt};
 use tower_customer_session::{CustomerSessionLayer, InvalidToken, Rejection};
 
-type App = BoxCloneService<Request<Body>, http::Response<Body>, std::convert::Infallible>;
-
 fn app_for(h: &Harness, recorder: &Recorder) -> App {
-    let service =
-        CustomerSessionLayer::new(h.sessions.clone()).layer(recording_service(recorder.clone()));
-    BoxCloneService::new(
-        tower::ServiceBuilder::new()
-            .map_response(|r: http::Response<_>| r.map(Body::new))
-            .service(service),
-    )
+    common::app(CustomerSessionLayer::new(h.sessions.clone()), recorder)
 }
 
 /// Poll `future` exactly once.

@@ -7,18 +7,11 @@ use std::time::Duration;
 
 use axum::body::Body;
 use common::log_capture::LogCapture;
-use common::{
-    Harness, Recorder, Reply, anonymous, assert_no_token_in, bearer, recording_service, request,
-    send,
-};
+use common::{Harness, Recorder, Reply, anonymous, assert_no_token_in, bearer, request, send};
 use http::{Request, StatusCode};
-use tower::Layer;
-use tower::util::BoxCloneService;
 use tower_customer_session::{CreateSession, CredentialSource, CustomerSessionLayer};
 
 const COOKIE: &str = "__Host-customer_session";
-
-type App = BoxCloneService<Request<Body>, http::Response<Body>, std::convert::Infallible>;
 
 #[tokio::test]
 async fn tokens_never_reach_logs_debug_output_or_responses() {
@@ -30,11 +23,7 @@ async fn tokens_never_reach_logs_debug_output_or_responses() {
     let h = Harness::with(|b| b.store_timeout(Duration::from_millis(50)));
     let recorder = Recorder::default();
     let layer = CustomerSessionLayer::new(h.sessions.clone()).cookie(COOKIE);
-    let app: App = BoxCloneService::new(
-        tower::ServiceBuilder::new()
-            .map_response(|r: http::Response<_>| r.map(Body::new))
-            .service(layer.clone().layer(recording_service(recorder.clone()))),
-    );
+    let app = common::app(layer.clone(), &recorder);
     let jane = h.customer("Jane");
 
     // create (customer and member sessions)

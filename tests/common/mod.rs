@@ -1,10 +1,12 @@
-//! Helpers shared by the integration tests: an instrumented store, demo customers, request
-//! builders and a recorder for what the inner service saw.
+//! Helpers shared by the integration tests: one instrumented store, demo customers, request
+//! builders, one app builder and a recorder for what the inner service saw. The security
+//! suites' fixed-token fixture and raw HTTP client are in [`fixture`].
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
 pub mod example_process;
+pub mod fixture;
 pub mod log_capture;
 
 use std::collections::HashMap;
@@ -20,13 +22,15 @@ use chrono::{TimeZone, Utc};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tokio::sync::Notify;
+use tower::util::BoxCloneService;
 use tower::{Service, ServiceExt};
 use tower_customer_session::model::CustomerData;
 use tower_customer_session::store::{NewSession, SessionRecord};
 use tower_customer_session::token::{SessionToken, TokenHash};
 use tower_customer_session::{
-    CreateSession, Customer, ManualClock, MemoryStore, Rejection, SessionAdmin, SessionInfo,
-    SessionKey, SessionManager, SessionManagerBuilder, SessionStore, StoreError,
+    CreateSession, Customer, CustomerSessionLayer, ManualClock, MemoryStore, Rejection,
+    SessionAdmin, SessionInfo, SessionKey, SessionManager, SessionManagerBuilder, SessionStore,
+    StoreError,
 };
 use uuid::Uuid;
 
@@ -71,10 +75,23 @@ struct Probe {
     latency: Mutex<Duration>,
     fail_next: AtomicUsize,
     fail_always: AtomicBool,
+    hang: AtomicBool,
     gate: Mutex<Option<Arc<Gate>>>,
 }
 
-/// A [`MemoryStore`] that counts loads, and can be made slow, failing or paused.
+/// What [`TestStore::set_fault`] makes every store operation do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Pass through to the memory store.
+    None,
+    /// Fail with a backend error.
+    Error,
+    /// Hang forever (the layer's store timeout must cut it).
+    Hang,
+}
+
+/// A [`MemoryStore`] that counts loads and writes, and can be made slow, failing, hanging
+/// or paused.
 #[derive(Clone, Default)]
 pub struct TestStore {
     memory: MemoryStore,
@@ -116,8 +133,14 @@ impl TestStore {
         self.probe.creates.load(Ordering::SeqCst)
     }
 
+    /// Calls to `revoke` and `revoke_all`.
     pub fn revokes(&self) -> usize {
         self.probe.revokes.load(Ordering::SeqCst)
+    }
+
+    /// Every write: create, revoke, revoke_all.
+    pub fn writes(&self) -> usize {
+        self.creates() + self.revokes()
     }
 
     /// Every load sleeps this long before answering.
@@ -133,6 +156,14 @@ impl TestStore {
     /// Every operation fails with a backend error until turned off.
     pub fn fail_always(&self, on: bool) {
         self.probe.fail_always.store(on, Ordering::SeqCst);
+    }
+
+    /// Every operation fails, hangs, or (`Fault::None`) works again.
+    pub fn set_fault(&self, fault: Fault) {
+        self.fail_always(fault == Fault::Error);
+        self.probe
+            .hang
+            .store(fault == Fault::Hang, Ordering::SeqCst);
     }
 
     /// The next load pauses after reading its record, until the gate is released.
@@ -151,6 +182,21 @@ impl TestStore {
                 "store load {n} never started"
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Never returns while [`Fault::Hang`] is set.
+    async fn hang(&self) {
+        if self.probe.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// A write fails only with `fail_always`: `fail_next_loads` counts loads alone.
+    fn write_failure(&self) -> Result<(), StoreError> {
+        match self.probe.fail_always.load(Ordering::SeqCst) {
+            true => Err(StoreError::backend(BACKEND_DETAIL)),
+            false => Ok(()),
         }
     }
 
@@ -180,6 +226,7 @@ impl SessionStore for TestStore {
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
+        self.hang().await;
         if let Some(error) = self.failure() {
             return Err(error);
         }
@@ -196,25 +243,22 @@ impl SessionStore for TestStore {
 impl SessionAdmin for TestStore {
     async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
         self.probe.creates.fetch_add(1, Ordering::SeqCst);
-        if self.probe.fail_always.load(Ordering::SeqCst) {
-            return Err(StoreError::backend(BACKEND_DETAIL));
-        }
+        self.hang().await;
+        self.write_failure()?;
         self.memory.create(session).await
     }
 
     async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
         self.probe.revokes.fetch_add(1, Ordering::SeqCst);
-        if self.probe.fail_always.load(Ordering::SeqCst) {
-            return Err(StoreError::backend(BACKEND_DETAIL));
-        }
+        self.hang().await;
+        self.write_failure()?;
         self.memory.revoke(token_hash).await
     }
 
     async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
         self.probe.revokes.fetch_add(1, Ordering::SeqCst);
-        if self.probe.fail_always.load(Ordering::SeqCst) {
-            return Err(StoreError::backend(BACKEND_DETAIL));
-        }
+        self.hang().await;
+        self.write_failure()?;
         self.memory.revoke_all(customer_id).await
     }
 }
@@ -481,4 +525,20 @@ pub fn assert_no_token_in(haystack: &str, tokens: &[&str], what: &str) {
             panic!("{what} contains token fragment {window:?}:\n{haystack}");
         }
     }
+}
+
+/// A layered service, boxed so tests can clone it and name its type.
+pub type App = BoxCloneService<Request<Body>, Response<Body>, Infallible>;
+
+/// The one app builder: `layer` in front of [`recording_service`] recording into `recorder`.
+pub fn app<R: tower_customer_session::OnRejection>(
+    layer: CustomerSessionLayer<TestStore, R>,
+    recorder: &Recorder,
+) -> App {
+    BoxCloneService::new(
+        tower::ServiceBuilder::new()
+            .map_response(|r: Response<_>| r.map(Body::new))
+            .layer(layer)
+            .service(recording_service(recorder.clone())),
+    )
 }
