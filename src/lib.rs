@@ -185,7 +185,14 @@ pub use chrono;
 /// same reason.
 pub use uuid;
 
-// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
+// The README's examples, compiled and run as doctests (they use every backend, so they
+// need every feature, as the README's test command builds them).
+#[cfg(all(
+    doctest,
+    feature = "redis",
+    feature = "postgres",
+    feature = "polar-api",
+    feature = "metrics"
+))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
