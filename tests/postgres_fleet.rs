@@ -12,6 +12,7 @@ use postgres_common::{PROPAGATION, Schemas, customer, manager, plain_connection,
 use sqlx::postgres::{PgConnection, PgListener};
 use tower_customer_session::store::FeedState;
 use tower_customer_session::store::postgres::PostgresStore;
+use tower_customer_session::store::testing::refused_within;
 use tower_customer_session::token::{TokenFormat, TokenHash, TokenHasher, TokenKind};
 use tower_customer_session::{
     CreateSession, CredentialSource, Customer, SessionKey, SessionManager, SessionStore,
@@ -98,24 +99,6 @@ async fn cached_on(manager: &Manager, token: &str) {
             .authenticate(token, CredentialSource::Header)
             .await
             .expect("the session authenticates");
-    }
-}
-
-async fn refused_within(manager: &Manager, token: &str, what: &str) {
-    let deadline = tokio::time::Instant::now() + PROPAGATION;
-    loop {
-        if manager
-            .authenticate(token, CredentialSource::Header)
-            .await
-            .is_err()
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: still accepted after {PROPAGATION:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 

@@ -56,7 +56,7 @@ use chrono::{TimeDelta, Utc};
 use uuid::Uuid;
 
 use super::{CustomerRef, CustomerStore, NewSession, SessionAdmin, SessionKey, SessionRecord};
-use super::{FeedSink, FeedState, StoreError};
+use super::{FeedSink, FeedState, SessionStore, StoreError};
 use crate::model::{Customer, CustomerData, Member, MemberRole, truncate_to_micros};
 use crate::token::{SessionToken, TokenFormat, TokenHasher, TokenKind};
 use crate::{CreateSession, CredentialSource, SessionManager};
@@ -464,7 +464,10 @@ async fn authenticated<S: Conformance>(manager: &SessionManager<S>, token: &str)
         .expect("and keeps authenticating");
 }
 
-async fn refused_within<S: Conformance>(manager: &SessionManager<S>, token: &str, what: &str) {
+/// Wait until `manager` refuses `token`, failing the test if it still accepts it after
+/// [`PROPAGATION`]: how a fleet test checks that a change on another instance arrived.
+/// `what` names the change in the failure message.
+pub async fn refused_within<S: SessionStore>(manager: &SessionManager<S>, token: &str, what: &str) {
     let deadline = tokio::time::Instant::now() + PROPAGATION;
     loop {
         if manager
