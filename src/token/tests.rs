@@ -199,3 +199,18 @@ fn hash_equality_sees_every_byte() {
         base.ct_eq(&TokenHash::from_bytes(*base.as_bytes()))
     ));
 }
+
+#[test]
+fn the_branch_free_alphabet_check_agrees_with_std_for_every_byte_and_position() {
+    for position in 0..BODY_LEN {
+        for byte in 0..=u8::MAX {
+            let mut body = [b'a'; BODY_LEN];
+            body[position] = byte;
+            assert_eq!(
+                alphanumeric(&body),
+                byte.is_ascii_alphanumeric(),
+                "byte {byte:#04x} at {position}"
+            );
+        }
+    }
+}
