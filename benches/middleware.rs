@@ -27,7 +27,7 @@ use bytes::Bytes;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use http::header::{AUTHORIZATION, SET_COOKIE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body_util::Full;
 use tokio::runtime::Runtime;
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -37,9 +37,10 @@ use tower_customer_session::{
 };
 use uuid::Uuid;
 
+use common::requests::{Requests, bearer_in_order, shuffled_bearer};
 use common::{
-    COOKIE_NAME, Counting, Req, SplitMix, Spread, bad_checksum, bearer_request, builder,
-    cookie_request, populate, unknown_token,
+    COOKIE_NAME, Counting, Req, Spread, bad_checksum, bearer_request, builder, cookie_request,
+    populate, unknown_token,
 };
 
 type Res = Response<Full<Bytes>>;
@@ -71,48 +72,6 @@ fn runtime() -> Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-/// The requests a row is driven with.
-enum Requests {
-    /// Whole requests, cloned in turn.
-    Templates(Vec<Req>),
-    /// One header-less request, cloned, plus an `Authorization` value copied from a flat
-    /// buffer of fixed-size values. Large token sets use this: a server parses each request
-    /// into fresh, CPU-cache-hot buffers, whereas cloning a million prepared requests would
-    /// spend the time missing in a gigabyte of scattered heap, in the bench rather than the
-    /// layer. Both this crate's rows and their bare baselines pay the same copy.
-    Bearer {
-        base: Box<Req>,
-        values: Vec<u8>,
-        stride: usize,
-    },
-}
-
-impl Requests {
-    fn len(&self) -> usize {
-        match self {
-            Self::Templates(all) => all.len(),
-            Self::Bearer { values, stride, .. } => values.len() / stride,
-        }
-    }
-
-    fn get(&self, i: usize) -> Req {
-        match self {
-            Self::Templates(all) => all[i].clone(),
-            Self::Bearer {
-                base,
-                values,
-                stride,
-            } => {
-                let mut request = Req::clone(base);
-                let value =
-                    HeaderValue::from_bytes(&values[i * stride..(i + 1) * stride]).expect("ASCII");
-                request.headers_mut().insert(AUTHORIZATION, value);
-                request
-            }
-        }
-    }
 }
 
 /// A single request, cloned for every call.
@@ -192,34 +151,6 @@ where
                 .extensions()
                 .get::<tower_customer_session::Rejection>()
         );
-    }
-}
-
-/// Bearer requests for every token, in a fixed random order (random cache access).
-fn shuffled_bearer(tokens: &[String]) -> Requests {
-    let mut order: Vec<&String> = tokens.iter().collect();
-    SplitMix(0x5EED).shuffle(&mut order);
-    bearer_values(order)
-}
-
-/// Bearer requests for every token, in the order given (for filling a cache in creation
-/// order, as a server does, before timing in [`shuffled_bearer`] order).
-fn bearer_in_order(tokens: &[String]) -> Requests {
-    bearer_values(tokens.iter().collect())
-}
-
-fn bearer_values(order: Vec<&String>) -> Requests {
-    let stride = "Bearer ".len() + order[0].len();
-    let mut values = Vec::with_capacity(stride * order.len());
-    for token in order {
-        values.extend_from_slice(b"Bearer ");
-        values.extend_from_slice(token.as_bytes());
-        assert_eq!(values.len() % stride, 0, "tokens of one length");
-    }
-    Requests::Bearer {
-        base: Box::new(common::plain_request()),
-        values,
-        stride,
     }
 }
 

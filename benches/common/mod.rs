@@ -4,6 +4,8 @@
 // Each bench target compiles this module on its own and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod requests;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
