@@ -13,7 +13,8 @@
 //!
 //! Run: `cargo bench --bench throughput` (1 thread and every core). Thread counts and time
 //! per row: `THROUGHPUT_THREADS=1,2,4,8 THROUGHPUT_SECS=5 cargo bench --bench throughput`.
-//! Writes `benches/results/throughput.md`.
+//! Rows whose key (`bare`, `hit`, `miss`) contains the first argument run alone:
+//! `cargo bench --bench throughput -- miss`. Writes `benches/results/throughput.md`.
 
 mod common;
 
@@ -117,6 +118,12 @@ fn thread_counts() -> Vec<usize> {
 }
 
 fn main() {
+    // Like criterion: the first argument that is not an option selects rows by name.
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .unwrap_or_default();
+    let selected = |row: &str| row.contains(&filter);
     let threads = thread_counts();
     let time = Duration::from_secs_f64(
         std::env::var("THROUGHPUT_SECS").map_or(3.0, |s| s.parse().expect("THROUGHPUT_SECS")),
@@ -125,19 +132,21 @@ fn main() {
 
     let mut rows: Vec<(&str, Vec<f64>)> = Vec::new();
 
-    let bare_requests = Arc::new(shuffled_bearer(
-        &(0..SESSIONS).map(|_| unknown_token()).collect::<Vec<_>>(),
-    ));
-    let bare = service_fn(bare_handler);
-    rows.push((
-        "bare (no authentication)",
-        threads
-            .iter()
-            .map(|&n| run(&bare, &bare_requests, n, time))
-            .collect(),
-    ));
+    if selected("bare") {
+        let bare_requests = Arc::new(shuffled_bearer(
+            &(0..SESSIONS).map(|_| unknown_token()).collect::<Vec<_>>(),
+        ));
+        let bare = service_fn(bare_handler);
+        rows.push((
+            "bare (no authentication)",
+            threads
+                .iter()
+                .map(|&n| run(&bare, &bare_requests, n, time))
+                .collect(),
+        ));
+    }
 
-    {
+    if selected("hit") {
         let store = MemoryStore::new();
         let sessions = builder(store.clone())
             .cache_capacity(2 * SESSIONS as u64)
