@@ -13,6 +13,11 @@
 //!
 //! Run: `cargo bench --bench throughput` (1 thread and every core). Thread counts and time
 //! per row: `THROUGHPUT_THREADS=1,2,4,8 THROUGHPUT_SECS=5 cargo bench --bench throughput`.
+//! `cargo bench --bench throughput_mimalloc` runs the same rows with mimalloc as the global
+//! allocator (`benches/results/throughput-mimalloc.md`): with glibc's allocator, memory
+//! freed on another thread than the one that allocated it takes an arena lock, and the cache's
+//! deferred frees do exactly that.
+//!
 //! Rows whose key (`bare`, `hit`, `miss`) contains the first argument run alone:
 //! `cargo bench --bench throughput -- miss`. Writes `benches/results/throughput.md`.
 
@@ -118,6 +123,11 @@ fn thread_counts() -> Vec<usize> {
 }
 
 fn main() {
+    run_rows("throughput");
+}
+
+/// Run the selected rows and write `benches/results/{name}.md`.
+pub fn run_rows(name: &str) {
     // Like criterion: the first argument that is not an option selects rows by name.
     let filter = std::env::args()
         .skip(1)
@@ -236,6 +246,6 @@ fn main() {
         writeln!(table, " {} |", scaling.join(", ")).unwrap();
     }
     println!("{table}");
-    let out = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/results/throughput.md");
-    std::fs::write(out, &table).expect("write benches/results/throughput.md");
+    let out = format!("{}/benches/results/{name}.md", env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(&out, &table).expect("write the results table");
 }
