@@ -22,6 +22,14 @@
 //! SESSION_STORE=postgres SESSION_SECRET=… cargo run --example portal --features postgres
 //! ```
 //!
+//! With feature `metrics` it also serves the crate's metrics in Prometheus text format at
+//! `GET /metrics` (see `metrics.rs`):
+//!
+//! ```text
+//! cargo run --features metrics --example portal
+//! curl -s http://127.0.0.1:3000/metrics
+//! ```
+//!
 //! Environment:
 //!
 //! | variable | default | meaning |
@@ -41,6 +49,8 @@
 mod app;
 #[cfg(feature = "polar-api")]
 mod merchant;
+#[cfg(feature = "metrics")]
+mod metrics;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod seed;
@@ -50,6 +60,7 @@ use std::io::{IsTerminal, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -76,8 +87,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     let addr = listener.local_addr()?;
 
+    // `GET /metrics` with feature `metrics`. The recorder goes in before any `SessionManager`
+    // is built: the crate registers its hot-path handles at `build()`.
+    #[cfg(feature = "metrics")]
+    let metrics_route = metrics::install()?;
+    #[cfg(not(feature = "metrics"))]
+    let metrics_route = Router::new();
+
     if non_empty_env("SESSION_STORE").as_deref() == Some("polar") {
-        return merchant_mode(listener).await;
+        return merchant_mode(listener, metrics_route).await;
     }
 
     let (store, demo) = open_store().await?;
@@ -132,7 +150,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     } else {
         app::router_with_cookie(state, app::browser::session_cookie(false))
     };
-    let app = app.layer(middleware::from_fn(log_request));
+    let app = app
+        .merge(metrics_route)
+        .layer(middleware::from_fn(log_request));
     tracing::info!(%addr, "customer portal API listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
@@ -144,9 +164,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
 /// Merchant mode: this process accepts sessions issued by another (see `merchant.rs`).
 #[cfg(feature = "polar-api")]
-async fn merchant_mode(listener: TcpListener) -> Result<(), Box<dyn Error>> {
+async fn merchant_mode(listener: TcpListener, metrics_route: Router) -> Result<(), Box<dyn Error>> {
     let addr = listener.local_addr()?;
-    let app = merchant::from_env()?.layer(middleware::from_fn(log_request));
+    let app = merchant::from_env()?
+        .merge(metrics_route)
+        .layer(middleware::from_fn(log_request));
     let mut out = std::io::stdout().lock();
     writeln!(out, "LISTEN={addr}")?;
     out.flush()?;
@@ -161,7 +183,7 @@ async fn merchant_mode(listener: TcpListener) -> Result<(), Box<dyn Error>> {
 }
 
 #[cfg(not(feature = "polar-api"))]
-async fn merchant_mode(_: TcpListener) -> Result<(), Box<dyn Error>> {
+async fn merchant_mode(_: TcpListener, _: Router) -> Result<(), Box<dyn Error>> {
     Err("SESSION_STORE=polar needs the polar-api feature: cargo run --features polar-api --example portal".into())
 }
 

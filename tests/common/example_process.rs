@@ -1,4 +1,5 @@
-//! The `portal` example run exactly as the README documents it (`cargo run --example portal`).
+//! The `portal` example run exactly as the README documents it (`cargo run --example portal`,
+//! or `cargo run --features metrics --example portal`).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -17,9 +18,18 @@ pub struct ExampleProcess {
 impl ExampleProcess {
     /// Start it on a free port with fresh secrets; `env` adds or overrides variables.
     pub async fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_with_features(&[], env).await
+    }
+
+    /// [`start`](Self::start) with these crate features enabled (`--features a,b`).
+    pub async fn start_with_features(features: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO"));
+        command.args(["run", "--quiet"]);
+        if !features.is_empty() {
+            command.args(["--features", &features.join(",")]);
+        }
         command
-            .args(["run", "--quiet", "--example", "portal"])
+            .args(["--example", "portal"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("PORT", "0")
             .env("RUST_LOG", "warn")
