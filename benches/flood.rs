@@ -26,7 +26,7 @@ use tower_customer_session::{Customer, CustomerSessionLayer, MemoryStore};
 use uuid::Uuid;
 
 use common::{
-    Counting, Req, Spread, bad_checksum, bearer_request, builder, populate, unknown_token,
+    Req, Spread, bad_checksum, bearer_request, bench_store, builder, populate, unknown_token,
 };
 
 mod ts_store {
@@ -124,7 +124,8 @@ struct Herd {
 
 async fn herd_this_crate() -> Herd {
     let memory = MemoryStore::new();
-    let store = Counting::new(memory.clone(), Duration::from_millis(1));
+    let store = bench_store(memory.clone());
+    store.set_latency(Duration::from_millis(1));
     let sessions = builder(store.clone()).build().unwrap();
     let token = populate(&memory, &sessions, 1, Spread::OneCustomer)
         .await
@@ -134,7 +135,7 @@ async fn herd_this_crate() -> Herd {
     let (statuses, elapsed) = herd(service, requests).await;
     Herd {
         system: "this crate",
-        loads: store.loads(),
+        loads: store.loads() as u64,
         ok: statuses.iter().filter(|s| **s == StatusCode::OK).count(),
         elapsed,
     }
@@ -215,12 +216,12 @@ struct Flood {
     kind: &'static str,
     live: usize,
     flood: usize,
-    flood_loads: u64,
+    flood_loads: usize,
     flood_rejected: usize,
     flood_elapsed: Duration,
     cached_before: u64,
     cached_after: u64,
-    after_loads: u64,
+    after_loads: usize,
 }
 
 /// Run `requests` through `service`, `concurrency` at a time; returns the statuses.
@@ -264,7 +265,7 @@ async fn flood(kind: &'static str, well_formed: bool) -> Flood {
     const LIVE: usize = 50_000;
     const FLOOD: usize = 100_000;
     let memory = MemoryStore::new();
-    let store = Counting::new(memory.clone(), Duration::ZERO);
+    let store = bench_store(memory.clone());
     // Default cache sizes: 100,000 sessions, 10,000 negative entries for 5 s.
     let sessions = tower_customer_session::SessionManager::builder(store.clone())
         .secret(common::SECRET)

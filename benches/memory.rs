@@ -23,16 +23,11 @@ use std::alloc::System;
 use std::fmt::Write as _;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
-use tower_customer_session::store::{
-    NewSession, SessionAdmin, SessionKey, SessionRecord, StoreError, StoreScope,
-};
-use tower_customer_session::token::TokenHash;
-use tower_customer_session::{
-    CredentialSource, Customer, MemoryStore, SessionManager, SessionStore,
-};
-use uuid::Uuid;
+use tower_customer_session::store::SessionAdmin;
+use tower_customer_session::{CredentialSource, Customer, MemoryStore, SessionManager};
 
-use common::{Spread, builder, demo_customer, populate};
+use common::instrumented::Instrumented;
+use common::{Spread, bench_store, builder, demo_customer, populate};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -46,34 +41,10 @@ fn live_bytes(region: &Region<'_, System>) -> i64 {
 
 /// A `MemoryStore` whose loads return a private copy of the customer, the way a backend
 /// that decodes rows or JSON does.
-#[derive(Clone)]
-struct DecodingStore(MemoryStore);
-
-impl SessionStore for DecodingStore {
-    async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self.0.load(key).await?.map(|mut record| {
-            record.customer = Customer::new((*record.customer).clone());
-            record
-        }))
-    }
-
-    fn scope(&self) -> StoreScope {
-        StoreScope::Process
-    }
-}
-
-impl SessionAdmin for DecodingStore {
-    async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
-        self.0.create(session).await
-    }
-
-    async fn revoke(&self, hash: &TokenHash) -> Result<bool, StoreError> {
-        self.0.revoke(hash).await
-    }
-
-    async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
-        self.0.revoke_all(customer_id).await
-    }
+fn decoding(memory: MemoryStore) -> Instrumented {
+    let store = bench_store(memory);
+    store.decode_copies(true);
+    store
 }
 
 struct Row {
@@ -172,7 +143,7 @@ fn main() {
                 measure(
                     "customer per session, decoding store",
                     &memory,
-                    DecodingStore(memory.clone()),
+                    decoding(memory.clone()),
                     n,
                     Spread::CustomerPerSession,
                 )

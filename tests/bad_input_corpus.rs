@@ -14,6 +14,10 @@
 //! session cookies → 400 `invalid_request`; `b64token` but wrong prefix, length, alphabet or
 //! checksum → 401 `invalid_token` with no store call; unknown → 401 `invalid_token`; cookie
 //! names exact and case-sensitive; an empty cookie is no cookie; identical duplicates are fine.
+//!
+//! The rows, the portal hand-off's included, are written in
+//! `tests/fixtures/bad_input_corpus.txt` (its format is at its top), so a row can be read and
+//! added without Rust; rows too long or too repetitive to write out are generated here.
 
 mod common;
 
@@ -66,16 +70,6 @@ impl Case {
         self.socket = Some(expect);
         self
     }
-
-    fn socket_only(mut self) -> Self {
-        self.socket_only = true;
-        self
-    }
-
-    fn at(mut self, path: String) -> Self {
-        self.path = path;
-        self
-    }
 }
 
 fn case(name: impl Into<String>, headers: Vec<(&str, Vec<u8>)>, expect: Expect) -> Case {
@@ -108,421 +102,318 @@ fn sid(value: impl AsRef<[u8]>) -> Vec<u8> {
     [COOKIE.as_bytes(), b"=", value.as_ref()].concat()
 }
 
-/// `VALID` with the byte at `index` replaced by `with`.
-fn valid_with(index: usize, with: &str) -> String {
-    let mut token = VALID.to_owned();
-    token.replace_range(index..index + 1, with);
-    token
+/// The written rows; the format is described at the top of the file.
+const TABLE: &str = include_str!("fixtures/bad_input_corpus.txt");
+
+/// What the data file holds: rows, and token variants that each make two rows.
+#[derive(Default)]
+struct Table {
+    rows: Vec<Case>,
+    /// Within `b64token`, not a token's shape: `bad-shape` as a header and as a cookie.
+    shapes: Vec<(String, Vec<u8>)>,
+    /// Outside `b64token`: `bad-request` as a header and as a cookie.
+    grammar: Vec<(String, Vec<u8>)>,
+    /// Portal hand-off rows.
+    handoffs: Vec<HandoffCase>,
 }
 
-/// Token variants that keep to the `b64token` grammar but are not a valid token shape.
-fn shape_variants() -> Vec<(&'static str, String)> {
-    let body = &VALID["polar_cst_".len()..];
-    vec![
-        ("truncated by one", VALID[..52].to_owned()),
-        ("truncated to the random part", VALID[..47].to_owned()),
-        ("prefix only", "polar_cst_".to_owned()),
-        ("extended by one", format!("{VALID}A")),
-        ("doubled", format!("{VALID}{VALID}")),
-        ("checksum last char changed", valid_with(52, "3")),
-        ("checksum first char changed", valid_with(47, "1")),
-        ("random part char changed", valid_with(20, "Q")),
-        ("two chars swapped", {
-            let mut t = VALID.as_bytes().to_vec();
-            t.swap(30, 31);
-            String::from_utf8(t).unwrap()
-        }),
-        ("wrong prefix polar_pat_", format!("polar_pat_{body}")),
-        ("prefix upper case", format!("POLAR_CST_{body}")),
-        ("whole token upper case", VALID.to_uppercase()),
-        ("whole token lower case", VALID.to_lowercase()),
-        ("no prefix", body.to_owned()),
-        ("prefix without underscore", format!("polarcst_{body}")),
-        ("prefix doubled underscore", format!("polar_cst__{body}")),
-        ("leading x before prefix", format!("xpolar_cst_{body}")),
-        ("dash in body", valid_with(25, "-")),
-        ("dot in body", valid_with(25, ".")),
-        ("underscore in body", valid_with(25, "_")),
-        ("tilde in body", valid_with(25, "~")),
-        ("plus in body", valid_with(25, "+")),
-        ("slash in body", valid_with(25, "/")),
-        ("one = padding", format!("{VALID}=")),
-        ("two = padding", format!("{VALID}==")),
-        ("1024 letters", "A".repeat(1024)),
-        (
-            "token padded to 1024",
-            format!("{VALID}{}", "A".repeat(1024 - 53)),
-        ),
-    ]
+#[derive(Clone, Copy)]
+enum Section {
+    Rows,
+    Shapes,
+    Grammar,
+    Handoff,
 }
 
-/// Variants outside `b64token` (or its length bound): always `invalid_request`.
-fn grammar_variants() -> Vec<(&'static str, Vec<u8>)> {
-    let s = |v: String| v.into_bytes();
-    vec![
-        ("Cyrillic М for M", s(VALID.replacen('M', "\u{41c}", 1))),
-        (
-            "Cyrillic о in prefix",
-            s(VALID.replacen("polar", "p\u{43e}lar", 1)),
-        ),
-        ("Greek Α appended", s(format!("{VALID}\u{391}"))),
-        (
-            "fullwidth digit ０ for 1",
-            s(VALID.replacen('1', "\u{ff10}", 1)),
-        ),
-        ("fullwidth Ｍ for M", s(VALID.replacen('M', "\u{ff2d}", 1))),
-        ("zero-width space appended", s(format!("{VALID}\u{200b}"))),
-        ("soft hyphen inside", s(VALID.replacen('_', "_\u{ad}", 1))),
-        (
-            "Latin-1 é byte (not UTF-8)",
-            [VALID.as_bytes(), &[0xe9]].concat(),
-        ),
-        ("0xFF byte inside", valid_bytes_with(30, &[0xff])),
-        ("0x80 byte inside", valid_bytes_with(30, &[0x80])),
-        ("broken UTF-8 sequence", valid_bytes_with(30, &[0xc3, 0x28])),
-        (
-            "percent-encoded underscore",
-            s(VALID.replacen('_', "%5F", 1)),
-        ),
-        (
-            "percent-encoded whole prefix",
-            s(VALID.replacen("polar_cst_", "polar%5Fcst%5F", 1)),
-        ),
-        ("double quoted", s(format!("\"{VALID}\""))),
-        ("single quoted", s(format!("'{VALID}'"))),
-        ("padding before the end", s(format!("{VALID}=x"))),
-        ("only padding", b"===".to_vec()),
-        ("comma appended", s(format!("{VALID},"))),
-        ("space inside", s(VALID.replacen('_', "_ ", 1))),
-        ("tab inside", s(VALID.replacen('_', "_\t", 1))),
-        ("backslash inside", s(VALID.replacen('_', "_\\", 1))),
-        ("colon inside", s(VALID.replacen('_', "_:", 1))),
-        ("1025 letters", s("A".repeat(1025))),
-        ("8 KiB of letters", s("A".repeat(8 * 1024))),
-        ("8 KiB of garbage", s("!*".repeat(4 * 1024))),
-        ("64 KiB of letters", s("A".repeat(64 * 1024))),
-        (
-            "valid token then 64 KiB",
-            s(format!("{VALID}{}", "A".repeat(64 * 1024))),
-        ),
-    ]
+/// The data file's rows, or the first line that does not parse, with its number.
+fn parse(text: &str) -> Result<Table, String> {
+    let mut table = Table::default();
+    let mut section = None;
+    for (index, line) in text.split('\n').enumerate() {
+        parse_line(&mut table, &mut section, line).map_err(|why| {
+            format!(
+                "tests/fixtures/bad_input_corpus.txt:{}: {why}\n  {line:?}",
+                index + 1
+            )
+        })?;
+    }
+    Ok(table)
 }
 
-fn valid_bytes_with(index: usize, bytes: &[u8]) -> Vec<u8> {
-    [
-        &VALID.as_bytes()[..index],
-        bytes,
-        &VALID.as_bytes()[index..],
-    ]
-    .concat()
+fn parse_line(table: &mut Table, section: &mut Option<Section>, line: &str) -> Result<(), String> {
+    if line.chars().any(|c| c.is_control()) {
+        return Err("a tab or control character (write it as an escape)".into());
+    }
+    if line.ends_with(' ') {
+        return Err("trailing space (write a space that belongs to a value as \\s)".into());
+    }
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(());
+    }
+    if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+        *section = Some(match name {
+            "rows" => Section::Rows,
+            "shape variants" => Section::Shapes,
+            "grammar variants" => Section::Grammar,
+            "hand-off" => Section::Handoff,
+            _ => return Err(format!("unknown section [{name}]")),
+        });
+        return Ok(());
+    }
+    match section.ok_or("an entry before the first [section]")? {
+        Section::Rows if line.starts_with(' ') => {
+            let header = line
+                .strip_prefix("    ")
+                .filter(|h| !h.starts_with(' '))
+                .ok_or("header lines are indented by exactly four spaces")?;
+            let row = table
+                .rows
+                .last_mut()
+                .ok_or("a header line before any row")?;
+            row.headers.push(header_line(header)?);
+        }
+        Section::Rows => table.rows.push(row_line(line)?),
+        Section::Shapes => table.shapes.push(variant_line(line)?),
+        Section::Grammar => table.grammar.push(variant_line(line)?),
+        Section::Handoff => table.handoffs.push(handoff_line(line)?),
+    }
+    Ok(())
 }
 
-fn cases() -> Vec<Case> {
+/// `name | expect [| socket: expect] [| socket only] [| path: target]`.
+fn row_line(line: &str) -> Result<Case, String> {
+    let fields = fields(line)?;
+    let [name, expect, options @ ..] = fields.as_slice() else {
+        return Err("a row needs at least `name | expect`".into());
+    };
+    let mut case = case(*name, vec![], parse_expect(expect)?);
+    for option in options {
+        if *option == "socket only" && !case.socket_only {
+            case.socket_only = true;
+        } else if let Some(expect) = option
+            .strip_prefix("socket: ")
+            .filter(|_| case.socket.is_none())
+        {
+            case.socket = Some(parse_expect(expect)?);
+        } else if let Some(path) = option.strip_prefix("path: ").filter(|_| case.path == "/me") {
+            case.path = text(path)?;
+        } else {
+            return Err(format!("unknown or repeated option {option:?}"));
+        }
+    }
+    if matches!(case.expect, Expect::Stack(_)) && !case.socket_only {
+        return Err("`stack` is an answer over the socket: add `socket only`".into());
+    }
+    Ok(case)
+}
+
+/// `    header-name: value` (the indent already taken off).
+fn header_line(line: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let (name, rest) = line.split_once(':').ok_or("a header line without `:`")?;
+    if name.is_empty() {
+        return Err("a header line without a name".into());
+    }
+    let text = match rest {
+        "" => "",
+        _ => rest
+            .strip_prefix(' ')
+            .ok_or("no space after the header name's `:`")?,
+    };
+    Ok((value(name)?, value(text)?))
+}
+
+/// `name | token`.
+fn variant_line(line: &str) -> Result<(String, Vec<u8>), String> {
+    match fields(line)?.as_slice() {
+        [name, token] => Ok((name.to_string(), value(token)?)),
+        _ => Err("a variant is `name | token`".into()),
+    }
+}
+
+/// `name | query | expect`, the query after `/portal?`.
+fn handoff_line(line: &str) -> Result<HandoffCase, String> {
+    let [name, query, expect] = fields(line)?[..] else {
+        return Err("a hand-off row is `name | query | expect`".into());
+    };
+    let expect = match expect {
+        "refused" => Handoff::Refused { loads: 0 },
+        "refused after lookup" => Handoff::Refused { loads: 1 },
+        "pass-through" => Handoff::PassThrough,
+        _ => match expect.split_once(' ') {
+            Some(("stack", status)) => Handoff::Stack(http_status(status)?),
+            Some(("redirect", to)) => {
+                let (token, location) = to
+                    .split_once(" to ")
+                    .ok_or("a redirect is `redirect {VALID} to /path`")?;
+                Handoff::Redirect(issued(token)?, text(location)?)
+            }
+            _ => return Err(format!("unknown hand-off outcome {expect:?}")),
+        },
+    };
+    Ok(handoff(name, text(query)?, expect))
+}
+
+/// The `|`-separated fields of a line, trimmed; none may be empty.
+fn fields(line: &str) -> Result<Vec<&str>, String> {
+    let fields: Vec<&str> = line.split('|').map(|f| f.trim_matches(' ')).collect();
+    match fields.iter().any(|f| f.is_empty()) {
+        true => Err("an empty field".into()),
+        false => Ok(fields),
+    }
+}
+
+fn parse_expect(text: &str) -> Result<Expect, String> {
+    Ok(match text.split_once(' ') {
+        None if text == "challenge" => Expect::Challenge,
+        None if text == "bad-request" => Expect::BadRequest,
+        None if text == "bad-shape" => Expect::BadShape,
+        None if text == "unknown" => Expect::Unknown,
+        Some(("header", token)) => Expect::Header(issued(token)?),
+        Some(("cookie", token)) => Expect::Cookie(issued(token)?),
+        Some(("stack", status)) => Expect::Stack(http_status(status)?),
+        _ => return Err(format!("unknown outcome {text:?}")),
+    })
+}
+
+fn http_status(text: &str) -> Result<u16, String> {
+    match text.parse() {
+        Ok(status @ 100..=599) => Ok(status),
+        _ => Err(format!("not an HTTP status: {text:?}")),
+    }
+}
+
+/// An issued token's placeholder: the token a 200 must be for.
+fn issued(placeholder: &str) -> Result<&'static str, String> {
+    match placeholder {
+        "{VALID}" => Ok(VALID),
+        "{MEMBER}" => Ok(MEMBER),
+        _ => Err(format!("{placeholder:?} is not {{VALID}} or {{MEMBER}}")),
+    }
+}
+
+/// A value that must be text (a target, a query, a location).
+fn text(value: &str) -> Result<String, String> {
+    String::from_utf8(self::value(value)?).map_err(|_| "a value that is not UTF-8".into())
+}
+
+/// A value's bytes: escapes and placeholders replaced; anything else must be plain ASCII.
+fn value(text: &str) -> Result<Vec<u8>, String> {
+    if text.starts_with(' ') || text.ends_with(' ') {
+        return Err("a space at either end of a value (write it as \\s)".into());
+    }
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        rest = &rest[c.len_utf8()..];
+        match c {
+            '\\' => {
+                let (bytes, after) = escape(rest)?;
+                out.extend_from_slice(&bytes);
+                rest = after;
+            }
+            '{' => {
+                let (name, after) = rest.split_once('}').ok_or("`{` without `}`")?;
+                out.extend_from_slice(
+                    match name {
+                        "VALID" => VALID,
+                        "MEMBER" => MEMBER,
+                        "UNKNOWN" => UNKNOWN,
+                        "COOKIE" => COOKIE,
+                        _ => return Err(format!("unknown placeholder {{{name}}}")),
+                    }
+                    .as_bytes(),
+                );
+                rest = after;
+            }
+            '}' | '|' => {
+                return Err(format!(
+                    "a bare `{c}` in a value (write it as \\x{:02x})",
+                    c as u32
+                ));
+            }
+            ' '..='~' => out.push(c as u8),
+            _ => {
+                return Err(format!(
+                    "{c:?} in a value (write it as \\u{{{:x}}})",
+                    c as u32
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The escape after a `\`: its bytes, and the text after it.
+fn escape(text: &str) -> Result<(Vec<u8>, &str), String> {
+    let simple = |byte: u8| Ok((vec![byte], &text[1..]));
+    match text.chars().next() {
+        Some('s') => simple(b' '),
+        Some('t') => simple(b'\t'),
+        Some('r') => simple(b'\r'),
+        Some('n') => simple(b'\n'),
+        Some('\\') => simple(b'\\'),
+        Some('x') => {
+            let hex = text
+                .get(1..3)
+                .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                .ok_or("`\\x` takes two hex digits")?;
+            let byte = u8::from_str_radix(hex, 16).map_err(|e| e.to_string())?;
+            Ok((vec![byte], &text[3..]))
+        }
+        Some('u') => {
+            let (hex, after) = text[1..]
+                .strip_prefix('{')
+                .and_then(|t| t.split_once('}'))
+                .ok_or("`\\u` takes `{hex}`")?;
+            let c = u32::from_str_radix(hex, 16)
+                .ok()
+                .and_then(char::from_u32)
+                .ok_or_else(|| format!("not a Unicode character: \\u{{{hex}}}"))?;
+            Ok((c.to_string().into_bytes(), after))
+        }
+        other => Err(format!(
+            "unknown escape \\{}",
+            other.map(String::from).unwrap_or_default()
+        )),
+    }
+}
+
+/// Variants of a stated length, generated rather than typed out: kilobytes of letters.
+fn long_variants() -> Table {
+    let letters = |n| "A".repeat(n).into_bytes();
+    let valid_then = |n| [VALID.as_bytes(), &letters(n)].concat();
+    let named = |rows: Vec<(&str, Vec<u8>)>| {
+        rows.into_iter()
+            .map(|(name, token)| (name.to_owned(), token))
+            .collect()
+    };
+    Table {
+        shapes: named(vec![
+            ("1024 letters", letters(1024)),
+            ("token padded to 1024", valid_then(1024 - VALID.len())),
+        ]),
+        grammar: named(vec![
+            ("1025 letters", letters(1025)),
+            ("8 KiB of letters", letters(8 * 1024)),
+            ("8 KiB of garbage", "!*".repeat(4 * 1024).into_bytes()),
+            ("64 KiB of letters", letters(64 * 1024)),
+            ("valid token then 64 KiB", valid_then(64 * 1024)),
+        ]),
+        ..Table::default()
+    }
+}
+
+/// Rows of many header lines or cookies, generated rather than typed out. hyper takes up
+/// to 100 header lines and answers 431 past that.
+fn many_line_rows() -> Vec<Case> {
     use Expect::*;
-    let mut cases = vec![
-        // The exact tokens, in every accepted spelling.
-        case("Bearer VALID", vec![auth(bearer(VALID))], Header(VALID)),
-        case("Bearer MEMBER", vec![auth(bearer(MEMBER))], Header(MEMBER)),
-        case(
-            "bearer lower case",
-            vec![auth(format!("bearer {VALID}"))],
-            Header(VALID),
-        ),
-        case(
-            "BEARER upper case",
-            vec![auth(format!("BEARER {VALID}"))],
-            Header(VALID),
-        ),
-        case(
-            "BeArEr mixed case",
-            vec![auth(format!("BeArEr {VALID}"))],
-            Header(VALID),
-        ),
-        case(
-            "two spaces",
-            vec![auth(format!("Bearer  {VALID}"))],
-            Header(VALID),
-        ),
-        case(
-            "eight spaces",
-            vec![auth(format!("Bearer        {VALID}"))],
-            Header(VALID),
-        ),
-        case(
-            "header name upper case on the wire",
-            vec![("AUTHORIZATION", bearer(VALID))],
-            Header(VALID),
-        ),
-        // Whitespace the HTTP/1.1 parser trims before the layer sees it.
-        case(
-            "leading space",
-            vec![auth(format!(" Bearer {VALID}"))],
-            Challenge,
-        )
-        .socket(Header(VALID)),
-        case(
-            "leading tab",
-            vec![auth(format!("\tBearer {VALID}"))],
-            Challenge,
-        )
-        .socket(Header(VALID)),
-        case(
-            "trailing space",
-            vec![auth(format!("Bearer {VALID} "))],
-            BadRequest,
-        )
-        .socket(Header(VALID)),
-        case(
-            "trailing tab",
-            vec![auth(format!("Bearer {VALID}\t"))],
-            BadRequest,
-        )
-        .socket(Header(VALID)),
-        // Empty and whitespace-only credentials.
-        case("empty Authorization", vec![auth("")], Challenge),
-        case("single space Authorization", vec![auth(" ")], Challenge),
-        case("spaces only Authorization", vec![auth("     ")], Challenge),
-        case("tab only Authorization", vec![auth("\t")], Challenge),
-        case("Bearer with nothing", vec![auth("Bearer")], BadRequest),
-        case("Bearer and a space", vec![auth("Bearer ")], BadRequest),
-        case("Bearer and spaces", vec![auth("Bearer     ")], BadRequest),
-        case(
-            "bearer lower case with nothing",
-            vec![auth("bearer")],
-            BadRequest,
-        ),
-        // Scheme spelling: anything but `bearer` + SP is another scheme.
-        case("Basic", vec![auth("Basic dXNlcjpwYXNz")], Challenge),
-        case(
-            "Basic with the token",
-            vec![auth(format!("Basic {VALID}"))],
-            Challenge,
-        ),
-        case(
-            "Digest",
-            vec![auth("Digest username=\"x\", realm=\"polar\"")],
-            Challenge,
-        ),
-        case(
-            "Token scheme",
-            vec![auth(format!("Token {VALID}"))],
-            Challenge,
-        ),
-        case("no scheme, bare token", vec![auth(VALID)], Challenge),
-        case(
-            "Bearer glued to token",
-            vec![auth(format!("Bearer{VALID}"))],
-            Challenge,
-        ),
-        case(
-            "Bearer-dash",
-            vec![auth(format!("Bearer-{VALID}"))],
-            Challenge,
-        ),
-        case(
-            "Bearer colon",
-            vec![auth(format!("Bearer: {VALID}"))],
-            Challenge,
-        ),
-        case(
-            "tab separator",
-            vec![auth(format!("Bearer\t{VALID}"))],
-            BadRequest,
-        ),
-        case(
-            "space then tab separator",
-            vec![auth(format!("Bearer \t{VALID}"))],
-            BadRequest,
-        ),
-        case(
-            "Basic with a tab",
-            vec![auth(format!("Basic\t{VALID}"))],
-            Challenge,
-        ),
-        case(
-            "Bearerx scheme",
-            vec![auth(format!("Bearerx {VALID}"))],
-            Challenge,
-        ),
-        case(
-            "Bear scheme",
-            vec![auth(format!("Bear {VALID}"))],
-            Challenge,
-        ),
-        case(
-            "fullwidth Ｂearer",
-            vec![auth(format!("\u{ff22}earer {VALID}"))],
-            Challenge,
-        ),
-        case(
-            "Cyrillic В in Bearer",
-            vec![auth(format!("\u{412}earer {VALID}"))],
-            Challenge,
-        ),
-        case(
-            "no-break space separator",
-            vec![auth(format!("Bearer\u{a0}{VALID}"))],
-            Challenge,
-        ),
-        case(
-            "Latin-1 no-break space byte",
-            vec![auth([b"Bearer\xa0".as_slice(), VALID.as_bytes()].concat())],
-            Challenge,
-        ),
-        // Extra parameters and second tokens.
-        case(
-            "auth-param after token",
-            vec![auth(format!("Bearer {VALID}, realm=\"x\""))],
-            BadRequest,
-        ),
-        case(
-            "param without comma",
-            vec![auth(format!("Bearer {VALID} realm=\"x\""))],
-            BadRequest,
-        ),
-        case(
-            "two tokens",
-            vec![auth(format!("Bearer {VALID} {VALID}"))],
-            BadRequest,
-        ),
-        case(
-            "token then garbage",
-            vec![auth(format!("Bearer {VALID} x"))],
-            BadRequest,
-        ),
-        case(
-            "realm before token",
-            vec![auth(format!("Bearer realm=\"x\" {VALID}"))],
-            BadRequest,
-        ),
-        case(
-            "comma-joined duplicate",
-            vec![auth(format!("Bearer {VALID}, Bearer {VALID}"))],
-            BadRequest,
-        ),
-        case(
-            "comma-joined without space",
-            vec![auth(format!("Bearer {VALID},Bearer {VALID}"))],
-            BadRequest,
-        ),
-        case(
-            "comma-joined Basic then Bearer",
-            vec![auth(format!("Basic eA==, Bearer {VALID}"))],
-            Challenge,
-        ),
-        case(
-            "leading padding only",
-            vec![auth(format!("Bearer ={VALID}"))],
-            BadRequest,
-        ),
-        case("padding only", vec![auth("Bearer =")], BadRequest),
-        // Two Authorization lines are malformed whatever they hold.
-        case(
-            "two identical lines",
-            vec![auth(bearer(VALID)), auth(bearer(VALID))],
-            BadRequest,
-        ),
-        case(
-            "valid and unknown lines",
-            vec![auth(bearer(VALID)), auth(bearer(UNKNOWN))],
-            BadRequest,
-        ),
-        case(
-            "Basic then Bearer lines",
-            vec![auth("Basic eA=="), auth(bearer(VALID))],
-            BadRequest,
-        ),
-        case(
-            "empty then Bearer lines",
-            vec![auth(""), auth(bearer(VALID))],
-            BadRequest,
-        ),
-        // Well-formed but never issued.
-        case("unknown token", vec![auth(bearer(UNKNOWN))], Unknown),
-        case(
-            "valid body under the member prefix",
-            vec![auth(bearer(VALID.replacen("polar_cst_", "polar_mst_", 1)))],
-            Unknown,
-        ),
-        case(
-            "member body under the customer prefix",
-            vec![auth(bearer(MEMBER.replacen("polar_mst_", "polar_cst_", 1)))],
-            Unknown,
-        ),
-        // Header precedence: a present header is the only credential, never a fallback.
-        case(
-            "valid header wins over garbage cookie",
-            vec![auth(bearer(VALID)), cookie(sid("garbage!"))],
-            Header(VALID),
-        ),
-        case(
-            "valid header wins over other valid cookie",
-            vec![auth(bearer(VALID)), cookie(sid(MEMBER))],
-            Header(VALID),
-        ),
-        case(
-            "malformed header does not fall back to valid cookie",
-            vec![auth("Bearer"), cookie(sid(VALID))],
-            BadRequest,
-        ),
-        case(
-            "bad-shape header does not fall back",
-            vec![auth(bearer(&VALID[..52])), cookie(sid(VALID))],
-            BadShape,
-        ),
-        case(
-            "unknown header does not fall back",
-            vec![auth(bearer(UNKNOWN)), cookie(sid(VALID))],
-            Unknown,
-        ),
-        case(
-            "Basic header does not fall back",
-            vec![auth("Basic dXNlcjpwYXNz"), cookie(sid(VALID))],
-            Challenge,
-        ),
-        case(
-            "empty header does not fall back",
-            vec![auth(""), cookie(sid(VALID))],
-            Challenge,
-        ),
-        // Other places a token might be smuggled in: never read.
-        case("token in query access_token", vec![], Challenge)
-            .at(format!("/me?access_token={VALID}")),
-        case("customer_session_token in query", vec![], Challenge)
-            .at(format!("/me?customer_session_token={VALID}")),
-        case(
-            "Proxy-Authorization",
-            vec![("proxy-authorization", bearer(VALID))],
-            Challenge,
-        ),
-        case(
-            "X-Authorization",
-            vec![("x-authorization", bearer(VALID))],
-            Challenge,
-        ),
-        case(
-            "X-Customer-Session-Token",
-            vec![("x-customer-session-token", VALID.into())],
-            Challenge,
-        ),
-        case(
-            "X-Customer-Id",
-            vec![("x-customer-id", b"anyone".to_vec())],
-            Challenge,
-        ),
-        case(
-            "x-middleware-subrequest",
-            vec![("x-middleware-subrequest", b"middleware".to_vec())],
-            Challenge,
-        ),
-        case("Cookie2 header", vec![("cookie2", sid(VALID))], Challenge),
-        case(
-            "Set-Cookie on a request",
-            vec![("set-cookie", sid(VALID))],
-            Challenge,
-        ),
-        case("nothing at all", vec![], Challenge),
-        // Many headers: within hyper's default of 100 lines, and past it (431 on the wire).
+    let split_cookies = (0..120)
+        .map(|i| match i {
+            60 => cookie(sid(VALID)),
+            _ => cookie(format!("c{i}=v")),
+        })
+        .collect();
+    vec![
         case(
             "90 other headers and the token",
             many_headers(90, auth(bearer(VALID))),
@@ -540,130 +431,7 @@ fn cases() -> Vec<Case> {
             BadRequest,
         )
         .socket(Stack(431)),
-        // Bytes the `http` crate refuses to build, sent raw.
-        case(
-            "NUL inside token",
-            vec![auth(valid_bytes_with(30, b"\0"))],
-            Stack(400),
-        )
-        .socket_only(),
-        case(
-            "DEL inside token",
-            vec![auth(valid_bytes_with(30, b"\x7f"))],
-            Stack(400),
-        )
-        .socket_only(),
-        case(
-            "bare CR inside token",
-            vec![auth(valid_bytes_with(30, b"\r"))],
-            Stack(400),
-        )
-        .socket_only(),
-        case(
-            "obs-fold before token",
-            vec![auth([b"Bearer\r\n ".as_slice(), VALID.as_bytes()].concat())],
-            Stack(400),
-        )
-        .socket_only(),
-        case(
-            "space before colon",
-            vec![("authorization ", bearer(VALID))],
-            Stack(400),
-        )
-        .socket_only(),
-        case(
-            "NUL in cookie value",
-            vec![cookie(sid(valid_bytes_with(30, b"\0")))],
-            Stack(400),
-        )
-        .socket_only(),
-        // Cookies: the exact name, exactly once (or identical duplicates).
-        case("cookie alone", vec![cookie(sid(VALID))], Cookie(VALID)),
-        case(
-            "member token cookie",
-            vec![cookie(sid(MEMBER))],
-            Cookie(MEMBER),
-        ),
-        case(
-            "cookie among others",
-            vec![cookie(format!("a=1; {COOKIE}={VALID}; b=2"))],
-            Cookie(VALID),
-        ),
-        case(
-            "cookie last",
-            vec![cookie(format!("a=1; b=2; {COOKIE}={VALID}"))],
-            Cookie(VALID),
-        ),
-        case(
-            "cookie without spaces",
-            vec![cookie(format!("a=1;{COOKIE}={VALID};b=2"))],
-            Cookie(VALID),
-        ),
-        case(
-            "trailing semicolon",
-            vec![cookie(format!("{COOKIE}={VALID};"))],
-            Cookie(VALID),
-        ),
-        case(
-            "empty pairs around",
-            vec![cookie(format!(";;{COOKIE}={VALID};;"))],
-            Cookie(VALID),
-        ),
-        case(
-            "spaces around =",
-            vec![cookie(format!("{COOKIE} = {VALID}"))],
-            Cookie(VALID),
-        ),
-        case(
-            "tab before value",
-            vec![cookie(format!("{COOKIE}=\t{VALID}"))],
-            Cookie(VALID),
-        ),
-        case(
-            "identical duplicate",
-            vec![cookie(format!("{COOKIE}={VALID}; {COOKIE}={VALID}"))],
-            Cookie(VALID),
-        ),
-        case(
-            "empty duplicate after",
-            vec![cookie(format!("{COOKIE}={VALID}; {COOKIE}="))],
-            Cookie(VALID),
-        ),
-        case(
-            "empty duplicate before",
-            vec![cookie(format!("{COOKIE}=; {COOKIE}={VALID}"))],
-            Cookie(VALID),
-        ),
-        case(
-            "split Cookie headers",
-            vec![cookie("a=1"), cookie(sid(VALID)), cookie("b=2")],
-            Cookie(VALID),
-        ),
-        case(
-            "split identical duplicates",
-            vec![cookie(sid(VALID)), cookie(sid(VALID))],
-            Cookie(VALID),
-        ),
-        case(
-            "case-variant name next to the real one",
-            vec![cookie(format!("__host-sid={UNKNOWN}; {COOKIE}={VALID}"))],
-            Cookie(VALID),
-        ),
-        case(
-            "__Secure- variant next to the real one",
-            vec![cookie(format!("__Secure-sid={UNKNOWN}; {COOKIE}={VALID}"))],
-            Cookie(VALID),
-        ),
-        case(
-            "non-UTF-8 bytes in another cookie",
-            vec![cookie([b"a=\xff\xfe; ".as_slice(), &sid(VALID)].concat())],
-            Cookie(VALID),
-        ),
-        case(
-            "token-named cookie elsewhere",
-            vec![cookie(format!("{VALID}=1; {COOKIE}={VALID}"))],
-            Cookie(VALID),
-        ),
+        case("120 split Cookie headers", split_cookies, Cookie(VALID)).socket(Stack(431)),
         case(
             "300 cookies, session in the middle",
             vec![cookie(many_cookies(300, Some(150), VALID))],
@@ -687,150 +455,36 @@ fn cases() -> Vec<Case> {
             ))],
             BadRequest,
         ),
-        case(
-            "120 split Cookie headers",
-            (0..120)
-                .map(|i| {
-                    cookie(if i == 60 {
-                        sid(VALID)
-                    } else {
-                        format!("c{i}=v").into_bytes()
-                    })
-                })
-                .collect(),
-            Cookie(VALID),
-        )
-        .socket(Stack(431)),
-        // Names are exact and case-sensitive.
-        case(
-            "name lower case",
-            vec![cookie(format!("__host-sid={VALID}"))],
-            Challenge,
-        ),
-        case(
-            "name upper case",
-            vec![cookie(format!("__HOST-SID={VALID}"))],
-            Challenge,
-        ),
-        case(
-            "name without prefix",
-            vec![cookie(format!("sid={VALID}"))],
-            Challenge,
-        ),
-        case(
-            "name with __Secure- prefix",
-            vec![cookie(format!("__Secure-sid={VALID}"))],
-            Challenge,
-        ),
-        case(
-            "name with suffix",
-            vec![cookie(format!("{COOKIE}2={VALID}"))],
-            Challenge,
-        ),
-        case(
-            "name with prefix char",
-            vec![cookie(format!("x{COOKIE}={VALID}"))],
-            Challenge,
-        ),
-        case(
-            "percent-encoded name",
-            vec![cookie(format!("__Host%2Dsid={VALID}"))],
-            Challenge,
-        ),
-        case(
-            "quoted name",
-            vec![cookie(format!("\"{COOKIE}\"={VALID}"))],
-            Challenge,
-        ),
-        case("name without value", vec![cookie(COOKIE)], Challenge),
-        case("empty value", vec![cookie(sid(""))], Challenge),
-        case(
-            "whitespace value",
-            vec![cookie(format!("{COOKIE}=   ; a=1"))],
-            Challenge,
-        ),
-        case("empty Cookie header", vec![cookie("")], Challenge),
-        case("only separators", vec![cookie(";;; ;")], Challenge),
-        // Different session values: ambiguous, refused before any lookup.
-        case(
-            "valid then unknown",
-            vec![cookie(format!("{COOKIE}={VALID}; {COOKIE}={UNKNOWN}"))],
-            BadRequest,
-        ),
-        case(
-            "unknown then valid",
-            vec![cookie(format!("{COOKIE}={UNKNOWN}; {COOKIE}={VALID}"))],
-            BadRequest,
-        ),
-        case(
-            "valid then garbage",
-            vec![cookie(format!("{COOKIE}={VALID}; {COOKIE}=x"))],
-            BadRequest,
-        ),
-        case(
-            "split headers with different values",
-            vec![cookie(sid(VALID)), cookie(sid(UNKNOWN))],
-            BadRequest,
-        ),
-        case(
-            "split headers with customer and member tokens",
-            vec![cookie(sid(VALID)), cookie(sid(MEMBER))],
-            BadRequest,
-        ),
-        // Values the cookie grammar allows but the token grammar does not.
-        case(
-            "comma-joined pairs",
-            vec![cookie(format!("{COOKIE}={VALID},a=1"))],
-            BadRequest,
-        ),
-        case(
-            "cookie comma-joined duplicate",
-            vec![cookie(format!("{COOKIE}={VALID}, {COOKIE}={UNKNOWN}"))],
-            BadRequest,
-        ),
-        case(
-            "value with space",
-            vec![cookie(format!("{COOKIE}={VALID} x"))],
-            BadRequest,
-        ),
-        case(
-            "Bearer inside the cookie",
-            vec![cookie(sid(bearer(VALID)))],
-            BadRequest,
-        ),
-        case(
-            "value starting with =",
-            vec![cookie(format!("{COOKIE}=={VALID}"))],
-            BadRequest,
-        ),
-        case("quoted empty value", vec![cookie(sid("\"\""))], BadRequest),
-        case("unknown cookie", vec![cookie(sid(UNKNOWN))], Unknown),
-    ];
-    for (name, token) in shape_variants() {
+    ]
+}
+
+/// The data file's rows and variants, with the generated ones added.
+fn table() -> Table {
+    let mut table = parse(TABLE).unwrap_or_else(|why| panic!("{why}"));
+    let long = long_variants();
+    table.rows.extend(many_line_rows());
+    table.shapes.extend(long.shapes);
+    table.grammar.extend(long.grammar);
+    table
+}
+
+/// Every row: the table's, and each variant once as a header and once as a cookie.
+fn cases() -> Vec<Case> {
+    let table = table();
+    let mut cases = table.rows;
+    let shapes = table.shapes.into_iter().map(|v| (v, Expect::BadShape));
+    let grammar = table.grammar.into_iter().map(|v| (v, Expect::BadRequest));
+    for ((name, token), expect) in shapes.chain(grammar) {
         cases.push(case(
             format!("header: {name}"),
             vec![auth(bearer(&token))],
-            Expect::BadShape,
+            expect,
         ));
         cases.push(case(
             format!("cookie: {name}"),
             vec![cookie(sid(&token))],
-            Expect::BadShape,
+            expect,
         ));
-    }
-    for (name, value) in grammar_variants() {
-        let header = case(
-            format!("header: {name}"),
-            vec![auth(bearer(&value))],
-            Expect::BadRequest,
-        );
-        let in_cookie = case(
-            format!("cookie: {name}"),
-            vec![cookie(sid(&value))],
-            Expect::BadRequest,
-        );
-        cases.push(header);
-        cases.push(in_cookie);
     }
     cases
 }
@@ -993,6 +647,7 @@ async fn run(transport: Transport) {
             failures.push(format!("{transport:?} {:?}: {why}", case.name));
         }
     }
+    println!("{transport:?}: {ran} rows");
     assert!(
         failures.is_empty(),
         "{} of {ran} rows failed:\n{}",
@@ -1001,14 +656,42 @@ async fn run(transport: Transport) {
     );
 }
 
+/// Rows are added, never lost: 236 when they moved to the data file.
 #[test]
-fn corpus_has_at_least_150_rows() {
+fn corpus_keeps_every_row() {
     let cases = cases();
-    assert!(cases.len() >= 150, "{} rows", cases.len());
+    println!("{} rows", cases.len());
+    assert!(cases.len() >= 236, "{} rows", cases.len());
     let mut names: Vec<_> = cases.iter().map(|c| c.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), cases.len(), "row names must be unique");
+}
+
+/// A line the parser does not understand fails the test with its number, never skipped.
+#[test]
+fn a_malformed_line_is_refused_with_its_number() {
+    for (text, line) in [
+        ("[rows]\nok | challenge\n    authorization Bearer x", 3),
+        ("[rows]\nok | maybe", 2),
+        ("[rows]\n\nok | challenge | sockets only", 3),
+        ("[rows]\nok | stack 400", 2),
+        ("[rows]\nok | challenge\n   cookie: a=1", 3),
+        ("[rows]\nok | challenge\n    cookie: a=1 ", 3),
+        ("[rows]\nok | challenge\n    cookie: a=\\q", 3),
+        ("[rows]\nok | challenge\n    cookie: {TOKEN}", 3),
+        ("[rows]\nok | challenge\n    cookie: \u{434}", 3),
+        ("[rows]\nok | challenge\n    cookie: a\tb", 3),
+        ("[shape variants]\nok | {VALID} | more", 2),
+        ("# no section yet\nok | challenge", 2),
+        ("[hand-off]\nok | x=1 | redirect {UNKNOWN} to /portal", 2),
+        ("[hand-off]\nok | x=1", 2),
+    ] {
+        match parse(text) {
+            Ok(_) => panic!("parsed {text:?}"),
+            Err(why) => assert!(why.contains(&format!(".txt:{line}: ")), "{text:?}: {why}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -1053,118 +736,26 @@ fn handoff(name: impl Into<String>, query: impl AsRef<str>, expect: Handoff) -> 
     }
 }
 
+/// The data file's hand-off rows, then the generated ones: long values, and every shape
+/// variant that a query can carry as it is.
 fn handoff_cases() -> Vec<HandoffCase> {
-    use Handoff::*;
-    let refused = Refused { loads: 0 };
+    let table = table();
     let p = "customer_session_token";
-    let mut cases = vec![
-        handoff(
-            "valid token",
-            format!("{p}={VALID}"),
-            Redirect(VALID, "/portal".into()),
-        ),
-        handoff(
-            "member token",
-            format!("{p}={MEMBER}"),
-            Redirect(MEMBER, "/portal".into()),
-        ),
-        handoff(
-            "valid token and email (the address is dropped)",
-            format!("{p}={VALID}&email=a%40b.example"),
-            Redirect(VALID, "/portal".into()),
-        ),
-        handoff(
-            "valid token, email and another parameter",
-            format!("x=1&{p}={VALID}&email=a%40b.example"),
-            Redirect(VALID, "/portal?x=1".into()),
-        ),
-        handoff(
-            "valid token between other parameters",
-            format!("x=1&{p}={VALID}&y=2"),
-            Redirect(VALID, "/portal?x=1&y=2".into()),
-        ),
-        handoff(
-            "unknown token",
-            format!("{p}={UNKNOWN}"),
-            Refused { loads: 1 },
-        ),
-        handoff(
-            "valid body under the member prefix",
-            format!("{p}={}", VALID.replacen("polar_cst_", "polar_mst_", 1)),
-            Refused { loads: 1 },
-        ),
-        handoff("empty value", format!("{p}="), refused.clone()),
-        handoff("no value", p, refused.clone()),
-        handoff(
-            "repeated identical",
-            format!("{p}={VALID}&{p}={VALID}"),
-            refused.clone(),
-        ),
-        handoff(
-            "repeated different",
-            format!("{p}={VALID}&{p}={UNKNOWN}"),
-            refused.clone(),
-        ),
-        handoff(
-            "repeated with empty",
-            format!("{p}=&{p}={VALID}"),
-            refused.clone(),
-        ),
-        handoff(
-            "percent-encoded underscores",
-            format!("{p}={}", VALID.replace('_', "%5F")),
-            refused.clone(),
-        ),
-        handoff(
-            "percent-encoded space first",
-            format!("{p}=%20{VALID}"),
-            refused.clone(),
-        ),
-        handoff("plus first", format!("{p}=+{VALID}"), refused.clone()),
-        handoff("quoted", format!("{p}=%22{VALID}%22"), refused.clone()),
-        handoff(
-            "Bearer prefix",
-            format!("{p}=Bearer%20{VALID}"),
-            refused.clone(),
-        ),
-        handoff(
-            "semicolon after",
-            format!("{p}={VALID};x=1"),
-            refused.clone(),
-        ),
-        handoff(
-            "8 KiB value",
-            format!("{p}={}", "A".repeat(8 * 1024)),
-            refused.clone(),
-        ),
-        handoff(
-            "64 KiB value",
-            format!("{p}={}", "A".repeat(64 * 1024)),
-            Stack(414),
-        ),
-        handoff(
-            "upper-case parameter name",
-            format!("CUSTOMER_SESSION_TOKEN={VALID}"),
-            PassThrough,
-        ),
-        handoff(
-            "percent-encoded parameter name",
-            format!("customer%5Fsession%5Ftoken={VALID}"),
-            PassThrough,
-        ),
-        handoff(
-            "parameter name with suffix",
-            format!("{p}2={VALID}"),
-            PassThrough,
-        ),
-        handoff(
-            "access_token parameter",
-            format!("access_token={VALID}"),
-            PassThrough,
-        ),
-        handoff("token as parameter name", format!("{VALID}=1"), PassThrough),
-    ];
-    for (name, token) in shape_variants() {
+    let mut cases = table.handoffs;
+    let letters = "A".repeat(8 * 1024);
+    cases.push(handoff(
+        "8 KiB value",
+        format!("{p}={letters}"),
+        Handoff::Refused { loads: 0 },
+    ));
+    let letters = "A".repeat(64 * 1024);
+    cases.push(handoff(
+        "64 KiB value",
+        format!("{p}={letters}"),
+        Handoff::Stack(414),
+    ));
+    for (name, token) in table.shapes {
+        let token = String::from_utf8(token).expect("shape variants keep to b64token");
         // Everything here is query-safe except the characters a URL gives meaning to.
         if token.contains(['+', '&', '=']) {
             continue;
@@ -1172,7 +763,7 @@ fn handoff_cases() -> Vec<HandoffCase> {
         cases.push(handoff(
             format!("shape: {name}"),
             format!("{p}={token}"),
-            refused.clone(),
+            Handoff::Refused { loads: 0 },
         ));
     }
     cases
@@ -1262,7 +853,8 @@ fn check_handoff(
 #[tokio::test]
 async fn handoff_corpus_over_socket() {
     let cases = handoff_cases();
-    assert!(cases.len() >= 40, "{} hand-off rows", cases.len());
+    // Rows are added, never lost: 49 when they moved to the data file.
+    assert!(cases.len() >= 49, "{} hand-off rows", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
         let fixture = Fixture::new().await;

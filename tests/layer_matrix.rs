@@ -322,7 +322,7 @@ async fn store_failure_is_503_and_never_reaches_the_handler() {
     );
     // Nothing of the backend's error text reaches the client.
     let body = reply.text();
-    assert!(common::BACKEND_DETAIL.contains("10.9.8.7"));
+    assert!(common::instrumented::BACKEND_DETAIL.contains("10.9.8.7"));
     for detail in ["10.9.8.7", "5432", "refused", "db-primary"] {
         assert!(!body.contains(detail), "{detail} leaked into {body}");
     }

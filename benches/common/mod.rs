@@ -1,13 +1,15 @@
 //! Set-up shared by the bench targets: the demo customer, session populations, request
-//! templates and a small deterministic shuffle.
+//! templates, a small deterministic shuffle and the instrumented store.
 
 // Each bench target compiles this module on its own and uses a different subset of it.
 #![allow(dead_code)]
 
 pub mod requests;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+// The tests' instrumented store, so benches and tests count the same way.
+#[path = "../../tests/common/instrumented.rs"]
+pub mod instrumented;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,15 +17,13 @@ use http::Request;
 use http::header::{AUTHORIZATION, COOKIE};
 use http_body_util::Full;
 use tower_customer_session::model::CustomerData;
-use tower_customer_session::store::{
-    NewSession, SessionAdmin, SessionKey, SessionRecord, StoreError, StoreScope,
-};
-use tower_customer_session::token::TokenHash;
+use tower_customer_session::store::SessionAdmin;
 use tower_customer_session::token::TokenKind;
 use tower_customer_session::{
     CreateSession, MemoryStore, SessionManager, SessionManagerBuilder, SessionStore,
 };
-use uuid::Uuid;
+
+use instrumented::Instrumented;
 
 /// Request type every benchmarked service takes.
 pub type Req = Request<Full<Bytes>>;
@@ -154,54 +154,12 @@ impl SplitMix {
     }
 }
 
-/// Counts loads, optionally after a fixed latency.
-#[derive(Clone)]
-pub struct Counting<S> {
-    inner: S,
-    loads: Arc<AtomicU64>,
-    latency: Duration,
-}
-
-impl<S> Counting<S> {
-    pub fn new(inner: S, latency: Duration) -> Self {
-        Self {
-            inner,
-            loads: Arc::default(),
-            latency,
-        }
-    }
-
-    pub fn loads(&self) -> u64 {
-        self.loads.load(Ordering::Relaxed)
-    }
-}
-
-impl<S: SessionStore> SessionStore for Counting<S> {
-    async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
-        self.loads.fetch_add(1, Ordering::Relaxed);
-        if !self.latency.is_zero() {
-            tokio::time::sleep(self.latency).await;
-        }
-        self.inner.load(key).await
-    }
-
-    fn scope(&self) -> StoreScope {
-        self.inner.scope()
-    }
-}
-
-impl<S: SessionAdmin> SessionAdmin for Counting<S> {
-    async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
-        self.inner.create(session).await
-    }
-
-    async fn revoke(&self, hash: &TokenHash) -> Result<bool, StoreError> {
-        self.inner.revoke(hash).await
-    }
-
-    async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
-        self.inner.revoke_all(customer_id).await
-    }
+/// `inner` behind the tests' instrumented store, without per-hash load counts: floods load
+/// many distinct tokens, and the memory bench would count the map in its results.
+pub fn bench_store<S>(inner: S) -> Instrumented<S> {
+    let store = Instrumented::new(inner);
+    store.count_per_hash(false);
+    store
 }
 
 /// A minimal axum-login backend whose users are the demo customers.

@@ -9,9 +9,13 @@
 //! (400, bare 401, 403) never reached the store; nothing is ever written to the store.
 #![no_main]
 
+// The tests' instrumented store; only its counters are used here.
+#[allow(dead_code)]
+#[path = "../../tests/common/instrumented.rs"]
+mod instrumented;
+
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use chrono::{TimeDelta, Utc};
@@ -20,47 +24,16 @@ use http_body_util::Full;
 use libfuzzer_sys::fuzz_target;
 use tower::{Layer, ServiceExt};
 use tower_customer_session::model::CustomerData;
-use tower_customer_session::store::{
-    CustomerRef, NewSession, SessionAdmin, SessionKey, SessionRecord, StoreError,
-};
+use tower_customer_session::store::{CustomerRef, NewSession, SessionAdmin};
 use tower_customer_session::token::{TokenHash, TokenHasher, TokenKind};
-use tower_customer_session::{
-    CustomerSessionLayer, MemoryStore, SessionInfo, SessionManager, SessionStore,
-};
+use tower_customer_session::{CustomerSessionLayer, MemoryStore, SessionInfo, SessionManager};
 use uuid::Uuid;
+
+use instrumented::Instrumented;
 
 const SECRET: &[u8] = b"super secret jwt secret";
 const VALID: &str = "polar_cst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZ2";
 const MEMBER: &str = "polar_mst_ucPVuhrH7GUpexaoDv5zpTd9TNAgJdnb3huu31vTYX9";
-
-#[derive(Clone)]
-struct Counting {
-    memory: MemoryStore,
-    loads: Arc<AtomicUsize>,
-    writes: Arc<AtomicUsize>,
-}
-
-impl SessionStore for Counting {
-    async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
-        self.memory.load(key).await
-    }
-}
-
-impl SessionAdmin for Counting {
-    async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        self.memory.create(session).await
-    }
-    async fn revoke(&self, hash: &TokenHash) -> Result<bool, StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        self.memory.revoke(hash).await
-    }
-    async fn revoke_all(&self, customer: Uuid) -> Result<u64, StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        self.memory.revoke_all(customer).await
-    }
-}
 
 type Inner = tower::util::ServiceFn<
     fn(Request<Full<Bytes>>) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>,
@@ -70,10 +43,10 @@ struct World {
     runtime: tokio::runtime::Runtime,
     service: tower_customer_session::CustomerSessionService<
         Inner,
-        Counting,
+        Instrumented,
         tower_customer_session::DefaultRejection,
     >,
-    store: Counting,
+    store: Instrumented,
     valid: TokenHash,
     member: TokenHash,
 }
@@ -114,11 +87,9 @@ fn world() -> &'static World {
             };
             runtime.block_on(memory.create(new)).expect("seed");
         }
-        let store = Counting {
-            memory,
-            loads: Arc::default(),
-            writes: Arc::default(),
-        };
+        let store = Instrumented::new(memory);
+        // Per-hash counts would grow with every distinct well-formed token fuzzed.
+        store.count_per_hash(false);
         let sessions = SessionManager::builder(store.clone())
             .secret(SECRET)
             .build()
@@ -172,23 +143,19 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let world = world();
-    let loads_before = world.store.loads.load(Ordering::SeqCst);
+    let loads_before = world.store.loads();
     let response = world
         .runtime
         .block_on(world.service.clone().oneshot(request))
         .expect("infallible");
-    let loads = world.store.loads.load(Ordering::SeqCst) - loads_before;
+    let loads = world.store.loads() - loads_before;
     let status = response.status();
 
     assert!(
         matches!(status.as_u16(), 200 | 400 | 401 | 403),
         "unexpected status {status}"
     );
-    assert_eq!(
-        world.store.writes.load(Ordering::SeqCst),
-        0,
-        "a request wrote to the store"
-    );
+    assert_eq!(world.store.writes(), 0, "a request wrote to the store");
     if status == StatusCode::OK {
         let info = response
             .extensions()

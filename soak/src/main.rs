@@ -20,6 +20,12 @@
 //!
 //! Run: `cargo run --release --manifest-path soak/Cargo.toml` (about 2.5 minutes).
 
+// The tests' instrumented store; its faults are set from the schedule, its pause gate and
+// per-hash counts go unused here.
+#[allow(dead_code)]
+#[path = "../../tests/common/instrumented.rs"]
+mod instrumented;
+
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,13 +36,13 @@ use axum::Router;
 use axum::routing::get;
 use chrono::{TimeDelta, Utc};
 use tower_customer_session::model::CustomerData;
-use tower_customer_session::store::{
-    CustomerRef, NewSession, SessionAdmin, SessionKey, SessionRecord, StoreError,
-};
-use tower_customer_session::token::{TokenHash, TokenHasher, TokenKind};
+use tower_customer_session::store::{CustomerRef, NewSession, SessionAdmin};
+use tower_customer_session::token::{TokenHasher, TokenKind};
 use tower_customer_session::{
-    CreateSession, Customer, CustomerSessionLayer, MemoryStore, SessionManager, SessionStore,
+    CreateSession, Customer, CustomerSessionLayer, MemoryStore, SessionManager,
 };
+
+use instrumented::{Fault, Instrumented};
 
 const SECRET: &[u8] = b"soak secret, thirty-two bytes!!!";
 const STORE_TIMEOUT: Duration = Duration::from_millis(200);
@@ -48,7 +54,7 @@ enum Phase {
     Hang,
 }
 
-/// The fault schedule, shared by the store and the client's bookkeeping.
+/// The fault schedule, followed by the store and the client's bookkeeping.
 #[derive(Clone)]
 struct Schedule {
     start: Instant,
@@ -92,50 +98,20 @@ impl Schedule {
     }
 }
 
-/// A `MemoryStore` that errors or hangs according to the schedule.
-#[derive(Clone)]
-struct FaultStore {
-    memory: MemoryStore,
-    schedule: Arc<Mutex<Option<Schedule>>>,
-    calls: Arc<AtomicUsize>,
-}
-
-impl FaultStore {
-    async fn gate(&self) -> Result<(), StoreError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let schedule = self.schedule.lock().expect("lock").clone();
-        match schedule.map(|s| s.now().1) {
-            Some(Phase::Error) => Err(StoreError::backend("injected failure")),
-            Some(Phase::Hang) => {
-                // Far past the layer's store timeout, which must cut the call short.
-                tokio::time::sleep(STORE_TIMEOUT * 10).await;
-                Ok(())
-            }
-            _ => Ok(()),
-        }
+/// Sets the store's fault to the schedule's phase at each phase change, until its end.
+async fn follow(schedule: Schedule, store: Instrumented) {
+    let end = schedule.start + schedule.total();
+    while Instant::now() < end {
+        let (_, phase, into) = schedule.now();
+        let (fault, length) = match phase {
+            Phase::Healthy => (Fault::None, schedule.healthy),
+            Phase::Error => (Fault::Error, schedule.error),
+            Phase::Hang => (Fault::Hang, schedule.hang),
+        };
+        store.set_fault(fault);
+        tokio::time::sleep(length.saturating_sub(into).max(Duration::from_millis(1))).await;
     }
-}
-
-impl SessionStore for FaultStore {
-    async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
-        self.gate().await?;
-        self.memory.load(key).await
-    }
-}
-
-impl SessionAdmin for FaultStore {
-    async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
-        self.gate().await?;
-        self.memory.create(session).await
-    }
-    async fn revoke(&self, hash: &TokenHash) -> Result<bool, StoreError> {
-        self.gate().await?;
-        self.memory.revoke(hash).await
-    }
-    async fn revoke_all(&self, customer: uuid::Uuid) -> Result<u64, StoreError> {
-        self.gate().await?;
-        self.memory.revoke_all(customer).await
-    }
+    store.set_fault(Fault::None);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -215,7 +191,7 @@ async fn me(customer: Customer) -> String {
 }
 
 /// Deterministic garbage of several kinds, none of which is an issued token.
-fn invalid_tokens(sessions: &SessionManager<FaultStore>, valid: &str) -> Vec<String> {
+fn invalid_tokens(sessions: &SessionManager<Instrumented>, valid: &str) -> Vec<String> {
     let mut out = vec![
         String::new(),
         "x".into(),
@@ -265,11 +241,9 @@ async fn main() -> ExitCode {
     // The server: layer on the fault store, on a loopback port.
     let memory = MemoryStore::new();
     let customer = memory.insert_customer(CustomerData::new(Utc::now()));
-    let store = FaultStore {
-        memory: memory.clone(),
-        schedule: Arc::default(),
-        calls: Arc::default(),
-    };
+    let store = Instrumented::new(memory.clone());
+    // Per-hash counts would grow with every fresh and invalid token of the run.
+    store.count_per_hash(false);
     let sessions = SessionManager::builder(store.clone())
         .secret(SECRET)
         .store_timeout(STORE_TIMEOUT)
@@ -366,7 +340,7 @@ async fn main() -> ExitCode {
         hang: Duration::from_secs(options.hang),
         cycles: options.cycles,
     };
-    *store.schedule.lock().expect("lock") = Some(schedule.clone());
+    tokio::spawn(follow(schedule.clone(), store.clone()));
     let deadline = schedule.start + schedule.total();
     eprintln!(
         "soak: {} s, {} workers, {} cycles of {}s healthy / {}s error / {}s hang, then {}s healthy",
@@ -619,7 +593,7 @@ async fn main() -> ExitCode {
          valid tokens answered 401 {} | warm sessions refused during faults {} | \
          unexpected statuses {} | transport errors {} | panics {}",
         samples.len(),
-        store.calls.load(Ordering::Relaxed),
+        store.loads() + store.writes(),
         revocations,
         false_accepts,
         valid_401,

@@ -7,38 +7,30 @@
 
 pub mod example_process;
 pub mod fixture;
+pub mod instrumented;
 pub mod log_capture;
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use tokio::sync::Notify;
 use tower::util::BoxCloneService;
 use tower::{Service, ServiceExt};
 use tower_customer_session::model::CustomerData;
-use tower_customer_session::store::{NewSession, SessionRecord};
 use tower_customer_session::token::{SessionToken, TokenHash};
 use tower_customer_session::{
     CreateSession, Customer, CustomerSessionLayer, ManualClock, MemoryStore, Rejection,
-    SessionAdmin, SessionInfo, SessionKey, SessionManager, SessionManagerBuilder, SessionStore,
-    StoreError,
+    SessionInfo, SessionManager, SessionManagerBuilder,
 };
 use uuid::Uuid;
 
 /// The HMAC key every test uses, so hashes are reproducible within a test.
 pub const SECRET: &[u8] = b"integration-test secret, 32 byte";
-
-/// Text of the backend error the failing store returns; must never reach a response.
-pub const BACKEND_DETAIL: &str = "connection to 10.9.8.7:5432 refused (pool db-primary)";
 
 /// Polar's `401 invalid_token` response, as recorded from Polar's server.
 pub const INVALID_TOKEN_FIXTURE: &str =
@@ -47,245 +39,9 @@ pub const INVALID_TOKEN_FIXTURE: &str =
 pub const UNAUTHORIZED_FIXTURE: &str =
     include_str!("../fixtures/polar/error_401_unauthorized.json");
 
-/// Lets a test stop a store load after it has read the record, and resume it later.
-#[derive(Default)]
-pub struct Gate {
-    reached: Notify,
-    release: Notify,
-}
-
-impl Gate {
-    /// Wait until the paused load has read its record.
-    pub async fn reached(&self) {
-        self.reached.notified().await;
-    }
-
-    /// Let the paused load return what it read.
-    pub fn release(&self) {
-        self.release.notify_one();
-    }
-}
-
-#[derive(Default)]
-struct Probe {
-    loads: AtomicUsize,
-    loads_by_hash: Mutex<HashMap<[u8; 32], usize>>,
-    creates: AtomicUsize,
-    revokes: AtomicUsize,
-    latency: Mutex<Duration>,
-    fail_next: AtomicUsize,
-    fail_always: AtomicBool,
-    hang: AtomicBool,
-    gate: Mutex<Option<Arc<Gate>>>,
-}
-
-/// What [`TestStore::set_fault`] makes every store operation do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// Pass through to the memory store.
-    None,
-    /// Fail with a backend error.
-    Error,
-    /// Hang forever (the layer's store timeout must cut it).
-    Hang,
-}
-
-/// A [`MemoryStore`] that counts loads and writes, and can be made slow, failing, hanging
-/// or paused.
-#[derive(Clone, Default)]
-pub struct TestStore {
-    memory: MemoryStore,
-    probe: Arc<Probe>,
-}
-
-impl Debug for TestStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestStore")
-            .field("memory", &self.memory)
-            .finish()
-    }
-}
-
-impl TestStore {
-    pub fn new(memory: MemoryStore) -> Self {
-        Self {
-            memory,
-            probe: Arc::default(),
-        }
-    }
-
-    pub fn memory(&self) -> &MemoryStore {
-        &self.memory
-    }
-
-    /// Store loads so far (every `load` call, failed or not).
-    pub fn loads(&self) -> usize {
-        self.probe.loads.load(Ordering::SeqCst)
-    }
-
-    /// Store loads so far for one token hash.
-    pub fn loads_for(&self, hash: &TokenHash) -> usize {
-        let by_hash = self.probe.loads_by_hash.lock().unwrap();
-        by_hash.get(hash.as_bytes()).copied().unwrap_or(0)
-    }
-
-    pub fn creates(&self) -> usize {
-        self.probe.creates.load(Ordering::SeqCst)
-    }
-
-    /// Calls to `revoke` and `revoke_all`.
-    pub fn revokes(&self) -> usize {
-        self.probe.revokes.load(Ordering::SeqCst)
-    }
-
-    /// Every write: create, revoke, revoke_all.
-    pub fn writes(&self) -> usize {
-        self.creates() + self.revokes()
-    }
-
-    /// Every load sleeps this long before answering.
-    pub fn set_latency(&self, latency: Duration) {
-        *self.probe.latency.lock().unwrap() = latency;
-    }
-
-    /// The next `n` loads fail with a backend error.
-    pub fn fail_next_loads(&self, n: usize) {
-        self.probe.fail_next.store(n, Ordering::SeqCst);
-    }
-
-    /// Every operation fails with a backend error until turned off.
-    pub fn fail_always(&self, on: bool) {
-        self.probe.fail_always.store(on, Ordering::SeqCst);
-    }
-
-    /// Every operation fails, hangs, or (`Fault::None`) works again.
-    pub fn set_fault(&self, fault: Fault) {
-        self.fail_always(fault == Fault::Error);
-        self.probe
-            .hang
-            .store(fault == Fault::Hang, Ordering::SeqCst);
-    }
-
-    /// The next load pauses after reading its record, until the gate is released.
-    pub fn pause_next_load(&self) -> Arc<Gate> {
-        let gate = Arc::new(Gate::default());
-        *self.probe.gate.lock().unwrap() = Some(gate.clone());
-        gate
-    }
-
-    /// Wait (up to 5 s) until at least `n` loads have started.
-    pub async fn wait_for_loads(&self, n: usize) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while self.loads() < n {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "store load {n} never started"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
-
-    /// Never returns while [`Fault::Hang`] is set.
-    async fn hang(&self) {
-        if self.probe.hang.load(Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
-    }
-
-    /// A write fails only with `fail_always`: `fail_next_loads` counts loads alone.
-    fn write_failure(&self) -> Result<(), StoreError> {
-        match self.probe.fail_always.load(Ordering::SeqCst) {
-            true => Err(StoreError::backend(BACKEND_DETAIL)),
-            false => Ok(()),
-        }
-    }
-
-    fn failure(&self) -> Option<StoreError> {
-        let always = self.probe.fail_always.load(Ordering::SeqCst);
-        let once = self
-            .probe
-            .fail_next
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        (always || once).then(|| StoreError::backend(BACKEND_DETAIL))
-    }
-}
-
-impl SessionStore for TestStore {
-    async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
-        let token_hash = key.token_hash();
-        self.probe.loads.fetch_add(1, Ordering::SeqCst);
-        *self
-            .probe
-            .loads_by_hash
-            .lock()
-            .unwrap()
-            .entry(*token_hash.as_bytes())
-            .or_default() += 1;
-        let latency = *self.probe.latency.lock().unwrap();
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
-        self.hang().await;
-        if let Some(error) = self.failure() {
-            return Err(error);
-        }
-        let record = self.memory.load(key).await;
-        let gate = self.probe.gate.lock().unwrap().take();
-        if let Some(gate) = gate {
-            gate.reached.notify_one();
-            gate.release.notified().await;
-        }
-        record
-    }
-}
-
-impl SessionAdmin for TestStore {
-    async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
-        self.probe.creates.fetch_add(1, Ordering::SeqCst);
-        self.hang().await;
-        self.write_failure()?;
-        self.memory.create(session).await
-    }
-
-    async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
-        self.probe.revokes.fetch_add(1, Ordering::SeqCst);
-        self.hang().await;
-        self.write_failure()?;
-        self.memory.revoke(token_hash).await
-    }
-
-    async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
-        self.probe.revokes.fetch_add(1, Ordering::SeqCst);
-        self.hang().await;
-        self.write_failure()?;
-        self.memory.revoke_all(customer_id).await
-    }
-}
-
-impl tower_customer_session::CustomerStore for TestStore {
-    async fn upsert_customer(&self, customer: Customer) -> Result<Customer, StoreError> {
-        self.memory.upsert_customer(customer).await
-    }
-
-    async fn customer(
-        &self,
-        by: &tower_customer_session::store::CustomerRef,
-    ) -> Result<Option<Customer>, StoreError> {
-        tower_customer_session::CustomerStore::customer(&self.memory, by).await
-    }
-
-    async fn delete_customer(
-        &self,
-        id: Uuid,
-        at: chrono::DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        if let Some(error) = self.failure() {
-            return Err(error);
-        }
-        self.memory.delete_customer(id, at).await
-    }
-}
+/// The store of every harness here: a [`MemoryStore`] behind the counters and faults of
+/// [`instrumented::Instrumented`].
+pub type TestStore = instrumented::Instrumented<MemoryStore>;
 
 /// The organization every demo customer belongs to.
 pub fn organization_id() -> Uuid {
