@@ -67,7 +67,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Requests per second over `threads` threads, each driving its own clone of `service`.
-fn run<S, B>(service: &S, requests: &Arc<Requests>, threads: usize, time: Duration) -> f64
+fn run<S, B>(service: &S, requests: &Requests, threads: usize, time: Duration) -> f64
 where
     S: Service<Req, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
@@ -76,7 +76,7 @@ where
     let start = Arc::new(Barrier::new(threads + 1));
     let workers: Vec<_> = (0..threads)
         .map(|t| {
-            let (mut service, requests) = (service.clone(), requests.clone());
+            let (mut service, requests) = (service.clone(), requests.unshared());
             let (stop, start) = (stop.clone(), start.clone());
             std::thread::spawn(move || {
                 let rt = runtime();
@@ -143,9 +143,8 @@ pub fn run_rows(name: &str) {
     let mut rows: Vec<(&str, Vec<f64>)> = Vec::new();
 
     if selected("bare") {
-        let bare_requests = Arc::new(shuffled_bearer(
-            &(0..SESSIONS).map(|_| unknown_token()).collect::<Vec<_>>(),
-        ));
+        let bare_requests =
+            shuffled_bearer(&(0..SESSIONS).map(|_| unknown_token()).collect::<Vec<_>>());
         let bare = service_fn(bare_handler);
         rows.push((
             "bare (no authentication)",
@@ -185,7 +184,7 @@ pub fn run_rows(name: &str) {
             }
         });
         assert_eq!(sessions.cached_sessions(), SESSIONS as u64, "all cached");
-        let requests = Arc::new(shuffled_bearer(&tokens));
+        let requests = shuffled_bearer(&tokens);
         rows.push((
             "cache hit, 100,000 cached sessions",
             threads
@@ -208,7 +207,7 @@ pub fn run_rows(name: &str) {
             Spread::CustomerPerSession,
         ));
         let layered = CustomerSessionLayer::new(sessions).layer(service_fn(customer_handler));
-        let requests = Arc::new(shuffled_bearer(&tokens));
+        let requests = shuffled_bearer(&tokens);
         rows.push((
             "miss + MemoryStore load, 100,000 sessions through 1,000 cached",
             threads

@@ -23,6 +23,20 @@ pub enum Requests {
 }
 
 impl Requests {
+    /// A copy that shares no reference-counted buffer with `self`. Cloning a request bumps
+    /// the count of the buffer its URI was parsed into: threads that clone one shared base
+    /// request all write to that one cache line, which the throughput bench would measure.
+    pub fn unshared(&self) -> Self {
+        match self {
+            Self::Templates(_) => panic!("unshared copies are made of Bearer requests only"),
+            Self::Bearer { values, stride, .. } => Self::Bearer {
+                base: Box::new(plain_request()),
+                values: values.clone(),
+                stride: *stride,
+            },
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Self::Templates(all) => all.len(),
