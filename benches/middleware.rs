@@ -8,7 +8,8 @@
 //! asserted, so a mis-wired row fails instead of measuring a rejection.
 //!
 //! Run: `cargo bench --bench middleware`; then `python3 benches/report.py` writes the
-//! table and the chart to `benches/results/`.
+//! table and the chart to `benches/results/`. With `--features metrics` the rows run with a
+//! Prometheus recorder installed, which measures what the metrics cost.
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -551,6 +552,12 @@ fn axum_login_rows(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime) {
 }
 
 fn per_request(c: &mut Criterion) {
+    // With feature `metrics`, measure with a real recorder (Prometheus's) rather than the
+    // facade's no-op: the cost an operator pays. Installed before any manager is built.
+    #[cfg(feature = "metrics")]
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("the only recorder");
     let rt = runtime();
     let mut group = c.benchmark_group("per_request");
     group
