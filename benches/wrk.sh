@@ -4,10 +4,12 @@
 #
 # Usage: benches/wrk.sh            (needs wrk and taskset: apt-get install -y wrk util-linux)
 # Env:   DURATION (10s), WARMUP (2s), CONNECTIONS (64), THREADS (wrk threads, 1),
+#        ROUNDS (3): each round runs every server once, so host noise spreads over all three
+#        instead of landing on one; the table has the median round and the range,
 #        SERVER_CPUS (0), CLIENT_CPUS (1): the server and wrk are pinned to different cores
 #        with taskset, so neither steals the other's CPU time; the server's tokio runtime
 #        sizes itself to the cores it is given.
-# Writes benches/results/http.md and the raw wrk output benches/results/wrk-<mode>.txt.
+# Writes benches/results/http.md and the raw wrk output benches/results/wrk-<mode>-<round>.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,7 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-1}
+ROUNDS=${ROUNDS:-3}
 SERVER_CPUS=${SERVER_CPUS:-0}
 CLIENT_CPUS=${CLIENT_CPUS:-1}
 RESULTS=benches/results
@@ -39,8 +42,8 @@ cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true; }
 trap cleanup EXIT
 
 run() {
-  local mode=$1 out log line addr header
-  out="$RESULTS/wrk-$mode.txt"
+  local mode=$1 round=$2 out log line addr header
+  out="$RESULTS/wrk-$mode-$round.txt"
   log=$(mktemp)
   taskset -c "$SERVER_CPUS" "$bin" --serve "$mode" >"$log" &
   server_pid=$!
@@ -57,11 +60,15 @@ run() {
   fi
 }
 
-for mode in bare layer login; do run "$mode"; done
+rm -f "$RESULTS"/wrk-*.txt
+for round in $(seq "$ROUNDS"); do
+  for mode in bare layer login; do run "$mode" "$round"; done
+done
 
-python3 - "$RESULTS" "$THREADS" "$CONNECTIONS" "$DURATION" "$SERVER_CPUS" "$CLIENT_CPUS" <<'EOF'
-import re, sys
-results, threads, connections, duration, server_cpus, client_cpus = sys.argv[1:]
+python3 - "$RESULTS" "$THREADS" "$CONNECTIONS" "$DURATION" "$SERVER_CPUS" "$CLIENT_CPUS" "$ROUNDS" <<'EOF'
+import re, statistics, sys
+results, threads, connections, duration, server_cpus, client_cpus, rounds = sys.argv[1:]
+rounds = int(rounds)
 labels = {
     "bare": "axum, no authentication",
     "layer": "axum + this crate (Bearer, cache hit)",
@@ -72,25 +79,34 @@ def ms(text):
     value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
-rows = {}
-for mode in labels:
-    text = open(f"{results}/wrk-{mode}.txt").read()
+def parse(mode, round):
+    text = open(f"{results}/wrk-{mode}-{round}.txt").read()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
     pct = [ms(re.search(rf"^\s+{p}%\s+(\S+)", text, re.M).group(1)) for p in (50, 75, 90, 99)]
-    rows[mode] = (rps, *pct)
+    return (rps, *pct)
 
-bare = rows["bare"][0]
+runs = {mode: [parse(mode, r) for r in range(1, rounds + 1)] for mode in labels}
+# Each round's servers ran back to back: a server's share of bare is taken within its round.
+share = {mode: [run[0] / bare[0] for run, bare in zip(runs[mode], runs["bare"])] for mode in labels}
+
 lines = [
-    f"wrk -t{threads} -c{connections} -d{duration} --latency, GET /me; server on CPU {server_cpus}, wrk on CPU {client_cpus} (taskset)",
+    f"wrk -t{threads} -c{connections} -d{duration} --latency, GET /me; server on CPU {server_cpus}, "
+    f"wrk on CPU {client_cpus} (taskset); {rounds} rounds, every server once per round",
     "",
-    "| server | requests/s | % of bare | p50 | p75 | p90 | p99 |",
+    "| server | % of bare, median (range) | requests/s, median | p50 | p75 | p90 | p99 |",
     "|---|---:|---:|---:|---:|---:|---:|",
 ]
-for mode, (rps, *pct) in rows.items():
-    cells = " | ".join(f"{p:.3f} ms" for p in pct)
-    lines.append(f"| {labels[mode]} | {rps:,.0f} | {100 * rps / bare:.1f}% | {cells} |")
+for mode in labels:
+    pick = sorted(runs[mode], key=lambda run: run[0])[len(runs[mode]) // 2]
+    cells = " | ".join(f"{p:.3f} ms" for p in pick[1:])
+    lo, mid, hi = min(share[mode]), statistics.median(share[mode]), max(share[mode])
+    lines.append(
+        f"| {labels[mode]} | {100 * mid:.1f}% ({100 * lo:.1f}–{100 * hi:.1f}%) | {pick[0]:,.0f} | {cells} |"
+    )
 lines.append("")
-lines.append(f"this crate vs tower-sessions + axum-login: {rows['layer'][0] / rows['login'][0]:.2f}x the requests/s")
+lines.append("latencies are those of each server's median round")
+ratio = statistics.median(l[0] / g[0] for l, g in zip(runs["layer"], runs["login"]))
+lines.append(f"this crate vs tower-sessions + axum-login: {ratio:.2f}x the requests/s (median of rounds)")
 text = "\n".join(lines) + "\n"
 open(f"{results}/http.md", "w").write(text)
 print(text)
