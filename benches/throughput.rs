@@ -34,7 +34,7 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, Service, ServiceExt, service_fn};
-use tower_customer_session::{Customer, CustomerSessionLayer, MemoryStore};
+use tower_customer_session::{Customer, CustomerSessionLayer, MemoryStore, SessionManager};
 
 use common::requests::{Requests, bearer_in_order, shuffled_bearer};
 use common::{Req, Spread, builder, populate, unknown_token};
@@ -106,6 +106,47 @@ where
     workers.into_iter().map(|w| w.join().unwrap()).sum()
 }
 
+/// `SESSIONS` sessions, one customer each, behind a cache of `capacity`; tokens in creation
+/// order.
+fn populated(
+    rt: &tokio::runtime::Runtime,
+    capacity: u64,
+) -> (SessionManager<MemoryStore>, Vec<String>) {
+    let store = MemoryStore::new();
+    let sessions = builder(store.clone())
+        .cache_capacity(capacity)
+        .build()
+        .unwrap();
+    let tokens = rt.block_on(populate(
+        &store,
+        &sessions,
+        SESSIONS,
+        Spread::CustomerPerSession,
+    ));
+    (sessions, tokens)
+}
+
+fn layered(
+    sessions: &SessionManager<MemoryStore>,
+) -> impl Service<Req, Response = Response<impl Sized>, Error = Infallible, Future: Send>
++ Clone
++ Send
++ 'static {
+    CustomerSessionLayer::new(sessions.clone()).layer(service_fn(customer_handler))
+}
+
+/// Requests per second of `service` at each thread count.
+fn rates<S, B>(service: &S, requests: &Requests, threads: &[usize], time: Duration) -> Vec<f64>
+where
+    S: Service<Req, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    threads
+        .iter()
+        .map(|&n| run(service, requests, n, time))
+        .collect()
+}
+
 fn thread_counts() -> Vec<usize> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     match std::env::var("THROUGHPUT_THREADS") {
@@ -143,77 +184,41 @@ pub fn run_rows(name: &str) {
     let mut rows: Vec<(&str, Vec<f64>)> = Vec::new();
 
     if selected("bare") {
-        let bare_requests =
-            shuffled_bearer(&(0..SESSIONS).map(|_| unknown_token()).collect::<Vec<_>>());
+        let tokens: Vec<String> = (0..SESSIONS).map(|_| unknown_token()).collect();
         let bare = service_fn(bare_handler);
-        rows.push((
-            "bare (no authentication)",
-            threads
-                .iter()
-                .map(|&n| run(&bare, &bare_requests, n, time))
-                .collect(),
-        ));
+        let requests = shuffled_bearer(&tokens);
+        let rates = rates(&bare, &requests, &threads, time);
+        rows.push(("bare (no authentication)", rates));
     }
 
     if selected("hit") {
-        let store = MemoryStore::new();
-        let sessions = builder(store.clone())
-            .cache_capacity(2 * SESSIONS as u64)
-            .build()
-            .unwrap();
-        let tokens = rt.block_on(populate(
-            &store,
-            &sessions,
-            SESSIONS,
-            Spread::CustomerPerSession,
-        ));
-        let layered =
-            CustomerSessionLayer::new(sessions.clone()).layer(service_fn(customer_handler));
+        let (sessions, tokens) = populated(&rt, 2 * SESSIONS as u64);
+        let layered = layered(&sessions);
         // Fill in creation order, as a server does; every timed request is then a hit.
         let warm = bearer_in_order(&tokens);
         rt.block_on(async {
             let mut service = layered.clone();
             for i in 0..warm.len() {
-                service
-                    .ready()
-                    .await
-                    .unwrap()
-                    .call(warm.get(i))
-                    .await
-                    .unwrap();
+                let response = service.ready().await.unwrap().call(warm.get(i)).await;
+                assert_eq!(response.unwrap().status(), StatusCode::OK);
             }
         });
         assert_eq!(sessions.cached_sessions(), SESSIONS as u64, "all cached");
-        let requests = shuffled_bearer(&tokens);
-        rows.push((
-            "cache hit, 100,000 cached sessions",
-            threads
-                .iter()
-                .map(|&n| run(&layered, &requests, n, time))
-                .collect(),
-        ));
+        let rates = rates(&layered, &shuffled_bearer(&tokens), &threads, time);
+        rows.push(("cache hit, 100,000 cached sessions", rates));
     }
 
-    {
-        let store = MemoryStore::new();
-        let sessions = builder(store.clone())
-            .cache_capacity(1_000)
-            .build()
-            .unwrap();
-        let tokens = rt.block_on(populate(
-            &store,
-            &sessions,
-            SESSIONS,
-            Spread::CustomerPerSession,
-        ));
-        let layered = CustomerSessionLayer::new(sessions).layer(service_fn(customer_handler));
-        let requests = shuffled_bearer(&tokens);
+    if selected("miss") {
+        let (sessions, tokens) = populated(&rt, 1_000);
+        let rates = rates(
+            &layered(&sessions),
+            &shuffled_bearer(&tokens),
+            &threads,
+            time,
+        );
         rows.push((
             "miss + MemoryStore load, 100,000 sessions through 1,000 cached",
-            threads
-                .iter()
-                .map(|&n| run(&layered, &requests, n, time))
-                .collect(),
+            rates,
         ));
     }
 
