@@ -148,12 +148,11 @@ mod enabled {
     const STORE_RESULTS: [&str; 4] = ["ok", "error", "timeout", "rate_limited"];
 
     fn result_index<T>(result: &Result<T, StoreError>) -> usize {
-        match store_result(result) {
-            "ok" => 0,
-            "error" => 1,
-            "timeout" => 2,
-            _ => 3,
-        }
+        let label = store_result(result);
+        STORE_RESULTS
+            .iter()
+            .position(|known| *known == label)
+            .expect("a known result")
     }
 
     fn requests(outcome: &'static str, source: Option<CredentialSource>) -> Counter {
