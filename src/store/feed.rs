@@ -72,8 +72,21 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// The store calls [`FeedSink::alive`] (or `connected`) at least every `max_silence`;
-    /// a longer silence counts as a lost feed.
+    /// The store proves the feed alive ([`FeedSink::alive_since`], or `connected`) with
+    /// proofs sent at most `max_silence` apart; a longer silence counts as a lost feed.
+    ///
+    /// This is the whole window in which a silently dead feed can let this instance serve
+    /// a session revoked elsewhere from its cache: a change announced before a proof was
+    /// sent is delivered before that proof's answer, and the cache stops serving (default
+    /// [`FeedPolicy`]) `max_silence` after the last proof was sent. For a store that pings
+    /// every `interval` and waits `timeout` for each answer, it is `interval + timeout`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tower_customer_session::store::Watch;
+    /// let (interval, timeout) = (Duration::from_millis(100), Duration::from_millis(200));
+    /// assert_eq!(Watch::new(interval + timeout).max_silence(), Duration::from_millis(300));
+    /// ```
     pub fn new(max_silence: Duration) -> Self {
         Self {
             max_silence: max_silence.max(Duration::from_millis(1)),
@@ -91,8 +104,8 @@ impl Watch {
 /// One mechanism for every backend. The store's [`watch`](super::SessionStore::watch) gets a
 /// [`FeedSink`] and returns a [`Watch`] stating how long the feed may stay silent. From then
 /// on the store reports three things: the subscription is up ([`FeedSink::connected`]), it is
-/// still up ([`FeedSink::alive`], a heartbeat proven on the subscription's own connection,
-/// e.g. a `PING` answered through it), and what changed ([`FeedSink::invalidate`]). The core
+/// still up ([`FeedSink::alive_since`], a heartbeat proven on the subscription's own
+/// connection, e.g. a `PING` answered through it), and what changed ([`FeedSink::invalidate`]). The core
 /// applies each invalidation exactly as a local revocation (epochs bumped first, so a racing
 /// load cannot put the entry back) and runs a watchdog: a feed silent for longer than the
 /// [`Watch`] allows counts as lost, whatever the store believes.
@@ -110,16 +123,36 @@ impl FeedSink {
     /// flushed, because anything published while it was down is lost, then served again.
     pub fn connected(&self) {
         if let Some(feed) = self.feed.upgrade() {
-            feed.beat();
+            feed.beat(Instant::now());
             feed.go_live("connected");
         }
     }
 
-    /// The subscription was proven alive just now (e.g. a `PING` answered through it).
-    /// After a loss this counts as a reconnection.
+    /// The subscription was proven alive just now. After a loss this counts as a
+    /// reconnection. Prefer [`alive_since`](Self::alive_since) when the proof took a round
+    /// trip: this one counts the silence from the answer, not from the question.
     pub fn alive(&self) {
+        // Tokio's clock, not std's: the two differ in tests that pause time.
+        self.alive_since(Instant::now().into_std());
+    }
+
+    /// The subscription was proven alive by a proof sent at `sent` and answered through it
+    /// (e.g. a `PING` sent then): every change announced before `sent` has been delivered.
+    /// Read `sent` from Tokio's clock (`tokio::time::Instant::now().into_std()`), which
+    /// the watchdog runs on.
+    /// The silence the [`Watch`] allows is counted from `sent`, so the bound it states
+    /// holds whatever the round trip took. After a loss this counts as a reconnection.
+    ///
+    /// ```
+    /// # use tower_customer_session::store::FeedSink;
+    /// # let sink = FeedSink::detached();
+    /// let sent = tokio::time::Instant::now().into_std();
+    /// // … a PING goes out on the subscription's connection and its answer comes back …
+    /// sink.alive_since(sent);
+    /// ```
+    pub fn alive_since(&self, sent: std::time::Instant) {
         if let Some(feed) = self.feed.upgrade() {
-            feed.beat();
+            feed.beat(Instant::from_std(sent));
             if feed.state() != FeedState::Live {
                 feed.go_live("heartbeat");
             }
@@ -214,8 +247,10 @@ impl Feed {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn beat(&self) {
-        self.lock().last_beat = Instant::now();
+    /// A proof of life that started at `at`; an older proof never moves the beat back.
+    fn beat(&self, at: Instant) {
+        let mut inner = self.lock();
+        inner.last_beat = inner.last_beat.max(at);
     }
 
     fn go_live(&self, why: &'static str) {
@@ -248,27 +283,41 @@ impl Feed {
         self.cache.metrics.feed_state(FeedState::Lost);
     }
 
-    /// Lost if live and silent for longer than `max_silence`.
-    fn check(&self, max_silence: Duration) {
-        let silent = {
+    /// Lost if live and silent for longer than `max_silence`; otherwise the moment at
+    /// which it would be, if no beat comes first.
+    fn check(&self, max_silence: Duration) -> Option<Instant> {
+        let deadline = {
             let inner = self.lock();
-            inner.state == FeedState::Live && inner.last_beat.elapsed() > max_silence
+            if inner.state != FeedState::Live {
+                // Nothing to watch until the store reports the feed live again.
+                return None;
+            }
+            inner.last_beat + max_silence
         };
-        if silent {
+        if Instant::now() > deadline {
             self.go_down("heartbeat missed");
+            return None;
         }
+        Some(deadline)
     }
 }
 
-/// Ticks several times per allowed silence, so a missed beat is noticed within about
-/// `max_silence × 1.25`. Ends when the manager is dropped.
+/// Wakes at the moment the last beat runs out (not on a coarse tick), so a silent feed is
+/// counted lost `max_silence` after its last proof of life, to the timer's millisecond.
+/// Ends when the manager is dropped.
 async fn watchdog(feed: Weak<Feed>, max_silence: Duration) {
-    let tick = (max_silence / 4).max(Duration::from_millis(1));
+    // While the feed is not live, look again this often.
+    let idle = max_silence.min(Duration::from_millis(50));
     loop {
-        tokio::time::sleep(tick).await;
-        match feed.upgrade() {
+        let wake = match feed.upgrade() {
             Some(feed) => feed.check(max_silence),
             None => return,
+        };
+        match wake {
+            Some(deadline) => {
+                tokio::time::sleep_until(deadline + Duration::from_millis(1)).await;
+            }
+            None => tokio::time::sleep(idle).await,
         }
     }
 }
