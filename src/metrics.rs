@@ -14,6 +14,7 @@
 //! | `customer_session_feed_up` | gauge | | 1 while the invalidation feed is live, 0 otherwise (absent without a feed) |
 //! | `customer_session_feed_transitions_total` | counter | `state` | feed state changes: `live`, `lost` |
 //! | `customer_session_feed_invalidations_total` | counter | `kind` | invalidations applied from the feed: `session`, `customer`, `all` |
+//! | `customer_session_tombstones_full_total` | counter | | failed revocations that found the tombstone record full: the cache then stops filling until tombstones expire (fail safe; see [`SessionManager::revoke_hash`](crate::SessionManager::revoke_hash)) |
 //!
 //! The request outcomes, cache lookups, store loads and entry gauges are registered when the
 //! manager is built, so those series are scraped at 0 before their first event (a rate over
@@ -246,6 +247,10 @@ mod enabled {
             };
             counter!("customer_session_feed_invalidations_total", "kind" => kind).increment(1);
         }
+
+        pub(crate) fn tombstones_full(&self) {
+            counter!("customer_session_tombstones_full_total").increment(1);
+        }
     }
 }
 
@@ -275,6 +280,8 @@ mod disabled {
         pub(crate) fn feed_state(&self, _: FeedState) {}
         #[inline(always)]
         pub(crate) fn feed_message(&self, _: &Invalidation) {}
+        #[inline(always)]
+        pub(crate) fn tombstones_full(&self) {}
     }
 }
 

@@ -6,24 +6,35 @@
 //!   with a short TTL, so a flood of random tokens cannot evict real sessions.
 //! * Concurrent misses for one token share one store load ([`SessionCache::coalesce`]).
 //!   Errors are handed to the waiting callers but never cached.
-//! * Revocation bumps an epoch and invalidates under one lock; a load inserts only if the
-//!   epoch it read before asking the store is still current, so a load that raced a
-//!   revocation never puts the session back (see [`SessionCache::insert_if_current`]).
+//! * Revocation bumps an epoch and invalidates under one lock; a load inserts only if no
+//!   revocation that could concern it happened since it read the [`Epoch`] (before asking
+//!   the store), so a load that raced a revocation never puts the session back (see
+//!   [`SessionCache::insert_if_current`] and [`epochs`]). A customer invalidation disturbs
+//!   only loads of that customer's sessions.
 //! * A finished flight is not joined by later callers, and a caller never accepts a session
 //!   read before a revocation that completed before the caller arrived.
 //! * Customer-wide invalidations go through a customer → hashes index kept next to the
 //!   cache, not moka predicates, which moka would evaluate on every hit until its
 //!   housekeeper had scanned the whole cache.
 //! * A revocation whose store call failed leaves a tombstone for `max_ttl`: the session may
-//!   still be revoked later by the backend, so it is not cached again until then.
+//!   still be revoked later by the backend, so it is not cached again until then. The
+//!   record is bounded and never drops one early; when full, nothing is cached
+//!   ([`tombstones`]).
 //! * While an invalidation feed is down (default policy), the cache is bypassed: no lookups,
 //!   no inserts (see [`crate::store::FeedPolicy`]).
+
+mod epochs;
+mod tombstones;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
+
+pub(crate) use epochs::Epoch;
+use epochs::{Epochs, STRIPES, stripe};
+use tombstones::{Recorded, Tombstones};
 
 use moka::sync::Cache;
 use smallvec::SmallVec;
@@ -55,7 +66,7 @@ pub(crate) struct CachedSession {
 pub(crate) type LoadOutcome = Result<Arc<CachedSession>, Rejection>;
 
 /// A load's outcome and the revocation epoch read before the store was asked.
-pub(crate) type Fetched = (u64, LoadOutcome);
+pub(crate) type Fetched = (Epoch, LoadOutcome);
 
 /// What a synchronous cache probe found.
 pub(crate) enum Lookup {
@@ -75,12 +86,8 @@ pub(crate) struct CacheConfig {
 
 type Flights = HashMap<TokenHash, Weak<Flight>, DigestState>;
 
-/// Epoch stripes: a revocation only disturbs in-flight loads whose hash shares its stripe.
-const STRIPES: usize = 64;
 /// Shards of the customer index, so inserts of different customers rarely contend.
 const INDEX_SHARDS: usize = 16;
-/// Bound on remembered failed revocations (tombstones).
-const TOMBSTONES: u64 = 10_000;
 
 pub(crate) struct SessionCache {
     positive: Cache<TokenHash, Arc<CachedSession>, DigestState>,
@@ -88,12 +95,12 @@ pub(crate) struct SessionCache {
     /// In-flight loads, sharded like the epochs so that misses of different tokens do not
     /// queue on one lock.
     flights: [Mutex<Flights>; STRIPES],
-    /// Revocation epochs by stripe. The lock also orders inserts against revocations.
-    epochs: [Mutex<u64>; STRIPES],
+    /// What lets a load tell whether a revocation raced it; its locks also order inserts
+    /// against revocations.
+    epochs: Epochs,
     by_customer: Arc<CustomerIndex>,
     /// Sessions and customers whose revocation may not have reached the store.
-    unconfirmed: Cache<TokenHash, (), DigestState>,
-    unconfirmed_customers: Cache<Uuid, ()>,
+    tombstones: Tombstones,
     /// Set while an invalidation feed is down under the default policy.
     bypass: AtomicBool,
     pub(crate) metrics: Metrics,
@@ -218,10 +225,6 @@ impl SessionCache {
                 index.remove(entry.info.customer_id, &hash, &entry);
             })
             .build_with_hasher(DigestState);
-        let unconfirmed_customers = Cache::builder()
-            .max_capacity(TOMBSTONES)
-            .time_to_live(config.max_ttl.max(Duration::from_millis(1)))
-            .build();
         let negative =
             (config.negative_capacity > 0 && !config.negative_ttl.is_zero()).then(|| {
                 Cache::builder()
@@ -233,13 +236,9 @@ impl SessionCache {
             positive,
             negative,
             flights: std::array::from_fn(|_| Mutex::default()),
-            epochs: std::array::from_fn(|_| Mutex::new(0)),
+            epochs: Epochs::new(),
             by_customer,
-            unconfirmed: Cache::builder()
-                .max_capacity(TOMBSTONES)
-                .time_to_live(config.max_ttl.max(Duration::from_millis(1)))
-                .build_with_hasher(DigestState),
-            unconfirmed_customers,
+            tombstones: Tombstones::new(config.max_ttl, tombstones::CAPACITY),
             bypass: AtomicBool::new(false),
             metrics: Metrics::new(),
         }
@@ -270,24 +269,26 @@ impl SessionCache {
         }
     }
 
-    /// Cache `entry` unless `hash`'s epoch has moved past `epoch` (read before the store
-    /// was asked). Checked and inserted under the stripe lock that revocations take, so a
-    /// revoked session is never put back, not even for an instant.
+    /// Cache `entry` unless a revocation of its session or its customer happened since
+    /// `epoch` was read (before the store was asked). Checked and inserted under the locks
+    /// that those revocations take, so a revoked session is never put back, not even for an
+    /// instant.
     pub(crate) fn insert_if_current(
         &self,
         hash: TokenHash,
         entry: Arc<CachedSession>,
-        epoch: u64,
+        epoch: Epoch,
     ) -> Insert {
-        let current = self.stripe(&hash);
-        if *current != epoch {
+        let customer_id = entry.info.customer_id;
+        let session = self.epochs.session(&hash);
+        if *session != epoch.session {
             return Insert::Raced;
         }
-        let customer_id = entry.info.customer_id;
-        if self.bypass.load(Ordering::SeqCst)
-            || self.unconfirmed.contains_key(&hash)
-            || self.unconfirmed_customers.contains_key(&customer_id)
-        {
+        let customer = self.epochs.customer(&customer_id);
+        if customer.changed_since(customer_id, epoch.customers) {
+            return Insert::Raced;
+        }
+        if self.bypass.load(Ordering::SeqCst) || self.tombstones.block(&hash, &customer_id) {
             return Insert::Skipped;
         }
         self.by_customer.add(customer_id, hash, &entry);
@@ -311,10 +312,25 @@ impl SessionCache {
         }
     }
 
-    /// The revocation epoch of `hash`'s stripe. A loader reads it before asking the store
-    /// and passes it to [`insert_if_current`](Self::insert_if_current).
-    pub(crate) fn epoch(&self, hash: &TokenHash) -> u64 {
-        *self.stripe(hash)
+    /// The revocation epoch that concerns `hash`. A loader reads it before asking the
+    /// store and passes it to [`insert_if_current`](Self::insert_if_current).
+    pub(crate) fn epoch(&self, hash: &TokenHash) -> Epoch {
+        self.epochs.read(hash)
+    }
+
+    /// Whether a load that read `flight` may answer a caller that read `since` on arrival:
+    /// no revocation of its session or its customer happened in between.
+    fn current_for(&self, flight: Epoch, since: Epoch, entry: &CachedSession) -> bool {
+        if flight.session < since.session {
+            return false;
+        }
+        flight.customers >= since.customers || {
+            let id = entry.info.customer_id;
+            !self
+                .epochs
+                .customer(&id)
+                .changed_since(id, flight.customers)
+        }
     }
 
     fn flights(&self, hash: &TokenHash) -> MutexGuard<'_, Flights> {
@@ -324,38 +340,17 @@ impl SessionCache {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    fn stripe(&self, hash: &TokenHash) -> MutexGuard<'_, u64> {
-        // The guarded value is a counter; a panic elsewhere cannot leave it inconsistent.
-        self.epochs[stripe(hash)]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Lock every stripe in index order (the only place more than one is held) and bump
-    /// its epoch; inserts wait until the guards are dropped.
-    fn bump_all(&self) -> Vec<MutexGuard<'_, u64>> {
-        let mut stripes: Vec<_> = self
-            .epochs
-            .iter()
-            .map(|e| e.lock().unwrap_or_else(|e| e.into_inner()))
-            .collect();
-        for epoch in &mut stripes {
-            **epoch += 1;
-        }
-        stripes
-    }
-
     /// Remove one session (after the store has revoked it).
     pub(crate) fn invalidate(&self, hash: &TokenHash) {
-        let mut epoch = self.stripe(hash);
+        let mut epoch = self.epochs.session(hash);
         *epoch += 1;
         self.positive.invalidate(hash);
     }
 
     /// Remove every cached session of a customer: one index lookup and a removal per
-    /// session, so hits never pay for it.
+    /// session, so hits never pay for it, and only loads of this customer are disturbed.
     pub(crate) fn invalidate_customer(&self, customer_id: Uuid) {
-        let _stripes = self.bump_all();
+        let _log = self.epochs.bump_customer(customer_id);
         // Taken out first: moka's eviction listener takes the same shard lock.
         for indexed in self.by_customer.take(customer_id) {
             self.positive.invalidate(&indexed.hash);
@@ -364,7 +359,7 @@ impl SessionCache {
 
     /// Remove everything (e.g. when a cross-instance invalidation channel was lost).
     pub(crate) fn invalidate_all(&self) {
-        let _stripes = self.bump_all();
+        let _locked = self.epochs.bump_all();
         self.positive.invalidate_all();
         self.by_customer.clear();
         if let Some(negative) = &self.negative {
@@ -375,20 +370,33 @@ impl SessionCache {
     /// A revocation of `hash` may not have reached the store: never cache it again
     /// until `max_ttl` has passed.
     pub(crate) fn tombstone(&self, hash: TokenHash) {
-        self.unconfirmed.insert(hash, ());
+        self.note(self.tombstones.session(hash));
         self.invalidate(&hash);
     }
 
     /// As [`tombstone`](Self::tombstone), for every session of a customer.
     pub(crate) fn tombstone_customer(&self, customer_id: Uuid) {
-        self.unconfirmed_customers.insert(customer_id, ());
+        self.note(self.tombstones.customer(customer_id));
         self.invalidate_customer(customer_id);
+    }
+
+    fn note(&self, recorded: Recorded) {
+        if recorded == Recorded::Full {
+            tracing::warn!(
+                "too many unconfirmed revocations: the session cache stops filling until they expire"
+            );
+            self.metrics.tombstones_full();
+        }
     }
 
     /// Apply a change announced by another instance, exactly as a local revocation.
     pub(crate) fn apply(&self, invalidation: Invalidation) {
         match invalidation {
-            Invalidation::Session(hash) => self.invalidate(&hash),
+            Invalidation::Session(hash) => {
+                self.invalidate(&hash);
+                // The change may make a refused token valid (a revocation undone in SQL).
+                self.forget_negative(&hash);
+            }
             Invalidation::Customer(id) => self.invalidate_customer(id),
             Invalidation::All => self.invalidate_all(),
         }
@@ -420,8 +428,9 @@ impl SessionCache {
         // running; so the second round always gets a fresh outcome.
         for _ in 0..2 {
             let (epoch, outcome) = self.join_flight(hash, &load).await;
-            if outcome.is_err() || epoch >= since {
-                return outcome;
+            match &outcome {
+                Ok(entry) if !self.current_for(epoch, since, entry) => {}
+                _ => return outcome,
             }
             // The flight read the store before a revocation this caller must see.
         }
@@ -451,9 +460,9 @@ impl SessionCache {
                     match self.lookup(&hash) {
                         // Cached entries are current: revocations remove them under the
                         // same lock that guards their insertion.
-                        Lookup::Hit(hit) => return (u64::MAX, Ok(hit)),
+                        Lookup::Hit(hit) => return (Epoch::CURRENT, Ok(hit)),
                         Lookup::Negative(reason) => {
-                            return (u64::MAX, Err(Rejection::InvalidToken(reason)));
+                            return (Epoch::CURRENT, Err(Rejection::InvalidToken(reason)));
                         }
                         Lookup::Miss => {}
                     }
@@ -471,10 +480,6 @@ impl SessionCache {
         let flight = guard.flight.as_ref().expect("set above");
         flight.outcome.get_or_init(load).await.clone()
     }
-}
-
-fn stripe(hash: &TokenHash) -> usize {
-    hash.as_bytes()[31] as usize % STRIPES
 }
 
 /// Leaves a flight; the last participant out removes it from the map.
@@ -652,5 +657,61 @@ mod tests {
         );
         cache.apply(Invalidation::Customer(jane.id));
         assert!(!is_hit(&cache, &second.0));
+    }
+
+    #[test]
+    fn a_customer_invalidation_disturbs_only_that_customers_loads() {
+        let (cache, clock) = cache();
+        let (jane, john) = (customer(), customer());
+        let (janes, johns) = (entry(&clock, &jane, 1), entry(&clock, &john, 2));
+        let (jane_epoch, john_epoch) = (cache.epoch(&janes.0), cache.epoch(&johns.0));
+        // A stream of other customers' invalidations while both loads are in flight.
+        for _ in 0..1_000 {
+            cache.invalidate_customer(Uuid::new_v4());
+        }
+        cache.invalidate_customer(jane.id);
+        assert_eq!(
+            cache.insert_if_current(janes.0, janes.1, jane_epoch),
+            Insert::Raced,
+            "Jane's load raced her own invalidation"
+        );
+        assert_eq!(
+            cache.insert_if_current(johns.0, johns.1, john_epoch),
+            Insert::Cached,
+            "John's load is not disturbed by anybody else's"
+        );
+    }
+
+    #[test]
+    fn a_feed_message_for_a_session_also_clears_its_negative_entry() {
+        let (cache, _) = cache();
+        let hash = TokenHash::from_bytes([4; 32]);
+        cache.insert_negative(hash, InvalidToken::Unknown);
+        assert!(matches!(cache.lookup(&hash), Lookup::Negative(_)));
+        cache.apply(Invalidation::Session(hash));
+        assert!(
+            matches!(cache.lookup(&hash), Lookup::Miss),
+            "a revocation undone elsewhere is asked again, not refused for the negative TTL"
+        );
+    }
+
+    #[test]
+    fn a_flood_of_failed_revocations_never_lets_a_real_one_be_cached() {
+        let (cache, clock) = cache();
+        let jane = customer();
+        let real = entry(&clock, &jane, 1);
+        cache.tombstone(real.0);
+        for n in 0..(tombstones::CAPACITY as u32 + 100) {
+            let mut bytes = [0xee; 32];
+            bytes[..4].copy_from_slice(&n.to_le_bytes());
+            cache.tombstone(TokenHash::from_bytes(bytes));
+        }
+        assert_eq!(insert(&cache, real.clone()), Insert::Skipped);
+        assert!(!is_hit(&cache, &real.0));
+        assert_eq!(
+            insert(&cache, entry(&clock, &customer(), 9)),
+            Insert::Skipped,
+            "with the record full, nothing is cached"
+        );
     }
 }
