@@ -297,3 +297,31 @@ async fn a_shared_store_needs_a_secret_and_the_memory_store_does_not() {
     let memory = SessionManager::builder(MemoryStore::new()).build().unwrap();
     assert_eq!(memory.feed_state(), FeedState::Unwatched);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_silence_counts_from_when_the_last_proof_was_sent() {
+    let store = FeedStore::with_silence(Duration::from_millis(300));
+    let sessions = manager(&store, FeedPolicy::BypassCache);
+    store.sink().connected();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A ping sent 50 ms ago whose answer arrives only now proves the feed as of then.
+    let sent = tokio::time::Instant::now() - Duration::from_millis(50);
+    store.sink().alive_since(sent.into_std());
+    assert_eq!(sessions.feed_state(), FeedState::Live);
+    // An older proof arriving late never moves the beat back.
+    store
+        .sink()
+        .alive_since((sent - Duration::from_millis(100)).into_std());
+    tokio::time::sleep(Duration::from_millis(245)).await;
+    assert_eq!(
+        sessions.feed_state(),
+        FeedState::Live,
+        "295 ms after the proof"
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        sessions.feed_state(),
+        FeedState::Lost,
+        "lost at 300 ms after the proof was sent, to the millisecond, not on a coarse tick"
+    );
+}
