@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::Feed;
 use super::{Inner, SessionManager};
 use crate::cache::{CacheConfig, SessionCache};
 use crate::clock::{Clock, SystemClock};
-use crate::store::{Feed, FeedPolicy, SessionStore, StoreScope};
+use crate::store::{FeedPolicy, SessionStore, StoreScope};
 use crate::token::{TokenFormat, TokenHasher};
 
 /// Why [`SessionManagerBuilder::build`] refused to build.

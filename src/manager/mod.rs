@@ -1,6 +1,7 @@
 //! [`SessionManager`]: the handle that creates, resolves and revokes sessions.
 
 mod builder;
+mod feed;
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
 pub use builder::{BuildError, SessionManagerBuilder};
+use feed::Feed;
 
 use crate::cache::{CachedSession, Fetched, Insert, LoadOutcome, Lookup, SessionCache};
 use crate::clock::Clock;
@@ -18,8 +20,8 @@ use crate::metrics::{CacheResult, StoreOp};
 use crate::model::{Customer, CustomerSession, Member, PortalUrl};
 use crate::reject::{InvalidToken, Rejection, StoreUnavailable};
 use crate::store::{
-    CustomerRef, CustomerStore, Feed, FeedState, NewSession, SessionAdmin, SessionKey,
-    SessionRecord, SessionStore, StoreError,
+    CustomerRef, CustomerStore, FeedState, NewSession, SessionAdmin, SessionKey, SessionRecord,
+    SessionStore, StoreError,
 };
 use crate::token::{SessionToken, TokenFormat, TokenHash, TokenHasher, TokenKind};
 use crate::verify::verify;
