@@ -72,6 +72,7 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
                 max_ttl: Duration::from_secs(60),
                 negative_capacity: 10_000,
                 negative_ttl: Duration::from_secs(5),
+                revocation_memory: Duration::from_secs(3600),
             },
             feed_policy: FeedPolicy::BypassCache,
             store_timeout: Duration::from_secs(1),
@@ -334,7 +335,12 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
             }
             None => return Err(BuildError::SecretRequired),
         };
-        let cache = Arc::new(SessionCache::new(&self.cache, self.clock.clone()));
+        let config = CacheConfig {
+            // A revocation seen here is remembered as long as a session can live.
+            revocation_memory: self.session_ttl,
+            ..self.cache
+        };
+        let cache = Arc::new(SessionCache::new(&config, self.clock.clone()));
         let store = self.store;
         let feed = Feed::start(cache.clone(), self.feed_policy, |sink| store.watch(sink))?;
         Ok(SessionManager {

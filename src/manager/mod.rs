@@ -358,6 +358,19 @@ impl<S: SessionStore> SessionManager<S> {
     ) -> Result<Option<CachedSession>, Rejection> {
         let key = SessionKey::new(&hash, token.expose_secret());
         match self.call(StoreOp::Load, self.inner.store.load(key)).await {
+            Ok(Some(record))
+                if self.inner.cache.saw_revoked(
+                    &record.token_hash,
+                    record.customer.id,
+                    record.created_at,
+                ) =>
+            {
+                // A store that lost the revocation (restarted from older data, failed over
+                // to a replica that missed it) is not believed.
+                tracing::warn!(token = %hash.short(), "the store served a session revoked here: refused");
+                self.inner.cache.metrics.revoked_session_served();
+                Ok(None)
+            }
             Ok(record) => Ok(record.map(CachedSession::from)),
             Err(error) => {
                 let reason = StoreUnavailable::from(&error);
@@ -487,7 +500,12 @@ impl<S: SessionAdmin> SessionManager<S> {
             .call(StoreOp::Revoke, self.inner.store.revoke(token_hash))
             .await;
         match &revoked {
-            Ok(_) => self.inner.cache.invalidate(token_hash),
+            Ok(existed) => {
+                if *existed {
+                    self.inner.cache.remember_revoked(token_hash);
+                }
+                self.inner.cache.invalidate(token_hash);
+            }
             Err(_) => self.inner.cache.tombstone(*token_hash),
         }
         tracing::debug!(token = %token_hash.short(), ok = revoked.is_ok(), "customer session revoked");
@@ -502,7 +520,11 @@ impl<S: SessionAdmin> SessionManager<S> {
             .call(StoreOp::RevokeAll, self.inner.store.revoke_all(customer_id))
             .await;
         match &revoked {
-            Ok(_) => self.inner.cache.invalidate_customer(customer_id),
+            Ok(_) => {
+                let at = self.now();
+                self.inner.cache.remember_customer_revoked(customer_id, at);
+                self.inner.cache.invalidate_customer(customer_id);
+            }
             Err(_) => self.inner.cache.tombstone_customer(customer_id),
         }
         revoked
@@ -547,6 +569,10 @@ impl<S: CustomerStore> SessionManager<S> {
                 self.inner.store.delete_customer(id, self.now()),
             )
             .await;
+        if let Ok(true) = deleted {
+            let at = self.now();
+            self.inner.cache.remember_customer_revoked(id, at);
+        }
         self.after_customer_change(id, deleted.is_ok());
         deleted
     }
