@@ -569,6 +569,39 @@ async fn cargo_run_example_serves_the_demo_customer() {
     child.kill().await.unwrap();
 }
 
+/// A `SESSION_SECRET` shorter than 32 bytes stops the example with a message naming the
+/// variable, where it used to warn and serve with it.
+#[tokio::test]
+async fn cargo_run_example_refuses_a_short_session_secret() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--example", "portal"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("PORT", "0")
+        .env("RUST_LOG", "warn")
+        .env("SESSION_SECRET", "short secret")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cargo runs");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = child.stderr.take().unwrap();
+    // Generous: the example may still have to be compiled. A start prints `LISTEN=` first.
+    let first = tokio::time::timeout(Duration::from_secs(600), stdout.next_line())
+        .await
+        .expect("the example stops by itself")
+        .unwrap();
+    assert_eq!(first, None, "the example started");
+    let mut complaint = String::new();
+    stderr.read_to_string(&mut complaint).await.unwrap();
+    assert!(!child.wait().await.unwrap().success());
+    assert!(
+        complaint.contains("SESSION_SECRET is 12 bytes long; it must be at least 32"),
+        "{complaint}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Polar's official SDKs as clients
 // ---------------------------------------------------------------------------------------

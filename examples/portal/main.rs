@@ -35,7 +35,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `PORT` | `3000` | port on 127.0.0.1; `0` picks a free one |
-//! | `SESSION_SECRET` | random with `memory`, required otherwise | HMAC key for session token hashes (Polar's `SECRET`), the same on every instance |
+//! | `SESSION_SECRET` | random with `memory`, required otherwise | HMAC key for session token hashes (Polar's `SECRET`), the same on every instance; at least 32 bytes, or the example refuses to start |
 //! | `ORG_TOKEN` | random `polar_oat_…` | the organization token `POST /v1/customer-sessions/` wants |
 //! | `COOKIE_SECURE` | `true` | `false` drops `Secure` (and the `__Host-` prefix) from the portal's session cookie, for browsers that refuse secure cookies over plain http |
 //! | `SESSION_STORE` | `memory` | where sessions live: `memory` (this process); `redis` (shared by every instance, feature `redis`); `postgres` (shared, kept across restarts, feature `postgres`); `polar`: merchant mode, accepting sessions issued by Polar or a Polar-compatible server (feature `polar-api`; see `merchant.rs`) |
@@ -65,6 +65,7 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tokio::net::TcpListener;
+use tower_customer_session::token::MIN_SECRET_LEN;
 use tower_customer_session::{
     CreateSession, CustomerSession, DynStore, MemoryStore, SessionManager,
 };
@@ -100,12 +101,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let (store, demo) = open_store().await?;
     let secret = match non_empty_env("SESSION_SECRET") {
-        Some(secret) => {
-            if secret.len() < 32 {
-                tracing::warn!("SESSION_SECRET is shorter than 32 bytes");
-            }
-            secret.into_bytes()
+        // `build()` would refuse it too; this says which variable to fix.
+        Some(secret) if secret.len() < MIN_SECRET_LEN => {
+            return Err(format!(
+                "SESSION_SECRET is {} bytes long; it must be at least {MIN_SECRET_LEN} \
+                 (`openssl rand -hex 32` makes one)",
+                secret.len()
+            )
+            .into());
         }
+        Some(secret) => secret.into_bytes(),
         None if store_kind() != "memory" => {
             return Err(format!(
                 "SESSION_STORE={} shares sessions between processes: set SESSION_SECRET \
