@@ -25,13 +25,16 @@ pub trait SessionAdmin: SessionStore {
         session: NewSession,
     ) -> impl Future<Output = Result<SessionRecord, StoreError>> + Send;
 
-    /// Delete one session. `Ok(true)` if it existed.
+    /// Delete one session. `Ok(true)` if it existed. An expired session may be gone
+    /// already (stores drop them: Redis by key expiry, PostgreSQL's sweep, the memory store
+    /// as sessions are created), so it may answer either way.
     fn revoke(
         &self,
         token_hash: &TokenHash,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Delete every session of a customer; returns how many there were.
+    /// Delete every session of a customer; returns how many there were (expired sessions
+    /// counted if the store still held them, as for [`revoke`](Self::revoke)).
     fn revoke_all(&self, customer_id: Uuid)
     -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
