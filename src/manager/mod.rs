@@ -22,7 +22,7 @@ use crate::store::{
     SessionRecord, SessionStore, StoreError,
 };
 use crate::token::{SessionToken, TokenFormat, TokenHash, TokenHasher, TokenKind};
-use crate::verify::verify;
+use crate::verify::{kind_matches, verify};
 
 /// How many times a load is repeated when revocations keep racing it.
 const MAX_LOAD_ATTEMPTS: usize = 3;
@@ -312,10 +312,20 @@ impl<S: SessionStore> SessionManager<S> {
                 return Err(Rejection::StoreUnavailable(reason));
             }
         };
-        let Some(record) = record else {
-            cache.insert_negative(hash, InvalidToken::Unknown);
-            cache.report_entries();
-            return Err(Rejection::InvalidToken(InvalidToken::Unknown));
+        let record = match record {
+            Some(record)
+                if kind_matches(&self.inner.format, token.expose_secret(), record.kind) =>
+            {
+                record
+            }
+            found => {
+                if found.is_some() {
+                    tracing::warn!(token = %hash.short(), "the store returned a session of the other kind; refused");
+                }
+                cache.insert_negative(hash, InvalidToken::Unknown);
+                cache.report_entries();
+                return Err(Rejection::InvalidToken(InvalidToken::Unknown));
+            }
         };
         let entry = Arc::new(CachedSession::from(record));
         if let Err(reason) = verify(&entry, &hash, self.inner.clock.now_micros()) {
