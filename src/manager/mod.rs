@@ -484,6 +484,7 @@ impl<S: CustomerStore> SessionManager<S> {
     /// Soft-delete a customer (`deleted_at` = now on the configured clock). Their sessions
     /// are refused from the next request on, here at once and on every instance sharing a
     /// store with a feed as soon as it hears of it. `Ok(false)` if there is no such customer.
+    /// A customer deleted already keeps its first `deleted_at` (and the answer is `Ok(true)`).
     pub async fn delete_customer(&self, id: Uuid) -> Result<bool, StoreError> {
         let deleted = self
             .call(

@@ -58,7 +58,11 @@ pub trait CustomerStore: SessionStore {
     ) -> impl Future<Output = Result<Option<Customer>, StoreError>> + Send;
 
     /// Soft-delete a customer (`deleted_at = at`); their sessions stop loading. `Ok(false)`
-    /// if there is no such customer.
+    /// if there is no such customer, `Ok(true)` if there is, deleted before or not.
+    ///
+    /// Deleting a deleted customer again keeps the first `deleted_at`, which is when the
+    /// customer was deleted (Polar's meaning): a second call, or a replayed webhook, must not
+    /// move it. The conformance kit checks this.
     fn delete_customer(
         &self,
         id: Uuid,

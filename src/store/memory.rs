@@ -293,7 +293,10 @@ impl CustomerStore for MemoryStore {
         let mut inner = self.write();
         Ok(match inner.customers.get_mut(&id) {
             Some(customer) => {
-                customer.make_mut().deleted_at = Some(at);
+                // The first deletion time stands, as Polar's `deleted_at` does.
+                if customer.deleted_at.is_none() {
+                    customer.make_mut().deleted_at = Some(at);
+                }
                 true
             }
             None => false,
