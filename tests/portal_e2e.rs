@@ -565,6 +565,53 @@ async fn cargo_run_example_serves_the_demo_customer() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
 
+    // The team's members are printed by role, and the printed ids make member sessions.
+    for (role, name, external_id) in [
+        ("owner", "Ada Owner", "emp_owner"),
+        ("billing_manager", "Bill Manager", "emp_billing"),
+        ("member", "Dee Member", "emp_dev"),
+    ] {
+        let key = format!("DEMO_MEMBER_{}", role.to_uppercase());
+        assert_eq!(value(&format!("{key}_EXTERNAL_ID")), external_id);
+        // The README's table names the same members.
+        let row = format!(
+            "| `{role}` | {name} | `{}` | `{external_id}` |",
+            value(&format!("{key}_ID"))
+        );
+        assert!(include_str!("../README.md").contains(&row), "{row}");
+        for member in [
+            json!({ "member_id": value(&format!("{key}_ID")) }),
+            json!({ "external_member_id": external_id }),
+        ] {
+            let mut body = json!({ "customer_id": value("DEMO_TEAM_CUSTOMER_ID") });
+            body.as_object_mut()
+                .unwrap()
+                .extend(member.as_object().unwrap().clone());
+            let response = http
+                .post(format!("http://{listen}{CREATE}"))
+                .bearer_auth(value("ORG_TOKEN"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED, "{body}");
+            let session: Value = response.json().await.unwrap();
+            let token = session["token"].as_str().unwrap();
+            assert!(token.starts_with("polar_mst_"));
+            let user: Value = http
+                .get(format!("http://{listen}{USER}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(user["role"], role);
+            assert_eq!(user["member_id"], value(&format!("{key}_ID")).as_str());
+        }
+    }
+
     let mut child = example.child;
     child.kill().await.unwrap();
 }

@@ -7,8 +7,10 @@
 //! It serves Polar's customer-session endpoints (see `app.rs`) and a browser customer portal
 //! (see `browser.rs`) for two seeded demo customers (see `seed.rs`), and prints what you need
 //! to try it: the address, the organization token a merchant backend would use, the demo
-//! customer's ids, a fresh session token for that customer, the portal link Polar would send
-//! that customer (`PORTAL_URL`, open it in a browser), and ready-to-paste `curl` commands.
+//! customer's ids, the team customer's id and its members' ids and external ids by role
+//! (`DEMO_MEMBER_OWNER_ID`, `DEMO_MEMBER_BILLING_MANAGER_EXTERNAL_ID`, …), a fresh session
+//! token for the demo customer, the portal link Polar would send that customer
+//! (`PORTAL_URL`, open it in a browser), and ready-to-paste `curl` commands.
 //!
 //! Polar's official SDKs work against it when pointed at the printed address, e.g.
 //! `Polar(org_token, base_url="http://127.0.0.1:3000")` with Python's `polar-sdk` or
@@ -65,6 +67,7 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tokio::net::TcpListener;
+use tower_customer_session::model::MemberRole;
 use tower_customer_session::token::MIN_SECRET_LEN;
 use tower_customer_session::{
     CreateSession, CustomerSession, DynStore, MemoryStore, SessionManager,
@@ -207,6 +210,14 @@ fn print_instructions(
     writeln!(out, "DEMO_CUSTOMER_ID={}", demo.individual.id)?;
     writeln!(out, "DEMO_EXTERNAL_ID={external_id}")?;
     writeln!(out, "DEMO_TEAM_CUSTOMER_ID={}", demo.team.id)?;
+    // The team's members, one pair of lines per role: DEMO_MEMBER_OWNER_ID=…,
+    // DEMO_MEMBER_OWNER_EXTERNAL_ID=emp_owner, then BILLING_MANAGER and MEMBER.
+    for member in &demo.members {
+        let role = member.role.as_str().to_uppercase();
+        writeln!(out, "DEMO_MEMBER_{role}_ID={}", member.id)?;
+        let external_id = member.external_id.as_deref().unwrap_or_default();
+        writeln!(out, "DEMO_MEMBER_{role}_EXTERNAL_ID={external_id}")?;
+    }
     writeln!(
         out,
         "PORTAL_URL={}",
@@ -233,6 +244,25 @@ fn print_instructions(
         "curl -s -X POST {base}/v1/customer-sessions/ -H 'Authorization: Bearer {org_token}' \
          -H 'Content-Type: application/json' -d '{{\"external_customer_id\":\"{external_id}\"}}'"
     )?;
+    if let Some(billing) = demo
+        .members
+        .iter()
+        .find(|m| m.role == MemberRole::BillingManager)
+    {
+        writeln!(
+            out,
+            "# A member session for the team's billing manager (or \"member_id\":\"{}\"):",
+            billing.id
+        )?;
+        writeln!(
+            out,
+            "curl -s -X POST {base}/v1/customer-sessions/ -H 'Authorization: Bearer {org_token}' \
+             -H 'Content-Type: application/json' \
+             -d '{{\"customer_id\":\"{}\",\"external_member_id\":\"{}\"}}'",
+            demo.team.id,
+            billing.external_id.as_deref().unwrap_or_default()
+        )?;
+    }
     // Scripts read these lines from a pipe, where stdout is block-buffered.
     out.flush()
 }
