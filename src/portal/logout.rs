@@ -23,15 +23,16 @@ use crate::store::SessionAdmin;
 ///
 /// It revokes the session of the request's credential in the store and the cache, then
 /// answers `303 See Other` to the configured location with a `Set-Cookie` that clears the
-/// session cookie. It answers that only once every session it was shown is revoked. The
-/// credential is read as its layer reads it (a Bearer header, else the session cookie), with
-/// two differences, because what a sign-out means is "end the session this browser holds":
+/// session cookie; it answers so only once every session it was shown is revoked. The
+/// credential is read as its layer reads it (a Bearer header, else the session cookie),
+/// except where the layer would refuse, because a sign-out means "end the sessions this
+/// browser holds":
 ///
 /// - A non-Bearer `Authorization` (a site behind HTTP Basic auth) is not a session
 ///   credential: the session cookie is revoked, under the CSRF guard as any cookie request.
-/// - Two different session cookies (set for different domains or paths) are both revoked;
-///   more than eight is no browser's doing and is refused with the layer's `400`, as are two
-///   `Authorization` lines, with the cookie kept.
+/// - Two different session cookies (set for different domains or paths) are both revoked.
+///   More than eight is no browser's doing: refused with the layer's `400`, as are two
+///   `Authorization` lines, revoking nothing and keeping the cookie.
 /// - A session that is already gone (expired, revoked, unknown, or a malformed cookie) is
 ///   signed out all the same: the cookie is cleared and the browser redirected.
 /// - If the store fails or times out, the session may still work: the answer is the layer's
