@@ -24,7 +24,7 @@ use crate::store::{
     SessionStore, StoreError,
 };
 use crate::token::{SessionToken, TokenFormat, TokenHash, TokenHasher, TokenKind};
-use crate::verify::verify;
+use crate::verify::{kind_matches, verify};
 
 /// How many times a load is repeated when revocations keep racing it.
 const MAX_LOAD_ATTEMPTS: usize = 3;
@@ -371,6 +371,12 @@ impl<S: SessionStore> SessionManager<S> {
                 self.inner.cache.metrics.revoked_session_served();
                 Ok(None)
             }
+            Ok(Some(record))
+                if !kind_matches(&self.inner.format, token.expose_secret(), record.kind) =>
+            {
+                tracing::warn!(token = %hash.short(), "the store returned a session of the other kind; refused");
+                Ok(None)
+            }
             Ok(record) => Ok(record.map(CachedSession::from)),
             Err(error) => {
                 let reason = StoreUnavailable::from(&error);
@@ -562,6 +568,7 @@ impl<S: CustomerStore> SessionManager<S> {
     /// Soft-delete a customer (`deleted_at` = now on the configured clock). Their sessions
     /// are refused from the next request on, here at once and on every instance sharing a
     /// store with a feed as soon as it hears of it. `Ok(false)` if there is no such customer.
+    /// A customer deleted already keeps its first `deleted_at` (and the answer is `Ok(true)`).
     pub async fn delete_customer(&self, id: Uuid) -> Result<bool, StoreError> {
         let deleted = self
             .call(

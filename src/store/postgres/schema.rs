@@ -33,6 +33,8 @@ pub(super) const CUSTOMER_COLUMNS: [&str; 18] = [
 ];
 
 /// The session columns [`rows::session`](super::rows::session) reads, before the customer's.
+/// `id` is `CustomerSession::id` and `SessionInfo::id`, what admin tools find a row by (the
+/// README's PostgreSQL section says so).
 pub(super) const SESSION_COLUMNS: [&str; 8] = [
     "token",
     "id",
