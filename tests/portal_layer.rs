@@ -466,3 +466,36 @@ async fn browser_rejection_redirects_browsers_only() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_token");
 }
+
+/// During a key rotation, the cookie's session may be stored under the older key: the
+/// sign-out finds and revokes it there.
+#[tokio::test]
+async fn logout_revokes_a_session_stored_under_an_accepted_older_key() {
+    let old = Harness::new();
+    let (token, _) = old.issue(&old.customer("Jane")).await;
+    let rotated = Harness {
+        sessions: tower_customer_session::SessionManager::builder(old.store.clone())
+            .secret(b"the rotated key, thirty-two bytes")
+            .accept_secrets([common::SECRET])
+            .clock(old.clock.clone())
+            .build()
+            .unwrap(),
+        store: old.store.clone(),
+        clock: old.clock.clone(),
+    };
+    let (base, http) = serve(portal_app(auth(&rotated))).await;
+    let cookie = sign_in(&base, &http, &token).await;
+
+    let response = logout(&base, &http, &cookie, "same-origin").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(is_clearing(&response));
+    for sessions in [&rotated.sessions, &old.sessions] {
+        assert!(
+            sessions
+                .authenticate(&token, tower_customer_session::CredentialSource::Header)
+                .await
+                .is_err(),
+            "revoked under the key it was stored under"
+        );
+    }
+}

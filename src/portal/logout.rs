@@ -17,6 +17,7 @@ use crate::layer::Rejector;
 use crate::manager::SessionManager;
 use crate::reject::{DefaultRejection, OnRejection, Rejection, StoreUnavailable};
 use crate::store::SessionAdmin;
+use crate::token::SessionToken;
 
 /// The sign-out endpoint, from [`CustomerSessionLayer::logout`]; mount it on a `POST` route
 /// by itself (it does its own credential check, so it needs no session layer).
@@ -88,8 +89,9 @@ enum Step {
     Done,
     /// Refused before any store work.
     Reject(Rejection, Option<CredentialSource>),
-    /// Revoke these sessions first (one, or every distinct session cookie).
-    Revoke(Vec<crate::token::TokenHash>, CredentialSource),
+    /// Revoke these sessions first (one, or every distinct session cookie), by their
+    /// tokens: a session may be stored under any accepted key.
+    Revoke(Vec<SessionToken>, CredentialSource),
 }
 
 impl<St: SessionAdmin, R: OnRejection> Logout<St, R> {
@@ -110,28 +112,26 @@ impl<St: SessionAdmin, R: OnRejection> Logout<St, R> {
                 (raws, CredentialSource::Cookie)
             }
         };
-        let (format, hasher) = self.sessions.format_and_hasher();
-        let hashes: Vec<_> = raws
+        let (format, _) = self.sessions.format_and_hasher();
+        let tokens: Vec<_> = raws
             .into_iter()
             // A token of the wrong shape was never a session.
             .filter_map(|raw| format.parse_bytes(raw).ok())
-            .map(|token| hasher.hash(token.expose_secret()))
+            .map(|token| SessionToken::from_secret(token.expose_secret().to_owned()))
             .collect();
-        if hashes.is_empty() {
+        if tokens.is_empty() {
             Step::Done
         } else {
-            Step::Revoke(hashes, source)
+            Step::Revoke(tokens, source)
         }
     }
 
-    /// Revoke every session in `hashes`; the first failure stops and says why.
-    async fn revoke(
-        &self,
-        hashes: &[crate::token::TokenHash],
-        span: &tracing::Span,
-    ) -> Result<(), Rejection> {
-        for hash in hashes {
-            if let Err(error) = self.sessions.revoke_hash(hash).await {
+    /// Revoke the session of every token, whichever key it is stored under; the first
+    /// failure stops and says why.
+    async fn revoke(&self, tokens: &[SessionToken], span: &tracing::Span) -> Result<(), Rejection> {
+        for token in tokens {
+            if let Err(error) = self.sessions.revoke(token.expose_secret()).await {
+                let hash = self.sessions.hasher().hash(token.expose_secret());
                 tracing::warn!(parent: span, token = %hash.short(), %error, "sign-out failed");
                 return Err(Rejection::StoreUnavailable(StoreUnavailable::from(&error)));
             }
@@ -178,7 +178,7 @@ where
                 Step::Reject(rejection, source) => {
                     this.rejector.reject(rejection, request, source, &span)
                 }
-                Step::Revoke(hashes, source) => match this.revoke(&hashes, &span).await {
+                Step::Revoke(tokens, source) => match this.revoke(&tokens, &span).await {
                     Ok(()) => this.signed_out(),
                     Err(rejection) => this
                         .rejector
