@@ -95,6 +95,7 @@ mod builder;
 #[cfg(feature = "testing")]
 mod conformance;
 mod error;
+mod health;
 mod lease;
 mod listen;
 mod migrate;
@@ -117,6 +118,7 @@ pub use error::PostgresError;
 pub use sqlx;
 
 use error::{is_broken_connection, store_error};
+use health::PoolHealth;
 use lease::{Lease, PgQuery};
 use listen::FeedConfig;
 use schema::{Schema, Statements};
@@ -136,9 +138,15 @@ pub struct PostgresStore {
 }
 
 struct Inner {
-    /// Replaced when the feed comes back after a loss; see [`Inner::renew_pool`].
+    /// Replaced when it stops making progress ([`PoolHealth`]) and when the feed comes back
+    /// after a loss; see [`Inner::renew_pool`].
     pool: RwLock<PgPool>,
     pool_options: PgPoolOptions,
+    health: PoolHealth,
+    /// How long a statement may go unanswered before its connection is presumed dead and
+    /// closed: `statement_timeout`, after which the server itself would have answered with
+    /// an error, plus a grace for the round trip. `None` without a `statement_timeout`.
+    statement_deadline: Option<Duration>,
     schema: Schema,
     channel: String,
     sql: Statements,
@@ -167,11 +175,12 @@ impl Inner {
             .clone()
     }
 
-    /// Start over with a fresh pool. Called when the feed's connection comes back after a
-    /// loss, i.e. after the database was unreachable: a connection the network stalled
-    /// while sqlx was testing it on release (or closing it) waits on a reply that will
-    /// never come, and keeps its pool slot until the kernel gives up on the socket, which
-    /// takes many minutes. A fresh pool has every slot; the old one closes what it can.
+    /// Start over with a fresh pool. Called when the pool stopped making progress (see
+    /// [`PoolHealth`]) and when the feed's connection comes back after a loss, i.e. after
+    /// the database was unreachable: a connection the network stalled while sqlx was
+    /// testing it on release waits on a reply that may never come, and keeps its pool slot
+    /// until the kernel gives up on the socket, which takes many minutes. A fresh pool has
+    /// every slot; the old one closes what it can.
     fn renew_pool(&self) {
         let fresh = self
             .pool_options
@@ -240,9 +249,15 @@ impl PostgresStore {
     /// since its last use (a restart, a failover, a network cut) fails at once and is
     /// discarded; the statement is then run again on the next connection, at most once per
     /// pool slot, so after an outage the pool sheds its dead connections without failing a
-    /// request. Every statement here is safe to repeat: reads, idempotent writes, and
-    /// `create`, whose repeat after an unseen commit reports a conflict, so the manager
-    /// issues another token and the first row, whose token nobody holds, expires unused.
+    /// request. Every statement here is safe to repeat, and says the same when repeated
+    /// after a first attempt whose commit went unseen: reads; writes keyed so that a repeat
+    /// recognises its own earlier effect (`revoke`, `revoke_all`); idempotent writes; and
+    /// `create`, whose repeat reports a conflict, so the manager issues another token and
+    /// the first row, whose token nobody holds, expires unused.
+    ///
+    /// A statement left unanswered past its deadline fails with a timeout, and its
+    /// connection is closed rather than reused (a black hole stays one). A pool that gives
+    /// no connection and answers nothing for a whole `acquire_timeout` is replaced.
     async fn fetch<'q>(
         &self,
         query: impl Fn() -> PgQuery<'q>,
@@ -251,8 +266,27 @@ impl PostgresStore {
         let mut retries = pool.options().get_max_connections();
         loop {
             let result = match Lease::acquire(&pool).await {
-                Ok(mut lease) => lease.fetch_optional(query()).await,
-                Err(error) => Err(error),
+                Ok(mut lease) => {
+                    let result = lease
+                        .fetch_optional(query(), self.inner.statement_deadline)
+                        .await;
+                    if matches!(result, Ok(_) | Err(sqlx::Error::Database(_))) {
+                        self.inner.health.answered();
+                    }
+                    result
+                }
+                Err(error) => {
+                    if matches!(error, sqlx::Error::PoolTimedOut)
+                        && self.inner.health.should_renew()
+                    {
+                        tracing::warn!(
+                            "no pooled PostgreSQL connection and no answer for a whole \
+                             acquire_timeout: starting a fresh pool"
+                        );
+                        self.inner.renew_pool();
+                    }
+                    Err(error)
+                }
             };
             match result {
                 Err(error) if retries > 0 && is_broken_connection(&error) => {
@@ -297,9 +331,9 @@ impl SessionStore for PostgresStore {
 
     fn watch(&self, sink: FeedSink) -> Option<Watch> {
         let inner = self.inner.clone();
-        let max_silence = inner.feed.max_silence();
+        let bound = inner.feed.silence_bound();
         self.inner.runtime.spawn(listen::run(inner, sink));
-        Some(Watch::new(max_silence))
+        Some(Watch::new(bound))
     }
 }
 
