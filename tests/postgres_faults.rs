@@ -21,7 +21,7 @@ use tower_customer_session::store::postgres::{PostgresStore, PostgresStoreBuilde
 use tower_customer_session::token::TokenHasher;
 use tower_customer_session::{
     CreateSession, CredentialSource, CustomerSessionLayer, Rejection, SessionKey, SessionManager,
-    SessionStore,
+    SessionStore, StoreError,
 };
 
 const STORE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -291,6 +291,44 @@ async fn a_statement_abandoned_on_a_hung_connection_does_not_keep_its_pool_slot(
         matches!(answered, Ok(Ok(None))),
         "the abandoned connection was closed and its slot reused: {answered:?}"
     );
+    drop((store, proxy));
+    schemas.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_unanswered_past_its_deadline_times_out_and_its_connection_is_replaced() {
+    if !postgres_common::available().await {
+        return;
+    }
+    let schemas = Schemas::default();
+    let schema = schemas.fresh();
+    postgres_common::store(&schema).await;
+    let proxy = Proxy::start(upstream_of(&database_url()).await).await;
+    // No session manager, so no caller's deadline: the store's own must hold.
+    let store = postgres_common::builder(&schema)
+        .max_connections(1)
+        .statement_timeout(Duration::from_millis(300))
+        .connect(&proxy.url(&database_url()))
+        .await
+        .unwrap();
+    let token = "polar_cst_not-a-session";
+    let hash = TokenHasher::new(postgres_common::SECRET).hash(token);
+    let load = || store.load(SessionKey::new(&hash, token));
+    assert!(load().await.unwrap().is_none(), "answers through the proxy");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    proxy.set(Mode::Hung);
+    let started = Instant::now();
+    let answered = tokio::time::timeout(Duration::from_secs(2), load()).await;
+    assert!(
+        matches!(answered, Ok(Err(StoreError::Timeout))),
+        "{answered:?}"
+    );
+    // `statement_timeout` + 250 ms.
+    assert!(started.elapsed() <= Duration::from_millis(550) + SLACK);
+    proxy.set(Mode::Open);
+    let answered = tokio::time::timeout(Duration::from_secs(2), load()).await;
+    assert!(matches!(answered, Ok(Ok(None))), "{answered:?}");
     drop((store, proxy));
     schemas.drop_all().await;
 }
