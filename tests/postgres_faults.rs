@@ -20,8 +20,8 @@ use tower_customer_session::store::FeedState;
 use tower_customer_session::store::postgres::{PostgresStore, PostgresStoreBuilder};
 use tower_customer_session::token::TokenHasher;
 use tower_customer_session::{
-    CreateSession, CredentialSource, CustomerSessionLayer, Rejection, SessionKey, SessionManager,
-    SessionStore, StoreError,
+    CreateSession, CredentialSource, CustomerSessionLayer, Rejection, SessionAdmin, SessionKey,
+    SessionManager, SessionStore, StoreError,
 };
 
 const STORE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -466,4 +466,73 @@ async fn pooled_connections_turned_black_holes_are_replaced_while_the_feed_stays
         );
     }
     fleet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_whose_commit_went_unseen_is_retried_and_reports_what_it_did() {
+    if !postgres_common::available().await {
+        return;
+    }
+    let schemas = Schemas::default();
+    let schema = schemas.fresh();
+    postgres_common::store(&schema).await;
+    let proxy = Proxy::start(upstream_of(&database_url()).await).await;
+    let store = postgres_common::builder(&schema)
+        .connect(&proxy.url(&database_url()))
+        .await
+        .unwrap();
+    let sessions = SessionManager::builder(store.clone())
+        .secret(postgres_common::SECRET)
+        .build()
+        .unwrap();
+    let jane = sessions.upsert_customer(customer("Jane")).await.unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let session = sessions
+            .create(jane.id, CreateSession::default())
+            .await
+            .unwrap();
+        tokens.push(session.token.expose_secret().to_owned());
+    }
+    let hasher = TokenHasher::new(postgres_common::SECRET);
+
+    // The revocation reaches the server and commits; its answer is lost with the
+    // connection. The store runs it again on another connection, which finds the session
+    // already revoked: by this very call.
+    let hash = hasher.hash(&tokens[0]);
+    proxy.cut_after(hash.to_hex());
+    assert!(
+        store.revoke(&hash).await.unwrap(),
+        "the revocation that committed unseen is reported as done"
+    );
+    assert!(
+        store
+            .load(SessionKey::new(&hash, &tokens[0]))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A separate, later call did nothing.
+    assert!(!store.revoke(&hash).await.unwrap(), "already revoked");
+
+    // The same for every session of a customer: the two left.
+    proxy.cut_after(jane.id.as_bytes());
+    assert_eq!(store.revoke_all(jane.id).await.unwrap(), 2);
+    assert_eq!(
+        store.revoke_all(jane.id).await.unwrap(),
+        0,
+        "already revoked"
+    );
+    for token in &tokens {
+        let hash = hasher.hash(token);
+        assert!(
+            store
+                .load(SessionKey::new(&hash, token))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    drop((sessions, store, proxy));
+    schemas.drop_all().await;
 }

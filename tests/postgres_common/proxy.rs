@@ -121,8 +121,8 @@ impl Proxy {
     /// The next message containing `needle` reaches the server; once the server answered,
     /// that connection is closed without passing the answer on, as when a network fails
     /// between a commit and its reply.
-    pub fn cut_after(&self, needle: &str) {
-        *self.cut_after.lock().unwrap() = Some(needle.as_bytes().to_vec());
+    pub fn cut_after(&self, needle: impl AsRef<[u8]>) {
+        *self.cut_after.lock().unwrap() = Some(needle.as_ref().to_vec());
     }
 }
 

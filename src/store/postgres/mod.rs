@@ -107,7 +107,7 @@ use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
@@ -367,23 +367,49 @@ impl SessionAdmin for PostgresStore {
         Ok(new.into_record(customer))
     }
 
+    /// Revoke one session: a soft delete (`deleted_at` set; the sweep removes the row once
+    /// it expires). `Ok(true)` if this call revoked a session that was not revoked yet,
+    /// including when its first attempt committed but the answer was lost with the
+    /// connection and the store ran it again: the rows carry the call's own timestamp, so
+    /// the repeat recognises them. `Ok(false)` if there was no such session, or it was
+    /// revoked before (two calls revoking the same session within the same microsecond
+    /// would both report `true`).
     async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
         let hex = token_hash.to_hex();
+        let at = revocation_time();
         let row = self
-            .fetch(|| sqlx::query(&self.inner.sql.revoke).bind(hex.as_str()))
+            .fetch_one(|| {
+                sqlx::query(&self.inner.sql.revoke)
+                    .bind(hex.as_str())
+                    .bind(at)
+            })
             .await?;
-        // No row: nothing to revoke; `false`: it was already soft-deleted.
-        row.map_or(Ok(false), |row| row.try_get(0))
-            .map_err(store_error)
+        row.try_get(0).map_err(store_error)
     }
 
+    /// Revoke every session of a customer, as [`revoke`](Self::revoke) does one: the count
+    /// is of the sessions this call revoked, a first attempt whose answer was lost
+    /// included.
     async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
+        let at = revocation_time();
         let row = self
-            .fetch_one(|| sqlx::query(&self.inner.sql.revoke_all).bind(customer_id))
+            .fetch_one(|| {
+                sqlx::query(&self.inner.sql.revoke_all)
+                    .bind(customer_id)
+                    .bind(at)
+            })
             .await?;
         let count: i64 = row.try_get(0).map_err(store_error)?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
+}
+
+/// A revocation's stamp: now, to the microsecond PostgreSQL keeps, so the stamp read back
+/// equals the one bound.
+fn revocation_time() -> DateTime<Utc> {
+    let now = Utc::now();
+    now.with_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(now)
 }
 
 impl CustomerStore for PostgresStore {
