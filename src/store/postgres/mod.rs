@@ -56,10 +56,23 @@
 //! any message a listener does not recognise flushes everything.
 //!
 //! Each [`SessionManager`](crate::SessionManager) on this store listens on a dedicated
-//! connection, proves it alive with a query on that connection every
-//! [`heartbeat_interval`](PostgresStoreBuilder::heartbeat_interval), and on a failure or a
-//! missed deadline reports the feed lost (the cache is flushed and bypassed), reconnects
-//! with a capped backoff, subscribes again and reports it live.
+//! connection and proves it alive with a `SELECT 1` on that connection,
+//! [`heartbeat_interval`](PostgresStoreBuilder::heartbeat_interval) after each answer; an
+//! answer proves that every change committed before the beat was sent has reached the cache.
+//! On a failure or a missed deadline it reports the feed lost (the cache is flushed and
+//! bypassed), reconnects with a capped backoff, subscribes again and reports it live. A
+//! session revoked on another instance is refused here within the **silence bound**,
+//! `heartbeat_interval + heartbeat_timeout` (300 ms by default; defined on
+//! [`heartbeat_interval`](PostgresStoreBuilder::heartbeat_interval)), even when the feed's
+//! connection dies without a word.
+//!
+//! # Revocation
+//!
+//! [`revoke`](SessionAdmin::revoke) and [`revoke_all`](SessionAdmin::revoke_all) are soft
+//! deletes: `deleted_at` is set to the call's own time, and the sweep removes the row once
+//! it expires. The stamp lets a statement run again after a commit whose answer was lost
+//! (see Failures) recognise what its first attempt did, so the result says what the call
+//! revoked, never "nothing" for a revocation that took effect unseen.
 //!
 //! # Failures
 //!
@@ -68,12 +81,16 @@
 //! [`statement_timeout`](PostgresStoreBuilder::statement_timeout)), and the session manager
 //! has its own store timeout. A database that is down, refuses connections or hangs makes
 //! store calls fail or time out, and the layer answers `503` with `Retry-After`: never `401`,
-//! never a pass-through. A connection abandoned mid-statement is closed, not reused, and
-//! when the feed comes back after a loss the store starts a fresh pool, so connections that
-//! a stalled network left waiting cannot hold the pool's slots. Connections the server
-//! closed meanwhile are discarded on first use and the statement runs again on another.
-//! When the database is back, the pool and the feed recover by themselves, without a
-//! restart.
+//! never a pass-through. A connection abandoned mid-statement, or whose statement is still
+//! unanswered 250 ms past `statement_timeout` (the store's own deadline), is closed, not
+//! reused. A connection that a network turns into a black hole while sqlx tests it on its
+//! return to the pool (a wait with no deadline) cannot be reached, so the store watches the
+//! pool: when a caller waited a whole `acquire_timeout` for a connection and no statement
+//! was answered meanwhile, the pool is replaced, with a backoff; the same happens when the
+//! feed comes back after a loss. This holds whether or not the feed's own connection was
+//! spared. Connections the server closed meanwhile are discarded on first use and the
+//! statement runs again on another. When the database is back, the pool and the feed
+//! recover by themselves, without a restart.
 //!
 //! # Deployment caveats
 //!
