@@ -412,7 +412,8 @@ async fn the_sweep_deletes_only_expired_sessions_and_announces_nothing() {
     for _ in 0..2 {
         insert_session(&mut fleet.sql, &schema, jane.id, "-1 second", false).await;
     }
-    let count = format!("SELECT count(*) FROM \"{schema}\".customer_sessions");
+    let count =
+        format!("SELECT count(*) FROM \"{schema}\".customer_sessions WHERE expires_at <= now()");
     let sweep = store.spawn_sweep(Duration::from_millis(50));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
@@ -427,5 +428,13 @@ async fn the_sweep_deletes_only_expired_sessions_and_announces_nothing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sweep.abort();
+    // The revoked session is a soft delete, kept (and refused) until it expires.
+    let kept: Vec<bool> = sqlx::query_scalar(&format!(
+        "SELECT deleted_at IS NOT NULL FROM \"{schema}\".customer_sessions"
+    ))
+    .fetch_all(&mut fleet.sql)
+    .await
+    .unwrap();
+    assert_eq!(kept, [true]);
     fleet.stop().await;
 }
