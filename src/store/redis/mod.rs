@@ -73,10 +73,15 @@ use crate::token::TokenHash;
 /// [`SessionManager`](crate::SessionManager) built on the store gets its own subscription
 /// connection (see [`SessionStore::watch`]). It is confirmed (`SUBSCRIBE` answered) before
 /// the cache is used, proven by a `PING` through it every
-/// [heartbeat interval](RedisStoreBuilder::heartbeat_interval), and resubscribed with
+/// [heartbeat interval](RedisStoreBuilder::heartbeat_interval), each answered within the
+/// [heartbeat timeout](RedisStoreBuilder::heartbeat_timeout), and resubscribed with
 /// backoff (50 ms doubling to 2 s) when it fails; the manager flushes its cache on every
 /// loss and every resubscription, and under the default
 /// [`FeedPolicy`](crate::store::FeedPolicy) serves nothing from the cache in between.
+/// A session revoked on one instance is refused on every other within the feed's delivery
+/// time while the subscription works, and within the
+/// [silence bound](RedisStoreBuilder::silence_bound) (300 ms by default) of `revoke`
+/// returning when it has died silently.
 ///
 /// # Failures
 ///
@@ -109,6 +114,11 @@ use crate::token::TokenHash;
 pub struct RedisStore {
     inner: Arc<Inner>,
 }
+
+/// First pause before resubscribing; doubled after each consecutive failure.
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest pause between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 struct Inner {
     connection: ConnectionManager,
@@ -272,7 +282,7 @@ impl SessionStore for RedisStore {
         self.inner
             .runtime
             .spawn(feed::run(self.inner.feed.clone(), sink));
-        Some(Watch::new(self.inner.feed.heartbeat * 3))
+        Some(Watch::new(self.inner.feed.silence_bound()))
     }
 }
 
@@ -457,7 +467,8 @@ impl fmt::Debug for RedisStore {
             .field("key_prefix", &self.key_prefix())
             .field("channel", &self.channel())
             .field("command_timeout", &self.inner.command_timeout)
-            .field("heartbeat_interval", &self.inner.feed.heartbeat)
+            .field("heartbeat_interval", &self.inner.feed.heartbeat_interval)
+            .field("heartbeat_timeout", &self.inner.feed.heartbeat_timeout)
             .finish_non_exhaustive()
     }
 }
