@@ -11,7 +11,9 @@
 //! - a subscription connection that silently stops (a proxy that stops forwarding it):
 //!   detected by the heartbeat while commands keep working, then resubscribed; and a
 //!   session revoked elsewhere meanwhile is served no later than the silence bound after
-//!   the revocation returned.
+//!   the revocation returned;
+//! - a command connection that silently stops, and stays a black hole: `503` meanwhile,
+//!   then a new connection serves again, with no restart.
 //!
 //! The tests run one at a time (they measure time) and check that nothing panicked.
 
@@ -431,5 +433,89 @@ async fn a_revocation_is_refused_within_the_silence_bound_by_an_instance_with_a_
     // The feed is back on a new connection (the frozen one stays a black hole).
     wait_for_feed(&b.sessions, FeedState::Live, Duration::from_secs(5)).await;
     assert_eq!(b.me(token).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(panics(), panics_before, "something panicked");
+}
+
+/// B's command connection stops answering and stays a black hole; new connections hang
+/// for `HANG`, then flow. B answers 503 during the hang, then serves again by itself.
+async fn a_black_holed_command_connection_is_replaced(store_timeout: Duration) {
+    const HANG: Duration = Duration::from_secs(2);
+    let Some(server) = OwnRedis::start() else {
+        return;
+    };
+    let proxy = Proxy::start(server.port()).await;
+    let a = Instance::start(&server.url()).await;
+    let b = Instance::start_with(&proxy.url(), store_timeout).await;
+    for side in [&a, &b] {
+        wait_for_feed(&side.sessions, FeedState::Live, Duration::from_secs(5)).await;
+    }
+    let jane = a.sessions.upsert_customer(customer("Jane")).await.unwrap();
+    let session = a
+        .sessions
+        .create(jane.id, CreateSession::default())
+        .await
+        .unwrap();
+    let token = session.token.expose_secret();
+    assert_eq!(b.me(token).await.0, StatusCode::OK);
+    // A session B has never loaded: serving it needs the store.
+    let cold = a
+        .sessions
+        .create(jane.id, CreateSession::default())
+        .await
+        .unwrap();
+    let cold = cold.token.expose_secret();
+
+    proxy.hold_new(true);
+    assert_eq!(proxy.freeze(Kind::Commands), 1, "B's command connection");
+    let hung = Instant::now();
+    let mut unavailable = 0;
+    while hung.elapsed() < HANG {
+        b.unavailable(cold, "a load while B's connections hang")
+            .await;
+        unavailable += 1;
+    }
+    assert_eq!(a.me(cold).await.0, StatusCode::OK, "Redis itself is fine");
+    // New connections flow again; the old ones stay black holes.
+    proxy.hold_new(false);
+    let released = Instant::now();
+    b.recovers(cold, Duration::from_secs(3)).await;
+    eprintln!(
+        "{unavailable} × 503 during the hang; serving again {:?} after it, {} connection(s) left as black holes",
+        released.elapsed(),
+        proxy.frozen(Kind::All)
+    );
+    assert_eq!(
+        proxy.open(Kind::Commands),
+        1,
+        "one command connection in use"
+    );
+    // The store works for every call again, and the feed never stopped.
+    let fresh = a
+        .sessions
+        .create(jane.id, CreateSession::default())
+        .await
+        .unwrap();
+    let fresh = fresh.token.expose_secret();
+    assert_eq!(b.me(fresh).await.0, StatusCode::OK);
+    assert!(b.sessions.revoke(fresh).await.unwrap());
+    refused_within(&a.sessions, fresh, PROPAGATION, "a revocation on B").await;
+    assert_eq!(b.sessions.feed_state(), FeedState::Live);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_black_holed_command_connection_is_replaced_after_a_command_timeout() {
+    let _serial = SERIAL.lock().await;
+    let panics_before = panics();
+    // The store's command timeout fires first.
+    a_black_holed_command_connection_is_replaced(STORE_TIMEOUT).await;
+    assert_eq!(panics(), panics_before, "something panicked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_black_holed_command_connection_is_replaced_when_the_manager_gives_up_first() {
+    let _serial = SERIAL.lock().await;
+    let panics_before = panics();
+    // The manager's deadline, shorter than the command timeout, drops each call first.
+    a_black_holed_command_connection_is_replaced(Duration::from_millis(100)).await;
     assert_eq!(panics(), panics_before, "something panicked");
 }

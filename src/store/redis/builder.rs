@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::commands::Commands;
 use super::feed::FeedSettings;
 use super::keys::Keys;
 use super::scripts::Scripts;
@@ -190,8 +191,8 @@ impl RedisStoreBuilder {
 
     /// Connect, within the connect timeout, and check the server's version.
     ///
-    /// The connection reconnects by itself after a failure (the commands in between fail
-    /// with an error, answered `503`).
+    /// The connection reconnects by itself after a failure, and is replaced when a command
+    /// goes unanswered (the commands in between fail with an error, answered `503`).
     ///
     /// # Errors
     ///
@@ -217,7 +218,8 @@ impl RedisStoreBuilder {
             .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(6);
         let connect = async {
-            let mut connection = ConnectionManager::new_with_config(client.clone(), config).await?;
+            let mut connection =
+                ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
             // Best effort: a server may refuse INFO to this user; PXAT then fails loudly later.
             let info = redis::cmd("INFO")
                 .arg("server")
@@ -238,6 +240,13 @@ impl RedisStoreBuilder {
                 )));
             }
         }
+        let commands = Commands::new(
+            client.clone(),
+            config,
+            connection,
+            self.command_timeout,
+            runtime.clone(),
+        );
         let feed = FeedSettings {
             client,
             channel: self.channel_name(),
@@ -247,7 +256,7 @@ impl RedisStoreBuilder {
         };
         Ok(RedisStore {
             inner: Arc::new(Inner {
-                connection,
+                commands: Arc::new(commands),
                 keys: Keys::new(&self.key_prefix),
                 scripts: Scripts::new(),
                 feed,
