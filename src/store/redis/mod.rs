@@ -85,6 +85,26 @@ use crate::token::TokenHash;
 /// [silence bound](RedisStoreBuilder::silence_bound) (300 ms by default) of `revoke`
 /// returning when it has died silently.
 ///
+/// # Revoking from outside the crate
+///
+/// An admin tool that knows a token's hash (lowercase hex of HMAC-SHA256 under the
+/// instances' shared secret, as [`TokenHasher`](crate::token::TokenHasher) computes it)
+/// revokes the session with the key and the message the store itself uses, in one
+/// transaction so that no instance reloads the session between the two:
+///
+/// ```text
+/// MULTI
+/// DEL {prefix}s:{token hash}
+/// PUBLISH {channel} s:{token hash}
+/// EXEC
+/// ```
+///
+/// With the defaults, `{prefix}` is `tcs:` and `{channel}` is `tcs:feed`. The hash may
+/// stay in its customer's index (`{prefix}cs:{customer id}`): `revoke_all` skips hashes
+/// whose session is gone. `PUBLISH {channel} c:{customer id}` drops a customer's cached
+/// sessions after a change to their records, and `PUBLISH {channel} '*'` drops every
+/// cached session.
+///
 /// # Failures
 ///
 /// Each command is bounded by the [command timeout](RedisStoreBuilder::command_timeout):
