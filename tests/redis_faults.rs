@@ -13,7 +13,8 @@
 //!   session revoked elsewhere meanwhile is served no later than the silence bound after
 //!   the revocation returned;
 //! - a command connection that silently stops, and stays a black hole: `503` meanwhile,
-//!   then a new connection serves again, with no restart.
+//!   then a new connection serves again, with no restart;
+//! - connections reset (RST) by the network: the feed and the commands reconnect.
 //!
 //! The tests run one at a time (they measure time) and check that nothing panicked.
 
@@ -31,6 +32,7 @@ use redis_support::proxy::{Kind, Proxy};
 use redis_support::server::OwnRedis;
 use redis_support::{PROPAGATION, SECRET, customer, refused_within, wait_for_feed};
 use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tower_customer_session::store::{FeedSink, FeedState, SessionStore};
 use tower_customer_session::token::{TokenFormat, TokenKind};
@@ -517,5 +519,54 @@ async fn a_black_holed_command_connection_is_replaced_when_the_manager_gives_up_
     let panics_before = panics();
     // The manager's deadline, shorter than the command timeout, drops each call first.
     a_black_holed_command_connection_is_replaced(Duration::from_millis(100)).await;
+    assert_eq!(panics(), panics_before, "something panicked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_reset_by_the_network_are_reestablished() {
+    let _serial = SERIAL.lock().await;
+    let panics_before = panics();
+    let Some(server) = OwnRedis::start() else {
+        return;
+    };
+    let proxy = Proxy::start(server.port()).await;
+    let a = Instance::start(&server.url()).await;
+    let b = Instance::start(&proxy.url()).await;
+    wait_for_feed(&b.sessions, FeedState::Live, Duration::from_secs(5)).await;
+    let jane = a.sessions.upsert_customer(customer("Jane")).await.unwrap();
+    let session = a
+        .sessions
+        .create(jane.id, CreateSession::default())
+        .await
+        .unwrap();
+    let token = session.token.expose_secret();
+    assert_eq!(b.me(token).await.0, StatusCode::OK);
+
+    // A raw connection too, to see that the proxy resets rather than closes.
+    let mut raw = tokio::net::TcpStream::connect(proxy.url().trim_start_matches("redis://"))
+        .await
+        .unwrap();
+    raw.write_all(b"PING\r\n").await.unwrap();
+    let mut reply = [0u8; 7];
+    raw.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"+PONG\r\n");
+
+    // An RST on every connection: the feed and the driver see it at once.
+    assert_eq!(
+        proxy.reset(Kind::All),
+        3,
+        "B's command and feed connections, and ours"
+    );
+    let read = raw.read(&mut reply).await;
+    assert_eq!(
+        read.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset)
+    );
+    wait_for_feed(&b.sessions, FeedState::Lost, HEARTBEAT_BOUND).await;
+    wait_for_feed(&b.sessions, FeedState::Live, Duration::from_secs(5)).await;
+    b.recovers(token, Duration::from_secs(5)).await;
+    assert_eq!(proxy.open(Kind::All), 2, "one new connection of each kind");
+    assert!(a.sessions.revoke(token).await.unwrap());
+    refused_within(&b.sessions, token, PROPAGATION, "a revocation on A").await;
     assert_eq!(panics(), panics_before, "something panicked");
 }
