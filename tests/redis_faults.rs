@@ -442,6 +442,7 @@ async fn a_revocation_is_refused_within_the_silence_bound_by_an_instance_with_a_
 /// for `HANG`, then flow. B answers 503 during the hang, then serves again by itself.
 async fn a_black_holed_command_connection_is_replaced(store_timeout: Duration) {
     const HANG: Duration = Duration::from_secs(2);
+    const CONCURRENT: usize = 8;
     let Some(server) = OwnRedis::start() else {
         return;
     };
@@ -470,12 +471,38 @@ async fn a_black_holed_command_connection_is_replaced(store_timeout: Duration) {
     proxy.hold_new(true);
     assert_eq!(proxy.freeze(Kind::Commands), 1, "B's command connection");
     let hung = Instant::now();
-    let mut unavailable = 0;
-    while hung.elapsed() < HANG {
-        b.unavailable(cold, "a load while B's connections hang")
-            .await;
-        unavailable += 1;
+    // Sessions B has never loaded, requested side by side (distinct, so the manager does
+    // not coalesce them): their timeouts come together, and must not each replace the
+    // connection.
+    let mut colds = Vec::new();
+    for _ in 0..CONCURRENT {
+        let session = a
+            .sessions
+            .create(jane.id, CreateSession::default())
+            .await
+            .unwrap();
+        colds.push(session);
     }
+    let unavailable: usize = futures_util::future::join_all(colds.iter().map(|session| async {
+        let mut count = 0;
+        while hung.elapsed() < HANG {
+            let token = session.token.expose_secret();
+            b.unavailable(token, "a load while B's connections hang")
+                .await;
+            count += 1;
+        }
+        count
+    }))
+    .await
+    .into_iter()
+    .sum();
+    // One replacement per timeout round at most (the backoff spaces them further), each
+    // with the driver's own connection attempts: far fewer than one per failed call.
+    let black_holes = proxy.frozen(Kind::All);
+    assert!(
+        black_holes <= unavailable / CONCURRENT + 4,
+        "{black_holes} connections for {unavailable} failed calls"
+    );
     assert_eq!(a.me(cold).await.0, StatusCode::OK, "Redis itself is fine");
     // New connections flow again; the old ones stay black holes.
     proxy.hold_new(false);

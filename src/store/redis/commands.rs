@@ -3,7 +3,8 @@
 //! The driver's [`ConnectionManager`] reconnects when it sees an I/O error. A connection
 //! made half-open (a NAT or firewall that dropped its state, a primary gone in a failover
 //! without a reset) yields none: requests are written, answers never come, and every
-//! later command would time out on it forever. So a command that times out, or a call
+//! later command would time out on it forever. The driver's own response timeout ends
+//! the call but keeps the connection (it does not count as a dead one). So a command that times out, or a call
 //! abandoned by its caller whose follow-up `PING` times out, retires the connection: the
 //! next calls go to a fresh one, connected on first use. One replacement per connection,
 //! and consecutive replacements wait the [backoff](super::MIN_BACKOFF) in between.
@@ -112,24 +113,29 @@ impl Commands {
             return;
         }
         // The driver spawns its tasks on the current runtime.
-        let _entered = self.runtime.enter();
+        let entered = self.runtime.enter();
         let fresh =
-            match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
-            {
-                Ok(fresh) => fresh,
-                Err(error) => {
-                    tracing::warn!(%error, "redis: cannot make a new command connection");
-                    return;
-                }
-            };
+            ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone());
+        drop(entered);
+        let fresh = match fresh {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                drop(state);
+                tracing::warn!(%error, "redis: cannot make a new command connection");
+                return;
+            }
+        };
         // The old one closes once the calls still holding it end.
-        state.connection = fresh;
+        let _retired = std::mem::replace(&mut state.connection, fresh);
         state.generation += 1;
         state.not_before = now + state.backoff;
         state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
-        if self.unproven.swap(true, Ordering::AcqRel) {
+        let generation = state.generation;
+        let again = self.unproven.swap(true, Ordering::AcqRel);
+        drop(state);
+        if again {
             tracing::debug!(
-                generation = state.generation,
+                generation,
                 "redis command connection still unanswered, replaced again"
             );
         } else {
