@@ -139,7 +139,7 @@ async fn migrate_is_idempotent_and_safe_when_instances_start_together() {
     .fetch_all(&mut sql)
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2, 3], "each migration recorded once");
+    assert_eq!(versions, [1, 2, 3, 4], "each migration recorded once");
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
     )
