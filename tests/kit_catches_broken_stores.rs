@@ -4,7 +4,7 @@
 
 mod broken_stores;
 
-use broken_stores::{Bug, Fixture, server};
+use broken_stores::{Bug, Fixture, ReadOnlyFixture, server};
 use tower_customer_session::store::testing::{Kit, Report};
 
 async fn kit(bug: Option<Bug>) -> Report {
@@ -105,6 +105,42 @@ caught! {
     create_overwrites: CreateOverwrites => "sessions.create_is_insert_if_absent",
     load_ignores_deleted_customer: LoadIgnoresDeletedCustomer => "load.deleted_customer_does_not_load",
     drops_return_url: DropsReturnUrl => "load.session_loads_with_its_customer",
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_only_part_passes_the_reference_and_fails_its_bugs() {
+    let read_only = |bug| Kit::read_only(move || async move { ReadOnlyFixture(server(bug)) });
+    let report = read_only(None).run().await;
+    report.assert_passed();
+    assert_eq!(report.skipped().count(), 0, "{report}");
+    for (bug, check) in [
+        (
+            Bug::SwallowsLoadErrors,
+            "failures.outage_is_an_error_never_not_found",
+        ),
+        (
+            Bug::LoadIgnoresDeletedCustomer,
+            "load.deleted_customer_does_not_load",
+        ),
+        (
+            Bug::ExpiresAtItselfIsLive,
+            "time.expires_at_itself_is_expired",
+        ),
+        (
+            Bug::LoadDropsMember,
+            "load.member_session_carries_its_member",
+        ),
+        (
+            Bug::ClaimsProcessScope,
+            "scope.process_scope_only_for_one_process",
+        ),
+    ] {
+        let report = read_only(Some(bug)).run().await;
+        assert!(
+            report.failures().any(|failure| failure.check == check),
+            "{bug:?} should fail {check}:\n{report}"
+        );
+    }
 }
 
 #[tokio::test]

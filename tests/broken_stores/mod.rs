@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 mod feed;
+mod read_only;
 mod store;
 
 use std::collections::HashMap;
@@ -25,6 +26,8 @@ use tower_customer_session::store::Invalidation;
 use tower_customer_session::store::testing::{Backend, Outage};
 use tower_customer_session::token::TokenKind;
 use tower_customer_session::uuid::Uuid;
+
+pub use read_only::ReadOnlyFixture;
 
 /// One mistake, and the check that must catch it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,8 +11,7 @@ use crate::model::{
 use crate::store::NewSession;
 use crate::token::{SessionToken, TokenFormat, TokenHash, TokenHasher, TokenKind};
 
-/// The HMAC key of every token the kit makes, and of the managers it builds.
-pub(super) const SECRET: &[u8] = b"store test kit secret, 32 bytes!";
+pub(super) use super::SECRET;
 
 pub(super) fn hasher() -> TokenHasher {
     TokenHasher::new(SECRET)

@@ -139,6 +139,11 @@ pub use report::{Failure, Outcome, Report};
 use crate::store::{CustomerStore, SessionAdmin, SessionStore};
 use crate::{CredentialSource, SessionManager};
 
+/// The HMAC secret of every [`SessionKey`](crate::SessionKey) the kit loads with and of
+/// every [`SessionManager`] it builds. An [`Issuer`] whose authority keeps token hashes
+/// hashes with it, so the store finds what was issued.
+pub const SECRET: &[u8] = b"store test kit secret, 32 bytes!";
+
 /// How soon a change on one instance must be refused or seen on another, with a feed.
 pub const PROPAGATION: Duration = Duration::from_millis(100);
 
