@@ -18,6 +18,8 @@ pub(super) async fn run(server: Arc<Server>, sink: FeedSink) {
         }
         let mut changes = server.changes.subscribe();
         sink.connected();
+        // A deadline, not a sleep per turn: a stream of changes must not hold off the beat.
+        let mut next_beat = tokio::time::Instant::now() + server.heartbeat;
         loop {
             tokio::select! {
                 change = changes.recv() => match change {
@@ -29,7 +31,8 @@ pub(super) async fn run(server: Arc<Server>, sink: FeedSink) {
                         continue 'subscription;
                     }
                 },
-                () = tokio::time::sleep(server.heartbeat) => {
+                () = tokio::time::sleep_until(next_beat) => {
+                    next_beat += server.heartbeat;
                     if sink.is_closed() && !outlives {
                         return;
                     }

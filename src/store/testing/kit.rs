@@ -24,7 +24,7 @@ use crate::store::{CustomerStore, SessionAdmin};
 /// # async fn main() {
 /// let report = Kit::new(|| async { MemoryStore::new() })
 ///     .only("sessions.revoke_all_removes_every_session_of_the_customer")
-///     .only("customers")
+///     .only("tokens")
 ///     .run()
 ///     .await;
 /// assert!(report.is_ok(), "{report}");

@@ -46,10 +46,10 @@
 //!
 //! # Which checks apply to which store
 //!
-//! A read-only store (only [`SessionStore`](crate::SessionStore), e.g. one that asks an
+//! A read-only store (only [`SessionStore`], e.g. one that asks an
 //! upstream) gets the `load`, `time`, `scope` and first `failures` checks, through an
 //! [`Issuer`] that issues sessions at its authority. A full store
-//! ([`SessionAdmin`](crate::SessionAdmin) and [`CustomerStore`](crate::CustomerStore)) gets
+//! ([`SessionAdmin`] and [`CustomerStore`]) gets
 //! every check; the kit issues through the store itself.
 //!
 //! | check | the contract | applies to | needs |
