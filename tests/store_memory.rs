@@ -1,4 +1,4 @@
-//! The conformance kit, run against the embedded [`MemoryStore`]; and the expiry boundary,
+//! The store test kit, run against the embedded [`MemoryStore`]; and the expiry boundary,
 //! which only a store on an injectable clock can show to the microsecond.
 
 use chrono::TimeDelta;
