@@ -76,6 +76,7 @@ pub enum Bug {
     RevokeAllNotAnnounced,
     CustomerEditsNotAnnounced,
     BeatsDuringOutage,
+    WatchNeedsTheCallersRuntime,
     // Scope.
     ClaimsProcessScope,
     // The rest of the contract.

@@ -170,7 +170,11 @@ impl SessionStore for Handle {
     fn watch(&self, sink: FeedSink) -> Option<Watch> {
         let server = self.server.clone();
         let heartbeat = server.heartbeat;
-        self.server.runtime.spawn(super::feed::run(server, sink));
+        if self.server.has(Bug::WatchNeedsTheCallersRuntime) {
+            tokio::spawn(super::feed::run(server, sink));
+        } else {
+            self.server.runtime.spawn(super::feed::run(server, sink));
+        }
         Some(Watch::new(heartbeat * 3))
     }
 }

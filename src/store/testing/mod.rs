@@ -46,11 +46,10 @@
 //!
 //! # Which checks apply to which store
 //!
-//! A read-only store (only [`SessionStore`], e.g. one that asks an
-//! upstream) gets the `load`, `time`, `scope` and first `failures` checks, through an
-//! [`Issuer`] that issues sessions at its authority. A full store
-//! ([`SessionAdmin`] and [`CustomerStore`]) gets
-//! every check; the kit issues through the store itself.
+//! A read-only store (only [`SessionStore`], e.g. one that asks an upstream) gets the checks
+//! marked "every store" below, through an [`Issuer`] that issues sessions at its
+//! authority. A full store ([`SessionAdmin`] and [`CustomerStore`]) gets every check; the
+//! kit issues through the store itself.
 //!
 //! | check | the contract | applies to | needs |
 //! |---|---|---|---|
@@ -63,6 +62,7 @@
 //! | `time.expires_at_itself_is_expired` | `expires_at == now` is expired | every store | `Backend::clock` |
 //! | `failures.outage_is_an_error_never_not_found` | during an outage a load is an error (`503`), never `None` (`401`), and the store recovers | every store | `Backend::outage` |
 //! | `scope.process_scope_only_for_one_process` | a store another process can open says `StoreScope::Shared`; its peer sees its data | every store | `Backend::peer` |
+//! | `feed.watch_outside_a_runtime_does_not_panic` | `watch` called without a current Tokio runtime does not panic | every store with a feed | |
 //! | `sessions.create_returns_what_went_in` | `create` returns the session and the customer as they went in | full stores | |
 //! | `sessions.create_is_insert_if_absent` | an existing hash is a `Conflict`, through either instance, and the first session stays | full stores | |
 //! | `sessions.create_by_external_id` | a create by external id belongs to that customer | full stores | |

@@ -12,10 +12,11 @@ use crate::store::{CustomerStore, FeedSink, FeedState, SessionAdmin, SessionStor
 use crate::{CreateSession, CredentialSource, SessionManager};
 
 use super::super::PROPAGATION;
+use super::super::backend::Backend;
 use super::super::expect::{Checked, Stop, called, ensure, fail, skip};
 use super::super::fixtures;
 use super::super::future::{join, join_all};
-use super::{FullBackend, manager, now};
+use super::{FullBackend, Issue, manager, now};
 
 /// How long a manager's feed may take to go live.
 const LIVE_WITHIN: Duration = Duration::from_secs(5);
@@ -130,6 +131,23 @@ async fn session<S: SessionAdmin>(
             format!("Err({error:?})"),
         )
     })
+}
+
+/// `watch` called where no Tokio runtime is current (as `SessionManagerBuilder::build` may
+/// be) does not panic: the store spawns its feed on a runtime it took when it connected,
+/// and the builder reports a missing runtime as an error.
+pub(super) async fn watch_outside_a_runtime_does_not_panic<I: Issue>(issuer: I) -> Checked {
+    let store = issuer.backend().store();
+    watch_of(&store)?;
+    let outside = std::thread::spawn(move || store.watch(FeedSink::detached()).is_some()).join();
+    match outside {
+        Ok(_) => Ok(()),
+        Err(_) => Err(fail(
+            "watch called on a thread without a Tokio runtime",
+            "no panic: the feed spawned on a runtime handle taken when the store connected",
+            "a panic",
+        )),
+    }
 }
 
 /// Both managers' feeds go live.

@@ -40,55 +40,21 @@ pub(super) trait FullBackend: Backend<Store: SessionAdmin + CustomerStore> {}
 
 impl<B: Backend<Store: SessionAdmin + CustomerStore>> FullBackend for B {}
 
-/// The checks of loads, which apply to every store; `$wrap` says how sessions are issued.
+/// The checks that apply to every store; `$wrap` says how sessions are issued.
+#[rustfmt::skip]
 macro_rules! load_checks {
     ($wrap:ident) => {
         vec![
-            check!(
-                "load.unknown_token_loads_nothing",
-                load::unknown_token_loads_nothing,
-                $wrap
-            ),
-            check!(
-                "load.session_loads_with_its_customer",
-                load::session_loads_with_its_customer,
-                $wrap
-            ),
-            check!(
-                "load.member_session_carries_its_member",
-                load::member_session_carries_its_member,
-                $wrap
-            ),
-            check!(
-                "load.revoked_session_does_not_load",
-                load::revoked_session_does_not_load,
-                $wrap
-            ),
-            check!(
-                "load.deleted_customer_does_not_load",
-                load::deleted_customer_does_not_load,
-                $wrap
-            ),
-            check!(
-                "time.expired_session_does_not_load",
-                time::expired_session_does_not_load,
-                $wrap
-            ),
-            check!(
-                "time.expires_at_itself_is_expired",
-                time::expires_at_itself_is_expired,
-                $wrap
-            ),
-            check!(
-                "failures.outage_is_an_error_never_not_found",
-                failures::outage_is_an_error_never_not_found,
-                $wrap
-            ),
-            check!(
-                "scope.process_scope_only_for_one_process",
-                scope::process_scope_only_for_one_process,
-                $wrap
-            ),
+            check!("load.unknown_token_loads_nothing", load::unknown_token_loads_nothing, $wrap),
+            check!("load.session_loads_with_its_customer", load::session_loads_with_its_customer, $wrap),
+            check!("load.member_session_carries_its_member", load::member_session_carries_its_member, $wrap),
+            check!("load.revoked_session_does_not_load", load::revoked_session_does_not_load, $wrap),
+            check!("load.deleted_customer_does_not_load", load::deleted_customer_does_not_load, $wrap),
+            check!("time.expired_session_does_not_load", time::expired_session_does_not_load, $wrap),
+            check!("time.expires_at_itself_is_expired", time::expires_at_itself_is_expired, $wrap),
+            check!("failures.outage_is_an_error_never_not_found", failures::outage_is_an_error_never_not_found, $wrap),
+            check!("scope.process_scope_only_for_one_process", scope::process_scope_only_for_one_process, $wrap),
+            check!("feed.watch_outside_a_runtime_does_not_panic", feed::watch_outside_a_runtime_does_not_panic, $wrap),
         ]
     };
 }
