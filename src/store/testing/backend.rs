@@ -21,17 +21,13 @@ use crate::token::{SessionToken, TokenKind};
 /// without it, and the [`Report`](super::Report) lists them with the hook that was missing.
 ///
 /// ```
-/// use std::sync::Arc;
-/// use std::sync::atomic::{AtomicBool, Ordering};
-///
-/// use tower_customer_session::store::testing::{Backend, Outage};
+/// use tower_customer_session::store::testing::{self, Backend};
 /// use tower_customer_session::{ManualClock, MemoryStore};
 ///
-/// /// One fresh backend: the store, its clock, and a switch standing in for the server.
+/// /// One fresh backend: the store, and the clock it judges expiry by.
 /// struct Fixture {
 ///     store: MemoryStore,
 ///     clock: ManualClock,
-///     up: Arc<AtomicBool>,
 /// }
 ///
 /// impl Backend for Fixture {
@@ -41,23 +37,34 @@ use crate::token::{SessionToken, TokenKind};
 ///         self.store.clone()
 ///     }
 ///
-///     // The store judges expiry by this clock: the kit moves it to `expires_at` itself.
+///     // The kit moves this clock to `expires_at` itself instead of waiting.
 ///     fn clock(&self) -> Option<ManualClock> {
 ///         Some(self.clock.clone())
 ///     }
 ///
-///     // A store with a server would stop it (or cut a proxy in front of it) here.
-///     async fn outage(&self) -> Option<Outage> {
-///         self.up.store(false, Ordering::SeqCst);
-///         let up = self.up.clone();
-///         Some(Outage::new(move || up.store(true, Ordering::SeqCst)))
+///     // Everything the store keeps, searched for raw tokens.
+///     async fn dump(&self) -> Option<String> {
+///         self.store.dump().await
 ///     }
 /// }
-/// # let _ = Fixture {
-/// #     store: MemoryStore::new(),
-/// #     clock: ManualClock::new(chrono::Utc::now()),
-/// #     up: Arc::default(),
-/// # };
+///
+/// #[tokio::test]
+/// async fn the_store_passes_the_test_kit() {
+///     testing::run(|| async {
+///         let clock = ManualClock::new(tower_customer_session::chrono::Utc::now());
+///         let store = MemoryStore::with_clock(clock.clone());
+///         Fixture { store, clock }
+///     })
+///     .await;
+/// }
+/// # fn main() {
+/// #     let fresh = || async {
+/// #         let clock = ManualClock::new(tower_customer_session::chrono::Utc::now());
+/// #         Fixture { store: MemoryStore::with_clock(clock.clone()), clock }
+/// #     };
+/// #     let runtime = tokio::runtime::Runtime::new().unwrap();
+/// #     runtime.block_on(testing::Kit::new(fresh).only("time").run()).assert_passed();
+/// # }
 /// ```
 pub trait Backend {
     /// The store under test.
@@ -113,6 +120,36 @@ pub trait Backend {
     /// backends' tests.
     ///
     /// Default: `None`: the failure checks are skipped.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_customer_session::MemoryStore;
+    /// use tower_customer_session::store::testing::{Backend, Outage};
+    /// # #[derive(Default)]
+    /// # struct Proxy;
+    /// # impl Proxy { fn cut(&self) {} fn restore(&self) {} }
+    ///
+    /// /// Your store, connected to its server through `proxy`.
+    /// struct Fixture {
+    ///     store: MemoryStore,
+    ///     proxy: Arc<Proxy>,
+    /// }
+    ///
+    /// impl Backend for Fixture {
+    ///     type Store = MemoryStore;
+    ///
+    ///     fn store(&self) -> MemoryStore {
+    ///         self.store.clone()
+    ///     }
+    ///
+    ///     async fn outage(&self) -> Option<Outage> {
+    ///         self.proxy.cut();
+    ///         let proxy = self.proxy.clone();
+    ///         Some(Outage::new(move || proxy.restore()))
+    ///     }
+    /// }
+    /// # let _ = Fixture { store: MemoryStore::new(), proxy: Arc::default() };
+    /// ```
     fn outage(&self) -> impl Future<Output = Option<Outage>> {
         async { None }
     }
