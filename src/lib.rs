@@ -113,7 +113,7 @@
 //!
 //! See [`store`] for the contract (resolution, administration and customers as separate
 //! traits; invalidation feeds) and a complete backend, and `store::testing` (feature
-//! `testing`) for the conformance kit every backend runs.
+//! `testing`) for the store test kit every backend runs.
 //!
 //! # Feature flags
 //!
@@ -122,7 +122,7 @@
 //! | `axum` | yes | [`Customer`] / `Option<Customer>` / [`SessionInfo`] extractors; the portal's redirect follows axum's `Router::nest` |
 //! | `polar-api` | no | `store::polar`: `PolarApiStore` (Polar-issued tokens, via Polar's API, over rustls) and the `PolarWebhooks` receiver |
 //! | `metrics` | no | counters, gauges and histograms on the `metrics` facade; see [`metrics`] |
-//! | `testing` | no | `store::testing`: the conformance kit for store backends |
+//! | `testing` | no | `store::testing`: the store test kit for store backends |
 //! | `redis` | no | `RedisStore`: sessions in Redis ≥ 6.2 shared by every instance, with a pub/sub invalidation feed; re-exports the `redis` driver |
 //! | `postgres` | no | `store::postgres::PostgresStore`: sessions and customers in PostgreSQL (sqlx, no TLS library of its own), invalidated over `LISTEN/NOTIFY` |
 
@@ -192,7 +192,8 @@ pub use uuid;
     feature = "redis",
     feature = "postgres",
     feature = "polar-api",
-    feature = "metrics"
+    feature = "metrics",
+    feature = "testing"
 ))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

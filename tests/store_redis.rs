@@ -1,17 +1,21 @@
-//! `RedisStore` on the shared Redis (127.0.0.1:6379 or `REDIS_URL`): the conformance kit,
+//! `RedisStore` on the shared Redis (127.0.0.1:6379 or `REDIS_URL`): the store test kit,
 //! and what the kit cannot see: server-side expiry and the customer index, the record
 //! format versions, the feed's wire format, and the secret requirement. Every test works
 //! under its own random key prefix and channel, deleted at the end.
 
+#[allow(dead_code)]
+#[path = "postgres_common/proxy.rs"]
+mod proxy;
 mod redis_support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use futures_util::StreamExt;
 use redis_support::{Namespace, PROPAGATION, authenticates, customer, manager, refused_within};
 use tower_customer_session::redis::{self, AsyncCommands};
-use tower_customer_session::store::testing;
+use tower_customer_session::store::testing::{Backend, Kit, Outage};
 use tower_customer_session::store::{FeedState, NewSession};
 use tower_customer_session::token::{TokenFormat, TokenHasher, TokenKind};
 use tower_customer_session::{
@@ -20,12 +24,64 @@ use tower_customer_session::{
 };
 use uuid::Uuid;
 
+/// A fresh prefix on the shared server, reached through a proxy the kit can cut.
+struct ThroughProxy {
+    store: RedisStore,
+    proxy: Arc<proxy::Proxy>,
+}
+
+impl ThroughProxy {
+    async fn new(redis: &Namespace) -> Self {
+        let proxy = proxy::Proxy::start(proxy::upstream_of(redis.url()).await).await;
+        let store = RedisStore::builder(proxy.url(redis.url()))
+            .key_prefix(redis.new_prefix())
+            .heartbeat_interval(Duration::from_millis(100))
+            .connect()
+            .await
+            .expect("connect through the proxy");
+        Self {
+            store,
+            proxy: Arc::new(proxy),
+        }
+    }
+}
+
+impl Backend for ThroughProxy {
+    type Store = RedisStore;
+
+    fn store(&self) -> RedisStore {
+        self.store.clone()
+    }
+
+    async fn peer(&self) -> Option<RedisStore> {
+        self.store.peer().await
+    }
+
+    async fn outage(&self) -> Option<Outage> {
+        self.proxy.set(proxy::Mode::Cut);
+        let proxy = self.proxy.clone();
+        Some(Outage::new(move || proxy.set(proxy::Mode::Open)))
+    }
+
+    async fn dump(&self) -> Option<String> {
+        self.store.dump().await
+    }
+
+    async fn feed_subscriptions(&self) -> Option<usize> {
+        self.store.feed_subscriptions().await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_runs_on_redis() {
     let Some(redis) = Namespace::shared() else {
         return;
     };
-    testing::run(|| redis.fresh_store()).await;
+    let report = Kit::new(|| ThroughProxy::new(&redis)).run().await;
+    report.assert_passed();
+    // Redis judges expiry by this host's clock, which the kit can read but not set.
+    let skipped: Vec<&str> = report.skipped().collect();
+    assert_eq!(skipped, ["time.expires_at_itself_is_expired"], "{report}");
 }
 
 #[tokio::test]

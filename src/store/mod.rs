@@ -14,7 +14,7 @@
 //!
 //! A *local* store ([`MemoryStore`], Redis, PostgreSQL) keeps sessions itself and works from
 //! [`SessionKey::token_hash`] alone: it never receives, keeps or returns the raw token, and
-//! the [conformance kit](crate::store) proves it never persists one. A *remote authority*
+//! the [store test kit](testing) checks that it never persists one. A *remote authority*
 //! (a store that asks Polar's API) must forward the token it was shown, so
 //! [`SessionKey::expose_token`] hands it the presented token for the duration of the load.
 //! It must never log or keep it.
@@ -35,101 +35,176 @@
 //! local revocation; see [`FeedSink`] for the contract and [`FeedPolicy`] for what happens
 //! while the feed is down.
 //!
-//! # Writing a backend
+//! # Writing a store
 //!
-//! Implement the traits with `async fn`. `load` must join the session with its customer and
-//! return `None` for expired sessions and deleted customers (the core checks both again on
-//! every request, but a store must not rely on that). `create` must be insert-if-absent.
-//! Then run the conformance kit against it (feature `testing`):
+//! Implement the traits with `async fn`. What every store must do, and what the
+//! [store test kit](testing) (feature `testing`) checks:
+//!
+//! - `load` finds the session by the whole [`SessionKey::token_hash`] and joins it with its
+//!   customer as the customer is now. It returns `None` for a session never created or
+//!   revoked, at or after `expires_at` (`expires_at <= now` on the store's clock), or of a
+//!   deleted customer; the core checks expiry and deletion again on every request, but a
+//!   store must not rely on that. A backend failure is an `Err` (the layer answers `503`),
+//!   never `Ok(None)` (`401`).
+//! - `create` inserts only if the hash is absent, in one step ([`StoreError::Conflict`]
+//!   otherwise, even for two creates at once), for a live customer found by id or external
+//!   id ([`StoreError::UnknownCustomer`] otherwise, leaving nothing behind), and returns the
+//!   session and the customer as they are stored. `revoke` removes one session and says
+//!   whether it existed; `revoke_all` removes every session of the customer, member
+//!   sessions included, and counts them.
+//! - Customers are kept exactly as given: every field, metadata in its key order,
+//!   timestamps to the microsecond. An external id follows edits of the customer.
+//!   `delete_customer(id, at)` is a soft delete with `deleted_at = at`, and the first
+//!   deletion time stands.
+//! - [`scope`](SessionStore::scope) stays [`StoreScope::Shared`] unless no other process
+//!   can see the data.
+//! - A [feed](SessionStore::watch) announces a change once it is visible, never before;
+//!   proves itself alive within the silence its [`Watch`] states; reports
+//!   [`lost`](FeedSink::lost) whenever changes may have been missed (a lagging receiver, a
+//!   reconnection); and ends once its sink [is closed](FeedSink::is_closed).
+//!
+//! A future that holds a `std::sync::Mutex` guard across an `.await` is `!Send`, and a
+//! store's futures must be `Send`: end the guard's scope before awaiting, as `revoke`
+//! below does. A complete store shared by several instances, with a feed, is in the
+//! repository (`examples/custom_store/`), with its test; this one keeps everything in one
+//! process:
 //!
 //! ```
 //! use std::collections::HashMap;
-//! use std::sync::Mutex;
+//! use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 //!
+//! use tower_customer_session::chrono::{DateTime, Utc};
 //! use tower_customer_session::store::{
 //!     CustomerRef, CustomerStore, NewSession, SessionAdmin, SessionKey, SessionRecord,
-//!     SessionStore, StoreError,
+//!     SessionStore, StoreError, StoreScope,
 //! };
+//! use tower_customer_session::token::TokenHash;
+//! use tower_customer_session::uuid::Uuid;
 //! use tower_customer_session::Customer;
-//! use uuid::Uuid;
 //!
-//! /// Sessions and customers in two `HashMap`s.
+//! /// Sessions and customers in this process. Clones share them.
+//! #[derive(Clone, Default)]
+//! struct MapStore(Arc<Mutex<Maps>>);
+//!
 //! #[derive(Default)]
-//! struct MapStore {
-//!     customers: Mutex<HashMap<Uuid, Customer>>,
-//!     sessions: Mutex<HashMap<[u8; 32], SessionRecord>>,
+//! struct Maps {
+//!     customers: HashMap<Uuid, Customer>,
+//!     sessions: HashMap<TokenHash, NewSession>,
+//! }
+//!
+//! impl MapStore {
+//!     fn maps(&self) -> MutexGuard<'_, Maps> {
+//!         self.0.lock().unwrap_or_else(PoisonError::into_inner)
+//!     }
+//! }
+//!
+//! impl Maps {
+//!     /// The live customer `by` names.
+//!     fn live(&self, by: &CustomerRef) -> Option<Customer> {
+//!         let customer = match by {
+//!             CustomerRef::Id(id) => self.customers.get(id),
+//!             // A deleted customer's external id may have passed to a live one.
+//!             CustomerRef::ExternalId(ext) => self.customers.values().find(|c| {
+//!                 c.can_authenticate() && c.external_id.as_deref() == Some(ext.as_str())
+//!             }),
+//!         };
+//!         customer.filter(|c| c.can_authenticate()).cloned()
+//!     }
 //! }
 //!
 //! impl SessionStore for MapStore {
 //!     async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
-//!         let now = chrono::Utc::now();
-//!         let sessions = self.sessions.lock().unwrap();
-//!         let Some(session) = sessions.get(key.token_hash().as_bytes()) else {
+//!         let maps = self.maps();
+//!         let Some(session) = maps.sessions.get(key.token_hash()) else {
 //!             return Ok(None);
 //!         };
-//!         // Join with the current customer, so edits and deletions show at once.
-//!         let customer = self.customers.lock().unwrap().get(&session.customer.id).cloned();
+//!         // Joined with the customer as it is now, so edits and deletions show at once.
+//!         let customer = maps.live(&session.customer);
 //!         Ok(customer
-//!             .filter(|c| c.can_authenticate() && session.expires_at > now)
-//!             .map(|customer| SessionRecord { customer, ..session.clone() }))
+//!             .filter(|_| session.expires_at > Utc::now())
+//!             .map(|customer| session.clone().into_record(customer)))
+//!     }
+//!
+//!     // No other process sees these maps.
+//!     fn scope(&self) -> StoreScope {
+//!         StoreScope::Process
 //!     }
 //! }
 //!
 //! impl SessionAdmin for MapStore {
-//!     async fn create(&self, new: NewSession) -> Result<SessionRecord, StoreError> {
-//!         let customer = self
-//!             .customer(&new.customer)
-//!             .await?
-//!             .filter(|c| c.can_authenticate())
-//!             .ok_or(StoreError::UnknownCustomer)?;
-//!         let record = new.into_record(customer);
-//!         let mut sessions = self.sessions.lock().unwrap();
-//!         if sessions.contains_key(record.token_hash.as_bytes()) {
+//!     async fn create(&self, mut new: NewSession) -> Result<SessionRecord, StoreError> {
+//!         // One lock for the lookup and the insert: nothing can slip in between.
+//!         let mut maps = self.maps();
+//!         let customer = maps.live(&new.customer).ok_or(StoreError::UnknownCustomer)?;
+//!         if maps.sessions.contains_key(&new.token_hash) {
 //!             return Err(StoreError::Conflict);
 //!         }
-//!         sessions.insert(*record.token_hash.as_bytes(), record.clone());
-//!         Ok(record)
+//!         new.customer = CustomerRef::Id(customer.id);
+//!         maps.sessions.insert(new.token_hash, new.clone());
+//!         Ok(new.into_record(customer))
 //!     }
 //!
-//!     async fn revoke(&self, hash: &tower_customer_session::token::TokenHash) -> Result<bool, StoreError> {
-//!         Ok(self.sessions.lock().unwrap().remove(hash.as_bytes()).is_some())
+//!     async fn revoke(&self, hash: &TokenHash) -> Result<bool, StoreError> {
+//!         let existed = {
+//!             let mut maps = self.maps();
+//!             maps.sessions.remove(hash).is_some()
+//!         }; // The guard ends here: a store on a server would now `.await` its announcement.
+//!         Ok(existed)
 //!     }
 //!
 //!     async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
-//!         let mut sessions = self.sessions.lock().unwrap();
-//!         let before = sessions.len();
-//!         sessions.retain(|_, s| s.customer.id != customer_id);
-//!         Ok((before - sessions.len()) as u64)
+//!         let mut maps = self.maps();
+//!         let before = maps.sessions.len();
+//!         maps.sessions.retain(|_, s| s.customer != CustomerRef::Id(customer_id));
+//!         Ok((before - maps.sessions.len()) as u64)
 //!     }
 //! }
 //!
 //! impl CustomerStore for MapStore {
 //!     async fn upsert_customer(&self, customer: Customer) -> Result<Customer, StoreError> {
-//!         self.customers.lock().unwrap().insert(customer.id, customer.clone());
+//!         self.maps().customers.insert(customer.id, customer.clone());
 //!         Ok(customer)
 //!     }
 //!
 //!     async fn customer(&self, by: &CustomerRef) -> Result<Option<Customer>, StoreError> {
-//!         let customers = self.customers.lock().unwrap();
+//!         let maps = self.maps();
 //!         Ok(match by {
-//!             CustomerRef::Id(id) => customers.get(id).cloned(),
-//!             CustomerRef::ExternalId(ext) => customers
+//!             CustomerRef::Id(id) => maps.customers.get(id).cloned(),
+//!             CustomerRef::ExternalId(ext) => maps
+//!                 .customers
 //!                 .values()
 //!                 .find(|c| c.external_id.as_deref() == Some(ext.as_str()))
 //!                 .cloned(),
 //!         })
 //!     }
 //!
-//!     async fn delete_customer(&self, id: Uuid, at: chrono::DateTime<chrono::Utc>) -> Result<bool, StoreError> {
-//!         let mut customers = self.customers.lock().unwrap();
-//!         let Some(customer) = customers.get_mut(&id) else { return Ok(false) };
-//!         customer.make_mut().deleted_at = Some(at);
+//!     async fn delete_customer(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
+//!         let mut maps = self.maps();
+//!         let Some(customer) = maps.customers.get_mut(&id) else {
+//!             return Ok(false);
+//!         };
+//!         customer.make_mut().deleted_at.get_or_insert(at);
 //!         Ok(true)
 //!     }
 //! }
 //!
-//! # let sessions = tower_customer_session::SessionManager::builder(MapStore::default())
-//! #     .secret(b"0123456789abcdef0123456789abcdef").build().unwrap();
+//! // In a test, with feature `testing`: the store test kit on a fresh store per check.
+//! # #[cfg(feature = "testing")]
+//! impl tower_customer_session::store::testing::Backend for MapStore {
+//!     type Store = MapStore;
+//!
+//!     fn store(&self) -> MapStore {
+//!         self.clone()
+//!     }
+//! }
+//! # #[cfg(feature = "testing")]
+//! # {
+//! # let runtime = tokio::runtime::Runtime::new().unwrap();
+//! # runtime.block_on(
+//! tower_customer_session::store::testing::run(|| async { MapStore::default() })
+//! # );
+//! # }
+//! # let sessions = tower_customer_session::SessionManager::builder(MapStore::default()).build().unwrap();
 //! ```
 //!
 //! A persistent store starts from the schema of Polar's own tables (see the PostgreSQL

@@ -16,7 +16,7 @@ pub struct SessionKey<'a> {
 }
 
 impl<'a> SessionKey<'a> {
-    /// A key for `token`, whose hash is `token_hash`. The conformance kit and tests build
+    /// A key for `token`, whose hash is `token_hash`. The store test kit and tests build
     /// keys this way; the core builds them from the request.
     pub fn new(token_hash: &'a TokenHash, token: &'a str) -> Self {
         Self { token_hash, token }

@@ -1,20 +1,39 @@
-//! The conformance kit's hooks for [`PostgresStore`].
+//! The store test kit's view of a [`PostgresStore`]: a second instance, every row, the
+//! database's clock, and the feed's connections.
+
+use chrono::{DateTime, Utc};
 
 use super::PostgresStore;
-use crate::store::testing::Conformance;
+use crate::store::testing::Backend;
 
-impl Conformance for PostgresStore {
-    async fn peer(&self) -> Self {
+impl Backend for PostgresStore {
+    type Store = PostgresStore;
+
+    fn store(&self) -> PostgresStore {
+        self.clone()
+    }
+
+    async fn peer(&self) -> Option<PostgresStore> {
         // Another process: its own pool and feed, same database, schema and settings.
-        self.inner
+        let peer = self
+            .inner
             .settings
             .clone()
             .connect_with(self.inner.options.clone())
             .await
-            .expect("a second store on the same database")
+            .expect("a second store on the same database");
+        Some(peer)
     }
 
-    async fn dump(&self) -> String {
+    /// Loads compare `expires_at` with the database's `now()`, so the kit reads that.
+    async fn now(&self) -> DateTime<Utc> {
+        sqlx::query_scalar("SELECT now()")
+            .fetch_one(&self.inner.pool())
+            .await
+            .expect("the database's clock")
+    }
+
+    async fn dump(&self) -> Option<String> {
         let q = self.inner.schema.quoted();
         let rows: Vec<String> = sqlx::query_scalar(&format!(
             "SELECT row_to_json(c)::text FROM {q}.customers c \
@@ -23,6 +42,22 @@ impl Conformance for PostgresStore {
         .fetch_all(&self.inner.pool())
         .await
         .expect("dump the tables");
-        rows.join("\n")
+        Some(rows.join("\n"))
+    }
+
+    /// The feed's connections of this store, told apart from its pools' by their last
+    /// statement (`LISTEN`, or the heartbeat's `SELECT 1`); only for a store opened with an
+    /// `application_name` of its own, which the count goes by.
+    async fn feed_subscriptions(&self) -> Option<usize> {
+        let application = self.inner.options.get_application_name()?.to_owned();
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
+             AND (query = 'SELECT 1' OR query LIKE 'LISTEN %')",
+        )
+        .bind(application)
+        .fetch_one(&self.inner.pool())
+        .await
+        .expect("count the feed's connections");
+        usize::try_from(count).ok()
     }
 }

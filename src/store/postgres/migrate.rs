@@ -31,6 +31,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "the member of a member session",
         sql: include_str!("migrations/0003_session_member.sql"),
     },
+    Migration {
+        version: 4,
+        description: "the key order of customer metadata",
+        sql: include_str!("migrations/0004_metadata_key_order.sql"),
+    },
 ];
 
 /// Long enough to build the indexes of a large table, and to wait for another instance's

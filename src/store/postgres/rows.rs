@@ -25,7 +25,10 @@ pub(super) fn customer(row: &PgRow, at: usize) -> Result<Customer, sqlx::Error> 
         id: row.try_get(at)?,
         created_at: row.try_get(at + 1)?,
         modified_at: row.try_get(at + 2)?,
-        metadata: row.try_get::<Json<Metadata>, _>(at + 3)?.0,
+        metadata: in_order(
+            row.try_get::<Json<Metadata>, _>(at + 3)?.0,
+            row.try_get(at + 18)?,
+        ),
         external_id: row.try_get(at + 4)?,
         email: row.try_get(at + 5)?,
         email_verified: row.try_get(at + 6)?,
@@ -45,6 +48,22 @@ pub(super) fn customer(row: &PgRow, at: usize) -> Result<Customer, sqlx::Error> 
         first_user_event_at: row.try_get(at + 16)?,
         avatar_url: row.try_get(at + 17)?,
     }))
+}
+
+/// `metadata` in the key order kept beside it (`jsonb` has an order of its own); keys the
+/// order does not name (another program wrote the row) follow in `jsonb`'s order.
+fn in_order(mut metadata: Metadata, keys: Option<Vec<String>>) -> Metadata {
+    let Some(keys) = keys else {
+        return metadata;
+    };
+    let mut ordered = Metadata::with_capacity(metadata.len());
+    for key in keys {
+        if let Some((key, value)) = metadata.shift_remove_entry(&key) {
+            ordered.insert(key, value);
+        }
+    }
+    ordered.extend(metadata);
+    ordered
 }
 
 /// A row of the load statement: the session's columns, then its customer's.
@@ -102,4 +121,33 @@ pub(super) fn bind_customer<'q>(
         .bind(c.deleted_at)
         .bind(c.first_user_event_at)
         .bind(c.avatar_url.as_deref())
+        .bind(c.metadata.keys().map(String::as_str).collect::<Vec<&str>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MetadataValue;
+
+    fn metadata(keys: &[&str]) -> Metadata {
+        keys.iter()
+            .map(|key| ((*key).to_owned(), MetadataValue::Bool(true)))
+            .collect()
+    }
+
+    #[test]
+    fn metadata_comes_back_in_the_order_kept_beside_it() {
+        // jsonb's own order: shorter keys first.
+        let stored = metadata(&["beta", "plan", "zone", "seats"]);
+        let keys = ["zone", "plan", "seats", "beta"]
+            .map(str::to_owned)
+            .to_vec();
+        let read: Vec<String> = in_order(stored.clone(), Some(keys)).into_keys().collect();
+        assert_eq!(read, ["zone", "plan", "seats", "beta"]);
+        // Written by another program: what the order does not name follows, gone keys go.
+        let keys = ["gone", "seats"].map(str::to_owned).to_vec();
+        let read: Vec<String> = in_order(stored.clone(), Some(keys)).into_keys().collect();
+        assert_eq!(read, ["seats", "beta", "plan", "zone"]);
+        assert_eq!(in_order(stored.clone(), None), stored);
+    }
 }

@@ -11,7 +11,7 @@ const MAX_SCHEMA_LEN: usize = 40;
 const CHANNEL_PREFIX: &str = "customer_session_feed:";
 
 /// The customer columns, in the order [`rows::customer`](super::rows::customer) reads them.
-pub(super) const CUSTOMER_COLUMNS: [&str; 18] = [
+pub(super) const CUSTOMER_COLUMNS: [&str; 19] = [
     "id",
     "created_at",
     "modified_at",
@@ -30,6 +30,7 @@ pub(super) const CUSTOMER_COLUMNS: [&str; 18] = [
     "deleted_at",
     "first_user_event_at",
     "avatar_url",
+    "metadata_keys",
 ];
 
 /// The session columns [`rows::session`](super::rows::session) reads, before the customer's.

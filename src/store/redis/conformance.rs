@@ -1,21 +1,31 @@
-//! The conformance kit's view of a [`RedisStore`]: a second instance, and every key.
+//! The store test kit's view of a [`RedisStore`]: a second instance, every key, and the
+//! feed's subscriptions. Expiry is judged by this host's clock (`Utc::now()` in `load`),
+//! the kit's default.
 
 use redis::Value;
 
 use super::RedisStore;
-use crate::store::testing::Conformance;
+use crate::store::testing::Backend;
 
-impl Conformance for RedisStore {
-    async fn peer(&self) -> Self {
-        self.inner
+impl Backend for RedisStore {
+    type Store = RedisStore;
+
+    fn store(&self) -> RedisStore {
+        self.clone()
+    }
+
+    async fn peer(&self) -> Option<RedisStore> {
+        let peer = self
+            .inner
             .settings
             .clone()
             .connect()
             .await
-            .expect("a second RedisStore connects to the same server")
+            .expect("a second RedisStore connects to the same server");
+        Some(peer)
     }
 
-    async fn dump(&self) -> String {
+    async fn dump(&self) -> Option<String> {
         let mut connection = self.connection();
         let pattern = format!("{}*", glob_escape(self.key_prefix()));
         let mut keys: Vec<String> = redis::cmd("KEYS")
@@ -46,7 +56,18 @@ impl Conformance for RedisStore {
                 .expect("read a key");
             out.push_str(&format!("{key} = {value:?}\n"));
         }
-        out
+        Some(out)
+    }
+
+    async fn feed_subscriptions(&self) -> Option<usize> {
+        let mut connection = self.connection();
+        let counts: Vec<(String, usize)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(self.channel())
+            .query_async(&mut connection)
+            .await
+            .expect("PUBSUB NUMSUB");
+        counts.first().map(|(_, count)| *count)
     }
 }
 
