@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use crate::bounds::{self, ms};
-use crate::checker::{Report, Rule, instance_name};
+use crate::checker::{Report, Rule, Violation, instance_name};
 use crate::history::{FaultKind, History, Kind};
 
 fn seconds(ms: f64) -> String {
@@ -104,26 +104,49 @@ pub fn print(history: &History, report: &Report) {
     println!("\nViolations: {}", report.violations.len());
     let rules: BTreeSet<Rule> = report.violations.iter().map(|v| v.rule).collect();
     for rule in rules {
-        let all: Vec<_> = report
-            .violations
-            .iter()
-            .filter(|v| v.rule == rule)
-            .collect();
-        println!("- {}: {}", rule.name(), all.len());
-        for v in all.iter().take(20) {
+        // One line per instance and token for token rules (a followed-up revocation breaks
+        // one on
+        // every poll; statuses and recoveries, one per instance.
+        let by_token = matches!(
+            rule,
+            Rule::LateAccept | Rule::NeverIssued | Rule::LiveRefused | Rule::LostSession
+        );
+        let mut groups: Vec<(&Violation, &Violation, usize)> = Vec::new();
+        for v in report.violations.iter().filter(|v| v.rule == rule) {
+            match groups.iter_mut().find(|(first, _, _)| {
+                first.instance == v.instance && (!by_token || first.token == v.token)
+            }) {
+                Some(group) if rule != Rule::Recovery => {
+                    group.1 = v;
+                    group.2 += 1;
+                }
+                _ => groups.push((v, v, 1)),
+            }
+        }
+        let total: usize = groups.iter().map(|g| g.2).sum();
+        println!("- {}: {total}", rule.name());
+        for (first, last, n) in groups.iter().take(20) {
             println!(
-                "    {:>9.3} s  {}{}  {}",
-                v.at / 1e3,
-                v.instance
+                "    {:>9.3} s  {}{}{}  {}",
+                first.at / 1e3,
+                first
+                    .instance
                     .map_or("fleet".to_owned(), |i| instance_name(Some(i))),
-                v.token
+                first
+                    .token
                     .as_ref()
+                    .filter(|_| by_token)
                     .map_or(String::new(), |t| format!("  token {t}")),
-                v.detail
+                if *n > 1 {
+                    format!("  ×{n} until {:.3} s, the last", last.at / 1e3)
+                } else {
+                    String::new()
+                },
+                last.detail
             );
         }
-        if all.len() > 20 {
-            println!("    … and {} more", all.len() - 20);
+        if groups.len() > 20 {
+            println!("    … and {} more", groups.len() - 20);
         }
     }
 }

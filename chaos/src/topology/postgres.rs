@@ -11,8 +11,24 @@ use std::time::Duration;
 use super::process::{self, free_port, temp_dir, wait_until};
 use super::{Protocol, Topology};
 
-/// Where the server's binaries are unless `PG_BIN` says otherwise.
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The server's binaries: `PG_BIN`, or the newest `/usr/lib/postgresql/<version>/bin`
+/// (where Debian puts them, outside `PATH`).
+fn binaries() -> io::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("PG_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let newest = std::fs::read_dir("/usr/lib/postgresql")?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .max_by_key(|(version, _)| *version);
+    newest
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| io::Error::other("no /usr/lib/postgresql/*/bin/initdb; set PG_BIN"))
+}
 
 pub struct PgCluster {
     dir: PathBuf,
@@ -44,7 +60,7 @@ fn command(bin: &Path, program: &str) -> Command {
 impl PgCluster {
     /// Create a cluster in a fresh directory and start it.
     pub fn start() -> io::Result<Self> {
-        let bin = std::env::var_os("PG_BIN").map_or_else(|| PathBuf::from(PG_BIN), PathBuf::from);
+        let bin = binaries()?;
         let dir = temp_dir("postgres")?;
         // The data directory must belong to the user the server runs as.
         let _ = Command::new("chown")
