@@ -14,6 +14,7 @@
 //! | `customer_session_feed_up` | gauge | | 1 while the invalidation feed is live, 0 otherwise (absent without a feed) |
 //! | `customer_session_feed_transitions_total` | counter | `state` | feed state changes: `live`, `lost` |
 //! | `customer_session_feed_invalidations_total` | counter | `kind` | invalidations applied from the feed: `session`, `customer`, `all` |
+//! | `customer_session_accepted_key_loads_total` | counter | `key` | sessions loaded under an accepted older key (`key`: its position in [`accept_secrets`](crate::SessionManagerBuilder::accept_secrets), from 1): at 0 for a session lifetime, that key can be dropped |
 //! | `customer_session_tombstones_full_total` | counter | | failed revocations that found the tombstone record full: the cache then stops filling until tombstones expire (fail safe; see [`SessionManager::revoke_hash`](crate::SessionManager::revoke_hash)) |
 //!
 //! The request outcomes, cache lookups, store loads and entry gauges are registered when the
@@ -251,6 +252,12 @@ mod enabled {
         pub(crate) fn tombstones_full(&self) {
             counter!("customer_session_tombstones_full_total").increment(1);
         }
+
+        /// A session loaded under the accepted key at `position` (from 1), never the key.
+        pub(crate) fn accepted_key_load(&self, position: usize) {
+            counter!("customer_session_accepted_key_loads_total", "key" => position.to_string())
+                .increment(1);
+        }
     }
 }
 
@@ -282,6 +289,8 @@ mod disabled {
         pub(crate) fn feed_message(&self, _: &Invalidation) {}
         #[inline(always)]
         pub(crate) fn tombstones_full(&self) {}
+        #[inline(always)]
+        pub(crate) fn accepted_key_load(&self, _: usize) {}
     }
 }
 

@@ -15,7 +15,7 @@ pub(crate) fn verify(
     now_micros: i64,
 ) -> Result<(), InvalidToken> {
     // Fixed-size digests: no length short-circuit, no early exit on the first differing byte.
-    if !bool::from(entry.info.token_hash.ct_eq(presented)) {
+    if !bool::from(entry.presented.ct_eq(presented)) {
         return Err(InvalidToken::Unknown);
     }
     if now_micros >= entry.expires_at_micros {

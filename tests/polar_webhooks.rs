@@ -1,7 +1,10 @@
 //! `PolarWebhooks` over a real socket: the Standard Webhooks published test vector,
 //! deliveries signed by independent implementations (Python's `hmac`, and the
 //! `standardwebhooks` package Polar's Python SDK uses, keyed as that SDK keys it), and every
-//! refusal: stale timestamps, bad signatures, missing or malformed headers.
+//! refusal: stale timestamps, bad signatures, missing or malformed headers. Then what each
+//! event does: customer and member events drop the customer's cached sessions (a member
+//! event's customer read from `data.customer_id`), any other type is acknowledged whatever
+//! its `data`, and a handled event without its ids is refused.
 
 #![cfg(feature = "polar-api")]
 
@@ -13,11 +16,12 @@ use http::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tower_customer_session::model::CustomerData;
+use tower_customer_session::model::{CustomerData, Member, MemberRole};
 use tower_customer_session::store::polar::{PolarWebhooks, SignatureError, WebhookSecret};
 use tower_customer_session::{
     CreateSession, CredentialSource, Customer, ManualClock, MemoryStore, SessionManager,
 };
+use uuid::Uuid;
 
 /// The Standard Webhooks specification's published vector (its libraries' shared test case).
 const VECTOR_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -122,6 +126,22 @@ impl Receiver {
         )
         .await
         .0
+    }
+
+    /// Sign `body` with the Polar secret and post it now; the status and JSON body.
+    async fn signed(&self, body: &Value) -> (StatusCode, Value) {
+        let body = body.to_string();
+        let now = self.now();
+        let signature = polar_secret().sign("msg_signed", now, body.as_bytes());
+        self.post(
+            &[
+                ("webhook-id", "msg_signed"),
+                ("webhook-timestamp", &now.to_string()),
+                ("webhook-signature", &signature),
+            ],
+            &body,
+        )
+        .await
     }
 
     fn event(&self, kind: &str) -> String {
@@ -508,21 +528,152 @@ async fn method_size_and_payload_rules() {
         "Before",
         "an order event invalidates nothing"
     );
+}
 
-    let no_id = json!({"type": "customer.deleted", "data": {}}).to_string();
-    let signature = secret.sign("msg_3", now, no_id.as_bytes());
-    let (status, response) = receiver
-        .post(
-            &[
-                ("webhook-id", "msg_3"),
-                ("webhook-timestamp", &now.to_string()),
-                ("webhook-signature", &signature),
-            ],
-            &no_id,
+/// A `member.*` payload as Polar sends it: `data.id` is the member's, `data.customer_id` its
+/// customer's.
+fn member_event(kind: &str, member_id: Uuid, customer_id: Uuid, role: &str) -> Value {
+    json!({
+        "type": kind,
+        "timestamp": "2026-01-01T00:00:00Z",
+        "data": {
+            "id": member_id,
+            "customer_id": customer_id,
+            "created_at": "2026-01-01T00:00:00Z",
+            "modified_at": "2026-01-02T00:00:00Z",
+            "email": "bill@acme.example",
+            "name": "Bill Manager",
+            "external_id": null,
+            "role": role
+        }
+    })
+}
+
+#[tokio::test]
+async fn member_events_drop_the_sessions_of_the_customer_named_by_customer_id() {
+    let receiver = receiver(polar_secret(), Utc::now()).await;
+    let customer_id = receiver.customer.id;
+    for kind in ["member.updated", "member.deleted"] {
+        receiver.rename_upstream(kind);
+        // `data.id` is a member's id: the customer's id there names no customer.
+        let elsewhere = member_event(kind, customer_id, Uuid::new_v4(), "member");
+        assert_eq!(receiver.signed(&elsewhere).await.0, StatusCode::NO_CONTENT);
+        assert_ne!(
+            receiver.name_seen().await,
+            kind,
+            "{kind}: another customer's"
+        );
+
+        let event = member_event(kind, Uuid::new_v4(), customer_id, "member");
+        assert_eq!(receiver.signed(&event).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(receiver.name_seen().await, kind, "{kind}: reloaded");
+    }
+}
+
+#[tokio::test]
+async fn events_of_other_types_are_acknowledged_whatever_their_data() {
+    let receiver = receiver(polar_secret(), Utc::now()).await;
+    let id = receiver.customer.id;
+    receiver.rename_upstream("After");
+    for body in [
+        json!({"type": "future.event", "data": {"id": "evt_not_a_uuid"}}),
+        json!({"type": "future.event", "data": [1, 2, 3]}),
+        json!({"type": "future.event", "data": "a string"}),
+        json!({"type": "future.event", "data": null}),
+        json!({"type": "future.event", "data": 7}),
+        json!({"type": "future.event"}),
+        json!({"type": "order.paid", "data": {"id": id}}),
+        json!({"type": "customer.created", "data": {"id": id}}),
+        json!({"type": "member.created", "data": {"id": id, "customer_id": id}}),
+        json!({"type": "customer_seat.revoked", "data": {"id": "seat", "customer_id": null}}),
+        json!({"type": "Customer.Updated", "data": {"id": id}}),
+    ] {
+        let (status, response) = receiver.signed(&body).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}: {response}");
+    }
+    assert_eq!(receiver.name_seen().await, "Before", "none drops anything");
+}
+
+#[tokio::test]
+async fn handled_events_without_their_ids_are_a_400_that_drops_nothing() {
+    let receiver = receiver(polar_secret(), Utc::now()).await;
+    let id = receiver.customer.id;
+    receiver.rename_upstream("After");
+    let customer = "a customer event without a customer id (data.id)";
+    let member = "a member event without the member's id (data.id) and its customer's id \
+                  (data.customer_id)";
+    for (body, detail) in [
+        (json!({"type": "customer.deleted", "data": {}}), customer),
+        (json!({"type": "customer.deleted"}), customer),
+        (
+            json!({"type": "customer.updated", "data": {"id": "cus_1"}}),
+            customer,
+        ),
+        (
+            json!({"type": "customer.state_changed", "data": [id]}),
+            customer,
+        ),
+        (
+            json!({"type": "member.updated", "data": {"customer_id": id}}),
+            member,
+        ),
+        (
+            json!({"type": "member.deleted", "data": {"id": id}}),
+            member,
+        ),
+        (
+            json!({"type": "member.deleted", "data": {"id": Uuid::new_v4(), "customer_id": "cus"}}),
+            member,
+        ),
+        (json!({"type": "member.updated", "data": "x"}), member),
+    ] {
+        let (status, response) = receiver.signed(&body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(response["error"], "InvalidPayload", "{body}");
+        assert_eq!(response["detail"], detail, "{body}");
+    }
+    // Verified bodies that are no event at all.
+    for body in [
+        json!([]),
+        json!(["customer.deleted"]),
+        json!("customer.deleted"),
+        json!({"type": 5}),
+        json!({}),
+    ] {
+        let (status, response) = receiver.signed(&body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(
+            response["detail"], "the webhook body is not an event with a type",
+            "{body}"
+        );
+    }
+    assert_eq!(receiver.name_seen().await, "Before");
+}
+
+#[tokio::test]
+async fn a_store_of_your_own_keeps_answering_with_the_member_it_holds() {
+    // As documented: the receiver only drops cached entries, and a local store's member
+    // session carries the member it was created with.
+    let receiver = receiver(polar_secret(), Utc::now()).await;
+    let member_id = Uuid::new_v4();
+    let session = receiver
+        .sessions
+        .create(
+            receiver.customer.id,
+            CreateSession::default().member(Member::new(member_id, MemberRole::BillingManager)),
         )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(response["error"], "InvalidPayload");
+        .await
+        .unwrap();
+    for kind in ["member.updated", "member.deleted"] {
+        let event = member_event(kind, member_id, receiver.customer.id, "member");
+        assert_eq!(receiver.signed(&event).await.0, StatusCode::NO_CONTENT);
+        let (_, info) = receiver
+            .sessions
+            .authenticate(session.token.expose_secret(), CredentialSource::Header)
+            .await
+            .unwrap();
+        assert_eq!(info.role(), Some(&MemberRole::BillingManager), "{kind}");
+    }
 }
 
 #[test]

@@ -21,7 +21,7 @@
 //! |---|---|
 //! | `GET /api/me` | `{customer, member, session}` of the presented Polar session |
 //! | `GET /api/billing` | the billing details, for owners and billing managers only (`403` otherwise) |
-//! | `POST /webhooks/polar` | Polar's customer events drop the customer's cached sessions |
+//! | `POST /webhooks/polar` | Polar's customer and member events drop the customer's cached sessions |
 
 use std::error::Error;
 use std::time::Duration;

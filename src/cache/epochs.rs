@@ -127,6 +127,27 @@ impl Epochs {
         lock(&self.sessions[stripe(hash)])
     }
 
+    /// The session stripes of `hash` and of `other`, locked in index order (once, if they
+    /// are the same stripe).
+    pub(super) fn sessions(
+        &self,
+        hash: &TokenHash,
+        other: &TokenHash,
+    ) -> (MutexGuard<'_, u64>, Option<MutexGuard<'_, u64>>) {
+        let (a, b) = (stripe(hash), stripe(other));
+        match a.cmp(&b) {
+            std::cmp::Ordering::Equal => (lock(&self.sessions[a]), None),
+            std::cmp::Ordering::Less => {
+                let first = lock(&self.sessions[a]);
+                (first, Some(lock(&self.sessions[b])))
+            }
+            std::cmp::Ordering::Greater => {
+                let second = lock(&self.sessions[b]);
+                (lock(&self.sessions[a]), Some(second))
+            }
+        }
+    }
+
     /// The customer stripe of `customer`, locked (after any session stripe: the order every
     /// caller keeps).
     pub(super) fn customer(&self, customer: &Uuid) -> MutexGuard<'_, CustomerLog> {

@@ -23,6 +23,7 @@
 //! * While an invalidation feed is down (default policy), the cache is bypassed: no lookups,
 //!   no inserts (see [`crate::store::FeedPolicy`]).
 
+mod aliases;
 mod epochs;
 mod tombstones;
 
@@ -32,6 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use aliases::Aliases;
 pub(crate) use epochs::Epoch;
 use epochs::{Epochs, STRIPES, stripe};
 use tombstones::{Recorded, Tombstones};
@@ -52,6 +54,10 @@ use crate::token::{DigestState, TokenHash};
 /// A resolved session as cached: the customer and the session's facts.
 #[derive(Debug)]
 pub(crate) struct CachedSession {
+    /// The hash the token is presented by (under the current key), which the cache is
+    /// keyed by; `info.token_hash` is the one the store keeps, which differs for a session
+    /// found under an accepted older key.
+    pub(crate) presented: TokenHash,
     pub(crate) customer: Customer,
     pub(crate) info: SessionInfo,
     /// `info.expires_at` in microseconds, so the per-request check is one integer compare.
@@ -99,6 +105,8 @@ pub(crate) struct SessionCache {
     /// against revocations.
     epochs: Epochs,
     by_customer: Arc<CustomerIndex>,
+    /// Stored → presented hashes of sessions found under an accepted older key.
+    aliases: Arc<Aliases>,
     /// Sessions and customers whose revocation may not have reached the store.
     tombstones: Tombstones,
     /// Set while an invalidation feed is down under the default policy.
@@ -215,6 +223,8 @@ impl SessionCache {
             shards: std::array::from_fn(|_| Mutex::default()),
         });
         let index = by_customer.clone();
+        let aliases = Arc::new(Aliases::default());
+        let unlist = aliases.clone();
         let positive = Cache::builder()
             .max_capacity(config.capacity)
             .expire_after(SessionExpiry {
@@ -223,6 +233,9 @@ impl SessionCache {
             })
             .eviction_listener(move |hash: Arc<TokenHash>, entry: Arc<CachedSession>, _| {
                 index.remove(entry.info.customer_id, &hash, &entry);
+                if entry.presented != entry.info.token_hash {
+                    unlist.forget(&entry.info.token_hash, &hash);
+                }
             })
             .build_with_hasher(DigestState);
         let negative =
@@ -238,6 +251,7 @@ impl SessionCache {
             flights: std::array::from_fn(|_| Mutex::default()),
             epochs: Epochs::new(),
             by_customer,
+            aliases,
             tombstones: Tombstones::new(config.max_ttl, tombstones::CAPACITY),
             bypass: AtomicBool::new(false),
             metrics: Metrics::new(),
@@ -269,27 +283,42 @@ impl SessionCache {
         }
     }
 
-    /// Cache `entry` unless a revocation of its session or its customer happened since
-    /// `epoch` was read (before the store was asked). Checked and inserted under the locks
-    /// that those revocations take, so a revoked session is never put back, not even for an
-    /// instant.
+    /// Cache `entry` under `hash` unless a revocation of its session or its customer
+    /// happened since `epoch` was read (before the store was asked). `stored` is the hash
+    /// the store keeps and its epoch, for a session found under an accepted older key.
+    /// Checked and inserted under the locks that those revocations take, so a revoked
+    /// session is never put back, not even for an instant.
     pub(crate) fn insert_if_current(
         &self,
         hash: TokenHash,
         entry: Arc<CachedSession>,
         epoch: Epoch,
+        stored: Option<(TokenHash, u64)>,
     ) -> Insert {
         let customer_id = entry.info.customer_id;
-        let session = self.epochs.session(&hash);
+        let other = stored.map_or(hash, |(stored, _)| stored);
+        let (session, other_session) = self.epochs.sessions(&hash, &other);
         if *session != epoch.session {
             return Insert::Raced;
+        }
+        if let Some((_, other_epoch)) = stored {
+            let current = other_session.as_deref().copied().unwrap_or(*session);
+            if current != other_epoch {
+                return Insert::Raced;
+            }
         }
         let customer = self.epochs.customer(&customer_id);
         if customer.changed_since(customer_id, epoch.customers) {
             return Insert::Raced;
         }
-        if self.bypass.load(Ordering::SeqCst) || self.tombstones.block(&hash, &customer_id) {
+        if self.bypass.load(Ordering::SeqCst)
+            || self.tombstones.block(&hash, &customer_id)
+            || (other != hash && self.tombstones.block(&other, &customer_id))
+        {
             return Insert::Skipped;
+        }
+        if other != hash {
+            self.aliases.add(other, hash);
         }
         self.by_customer.add(customer_id, hash, &entry);
         self.positive.insert(hash, entry);
@@ -310,6 +339,12 @@ impl SessionCache {
         if let Some(negative) = &self.negative {
             negative.invalidate(hash);
         }
+    }
+
+    /// The session epoch of `hash` alone, read before asking the store for a hash other
+    /// than the presented one.
+    pub(crate) fn session_epoch(&self, hash: &TokenHash) -> u64 {
+        *self.epochs.session(hash)
     }
 
     /// The revocation epoch that concerns `hash`. A loader reads it before asking the
@@ -340,11 +375,15 @@ impl SessionCache {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Remove one session (after the store has revoked it).
+    /// Remove one session (after the store has revoked it), by the hash the store keeps or
+    /// the one it is presented by.
     pub(crate) fn invalidate(&self, hash: &TokenHash) {
         let mut epoch = self.epochs.session(hash);
         *epoch += 1;
         self.positive.invalidate(hash);
+        if let Some(presented) = self.aliases.take(hash) {
+            self.positive.invalidate(&presented);
+        }
     }
 
     /// Remove every cached session of a customer: one index lookup and a removal per
@@ -362,6 +401,7 @@ impl SessionCache {
         let _locked = self.epochs.bump_all();
         self.positive.invalidate_all();
         self.by_customer.clear();
+        self.aliases.clear();
         if let Some(negative) = &self.negative {
             negative.invalidate_all();
         }
@@ -525,6 +565,7 @@ mod tests {
         let hash = TokenHash::from_bytes([n; 32]);
         let expires_at = clock.now() + chrono::TimeDelta::hours(1);
         let entry = CachedSession {
+            presented: hash,
             customer: customer.clone(),
             info: SessionInfo {
                 id: Uuid::new_v4(),
@@ -544,11 +585,23 @@ mod tests {
 
     fn insert(cache: &SessionCache, (hash, entry): (TokenHash, Arc<CachedSession>)) -> Insert {
         let epoch = cache.epoch(&hash);
-        cache.insert_if_current(hash, entry, epoch)
+        cache.insert_if_current(hash, entry, epoch, None)
     }
 
     fn customer() -> Customer {
         Customer::new(CustomerData::new(chrono::Utc::now()))
+    }
+
+    impl CachedSession {
+        fn clone_for_test(&self) -> Self {
+            Self {
+                presented: self.presented,
+                customer: self.customer.clone(),
+                info: self.info.clone(),
+                expires_at_micros: self.expires_at_micros,
+                customer_active: self.customer_active,
+            }
+        }
     }
 
     fn is_hit(cache: &SessionCache, hash: &TokenHash) -> bool {
@@ -600,7 +653,10 @@ mod tests {
         let (hash, value) = entry(&clock, &customer(), 1);
         let epoch = cache.epoch(&hash);
         cache.invalidate(&hash);
-        assert_eq!(cache.insert_if_current(hash, value, epoch), Insert::Raced);
+        assert_eq!(
+            cache.insert_if_current(hash, value, epoch, None),
+            Insert::Raced
+        );
         assert!(!is_hit(&cache, &hash));
     }
 
@@ -652,7 +708,7 @@ mod tests {
         assert!(!is_hit(&cache, &first.0));
         assert!(is_hit(&cache, &second.0));
         assert_eq!(
-            cache.insert_if_current(first.0, first.1, epoch),
+            cache.insert_if_current(first.0, first.1, epoch, None),
             Insert::Raced
         );
         cache.apply(Invalidation::Customer(jane.id));
@@ -671,12 +727,12 @@ mod tests {
         }
         cache.invalidate_customer(jane.id);
         assert_eq!(
-            cache.insert_if_current(janes.0, janes.1, jane_epoch),
+            cache.insert_if_current(janes.0, janes.1, jane_epoch, None),
             Insert::Raced,
             "Jane's load raced her own invalidation"
         );
         assert_eq!(
-            cache.insert_if_current(johns.0, johns.1, john_epoch),
+            cache.insert_if_current(johns.0, johns.1, john_epoch, None),
             Insert::Cached,
             "John's load is not disturbed by anybody else's"
         );
@@ -713,5 +769,38 @@ mod tests {
             Insert::Skipped,
             "with the record full, nothing is cached"
         );
+    }
+
+    #[test]
+    fn a_session_found_under_an_older_key_goes_with_its_stored_hash() {
+        let (cache, clock) = cache();
+        let jane = customer();
+        let (presented, entry) = entry(&clock, &jane, 1);
+        let stored = TokenHash::from_bytes([2; 32]);
+        let aliased = || {
+            let mut copy = CachedSession::clone_for_test(&entry);
+            copy.info.token_hash = stored;
+            Arc::new(copy)
+        };
+
+        // A revocation of the stored hash while the load was in flight: not cached.
+        let epoch = cache.epoch(&presented);
+        let stored_epoch = cache.session_epoch(&stored);
+        cache.invalidate(&stored);
+        assert_eq!(
+            cache.insert_if_current(presented, aliased(), epoch, Some((stored, stored_epoch))),
+            Insert::Raced
+        );
+
+        // Cached under the presented hash; a revocation naming the stored one drops it.
+        let epoch = cache.epoch(&presented);
+        let stored_epoch = cache.session_epoch(&stored);
+        assert_eq!(
+            cache.insert_if_current(presented, aliased(), epoch, Some((stored, stored_epoch))),
+            Insert::Cached
+        );
+        assert!(is_hit(&cache, &presented));
+        cache.apply(Invalidation::Session(stored));
+        assert!(!is_hit(&cache, &presented));
     }
 }

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::Feed;
 use super::{Inner, SessionManager};
 use crate::cache::{CacheConfig, SessionCache};
 use crate::clock::{Clock, SystemClock};
-use crate::store::{Feed, FeedPolicy, SessionStore, StoreScope};
+use crate::store::{FeedPolicy, SessionStore, StoreScope};
 use crate::token::{TokenFormat, TokenHasher};
 
 /// Why [`SessionManagerBuilder::build`] refused to build.
@@ -48,6 +49,7 @@ pub enum BuildError {
 pub struct SessionManagerBuilder<S> {
     store: S,
     secret: Option<Vec<u8>>,
+    accepted: Vec<Vec<u8>>,
     format: TokenFormat,
     session_ttl: Duration,
     cache: CacheConfig,
@@ -62,6 +64,7 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
         Self {
             store,
             secret: None,
+            accepted: Vec::new(),
             format: TokenFormat::polar(),
             session_ttl: Duration::from_secs(3600),
             cache: CacheConfig {
@@ -96,6 +99,45 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
     /// ```
     pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
         self.secret = Some(secret.as_ref().to_vec());
+        self
+    }
+
+    /// Other HMAC keys whose sessions are still accepted, for rotating the
+    /// [`secret`](Self::secret) without signing anyone out. Default: none.
+    ///
+    /// New sessions are always stored under `secret`. A token not found under it is looked
+    /// up under each accepted key in turn (one store lookup per key, then negatively cached
+    /// like any unknown token); a session found that way is cached under the hash it is
+    /// presented by, so its later requests are ordinary hits, and revoking it works
+    /// whatever key it was stored under. A rotation from key A to key B is three deploys,
+    /// with a mixed fleet allowed during each:
+    ///
+    /// 1. `.secret(A).accept_secrets([B])`: every instance learns B;
+    /// 2. `.secret(B).accept_secrets([A])`: new sessions go under B, A's still work;
+    /// 3. `.secret(B)`, once the longest session made under A has expired (`session_ttl`
+    ///    after phase 2 reached every instance): A's sessions are refused from then on.
+    ///
+    /// The metric `customer_session_accepted_key_loads_total` (label `key`: the accepted
+    /// key's position, from 1) counts sessions loaded under an accepted key.
+    ///
+    /// ```
+    /// # use tower_customer_session::{SessionManager, MemoryStore};
+    /// let sessions = SessionManager::builder(MemoryStore::new())
+    ///     .secret(b"the new key: 32 bytes or longer!")
+    ///     .accept_secrets([b"the old key, kept for a session's lifetime"])
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(sessions.accepted_keys(), 1);
+    /// ```
+    pub fn accept_secrets<I>(mut self, secrets: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        self.accepted = secrets
+            .into_iter()
+            .map(|secret| secret.as_ref().to_vec())
+            .collect();
         self
     }
 
@@ -298,6 +340,12 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
         Ok(SessionManager {
             inner: Arc::new(Inner {
                 hasher: TokenHasher::new(&secret),
+                accepted: self
+                    .accepted
+                    .iter()
+                    .filter(|other| **other != secret)
+                    .map(|other| TokenHasher::new(other))
+                    .collect(),
                 cache,
                 feed,
                 store,

@@ -1,6 +1,7 @@
 //! [`SessionManager`]: the handle that creates, resolves and revokes sessions.
 
 mod builder;
+mod feed;
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
 pub use builder::{BuildError, SessionManagerBuilder};
+use feed::Feed;
 
 use crate::cache::{CachedSession, Fetched, Insert, LoadOutcome, Lookup, SessionCache};
 use crate::clock::Clock;
@@ -18,8 +20,8 @@ use crate::metrics::{CacheResult, StoreOp};
 use crate::model::{Customer, CustomerSession, Member, PortalUrl};
 use crate::reject::{InvalidToken, Rejection, StoreUnavailable};
 use crate::store::{
-    CustomerRef, CustomerStore, Feed, FeedState, NewSession, SessionAdmin, SessionKey,
-    SessionRecord, SessionStore, StoreError,
+    CustomerRef, CustomerStore, FeedState, NewSession, SessionAdmin, SessionKey, SessionRecord,
+    SessionStore, StoreError,
 };
 use crate::token::{SessionToken, TokenFormat, TokenHash, TokenHasher, TokenKind};
 use crate::verify::verify;
@@ -62,6 +64,8 @@ pub struct SessionManager<S> {
 struct Inner<S> {
     store: S,
     hasher: TokenHasher,
+    /// Other keys whose sessions are still accepted (a rotation in progress).
+    accepted: Box<[TokenHasher]>,
     format: TokenFormat,
     cache: Arc<SessionCache>,
     /// The store's invalidation feed, if it has one; its watchdog holds only a weak handle.
@@ -176,6 +180,12 @@ impl<S: SessionStore> SessionManager<S> {
         &self.inner.hasher
     }
 
+    /// How many other keys are accepted besides the current one (see
+    /// [`accept_secrets`](SessionManagerBuilder::accept_secrets)).
+    pub fn accepted_keys(&self) -> usize {
+        self.inner.accepted.len()
+    }
+
     /// The current time on the configured clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
@@ -280,11 +290,11 @@ impl<S: SessionStore> SessionManager<S> {
         loop {
             attempt += 1;
             let epoch = cache.epoch(&hash);
-            let entry = match self.read(hash, token).await {
-                Ok(entry) => entry,
+            let (entry, stored) = match self.read(hash, token).await {
+                Ok(found) => found,
                 Err(rejection) => return (epoch, Err(rejection)),
             };
-            match cache.insert_if_current(hash, entry.clone(), epoch) {
+            match cache.insert_if_current(hash, entry.clone(), epoch, stored) {
                 Insert::Cached => {
                     cache.report_entries();
                     return (epoch, Ok(entry));
@@ -300,29 +310,73 @@ impl<S: SessionStore> SessionManager<S> {
         }
     }
 
-    /// One verified store read. Unknown and dead sessions go to the negative cache.
-    async fn read(&self, hash: TokenHash, token: &SessionToken) -> LoadOutcome {
+    /// One verified store read, under the current key and then under each accepted one.
+    /// Unknown and dead sessions go to the negative cache, under the presented `hash`.
+    /// A session found under an accepted key comes with its stored hash and the epoch of
+    /// that hash read before it was asked for, so a revocation of it can be told apart.
+    async fn read(
+        &self,
+        hash: TokenHash,
+        token: &SessionToken,
+    ) -> Result<(Arc<CachedSession>, Option<(TokenHash, u64)>), Rejection> {
         let cache = &self.inner.cache;
-        let key = SessionKey::new(&hash, token.expose_secret());
-        let record = match self.call(StoreOp::Load, self.inner.store.load(key)).await {
-            Ok(record) => record,
-            Err(error) => {
-                let reason = StoreUnavailable::from(&error);
-                tracing::warn!(token = %hash.short(), %error, "customer session store failed");
-                return Err(Rejection::StoreUnavailable(reason));
+        let mut found = self.read_one(hash, token).await?;
+        let mut stored = None;
+        for (position, hasher) in self.inner.accepted.iter().enumerate() {
+            if found.is_some() {
+                break;
             }
-        };
-        let Some(record) = record else {
+            let other = hasher.hash(token.expose_secret());
+            let epoch = cache.session_epoch(&other);
+            found = self.read_one(other, token).await?;
+            if found.is_some() {
+                cache.metrics.accepted_key_load(position + 1);
+                stored = Some((other, epoch));
+            }
+        }
+        let Some(mut entry) = found else {
             cache.insert_negative(hash, InvalidToken::Unknown);
             cache.report_entries();
             return Err(Rejection::InvalidToken(InvalidToken::Unknown));
         };
-        let entry = Arc::new(CachedSession::from(record));
-        if let Err(reason) = verify(&entry, &hash, self.inner.clock.now_micros()) {
+        // Verified against the hash the store was asked for; cached under the one the
+        // token is presented by.
+        let asked = stored.map_or(hash, |(other, _)| other);
+        if let Err(reason) = verify(&entry, &asked, self.inner.clock.now_micros()) {
             cache.insert_negative(hash, reason);
             return Err(Rejection::InvalidToken(reason));
         }
-        Ok(entry)
+        entry.presented = hash;
+        Ok((Arc::new(entry), stored))
+    }
+
+    /// One store load by `hash`.
+    async fn read_one(
+        &self,
+        hash: TokenHash,
+        token: &SessionToken,
+    ) -> Result<Option<CachedSession>, Rejection> {
+        let key = SessionKey::new(&hash, token.expose_secret());
+        match self.call(StoreOp::Load, self.inner.store.load(key)).await {
+            Ok(record) => Ok(record.map(CachedSession::from)),
+            Err(error) => {
+                let reason = StoreUnavailable::from(&error);
+                tracing::warn!(token = %hash.short(), %error, "customer session store failed");
+                Err(Rejection::StoreUnavailable(reason))
+            }
+        }
+    }
+
+    /// The hashes a raw token may be stored under: the current key's, then each accepted
+    /// key's.
+    fn hashes<'a>(&'a self, raw_token: &'a str) -> impl Iterator<Item = TokenHash> + 'a {
+        let current = self.inner.hasher.hash(raw_token);
+        std::iter::once(current).chain(
+            self.inner
+                .accepted
+                .iter()
+                .map(move |hasher| hasher.hash(raw_token)),
+        )
     }
 
     /// One store call, bounded by the store timeout and recorded in the metrics.
@@ -400,13 +454,25 @@ impl<S: SessionAdmin> SessionManager<S> {
         Err(CreateError::Store(StoreError::Conflict))
     }
 
-    /// Revoke the session of a raw token. `Ok(false)` if there was none (or the token is
-    /// malformed).
+    /// Revoke the session of a raw token, whichever accepted key it was stored under.
+    /// `Ok(false)` if there was none (or the token is malformed).
+    ///
+    /// With [accepted keys](SessionManagerBuilder::accept_secrets), the store is asked under
+    /// each key until one holds the session; if any call fails, the error is returned (as
+    /// [`revoke_hash`](Self::revoke_hash) says).
     pub async fn revoke(&self, raw_token: &str) -> Result<bool, StoreError> {
         if self.inner.format.parse(raw_token).is_err() {
             return Ok(false);
         }
-        self.revoke_hash(&self.inner.hasher.hash(raw_token)).await
+        let mut failed = None;
+        for hash in self.hashes(raw_token) {
+            match self.revoke_hash(&hash).await {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                Err(error) => failed = Some(error),
+            }
+        }
+        failed.map_or(Ok(false), Err)
     }
 
     /// Revoke a session by its token hash (see [`SessionInfo::token_hash`]), in the store
@@ -519,6 +585,7 @@ impl CachedSession {
 impl From<SessionRecord> for CachedSession {
     fn from(record: SessionRecord) -> Self {
         Self {
+            presented: record.token_hash,
             expires_at_micros: record.expires_at.timestamp_micros(),
             customer_active: record.customer.can_authenticate(),
             info: SessionInfo {

@@ -1,13 +1,11 @@
 //! Invalidation feeds: how a shared backend tells every instance's cache what changed.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Weak;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::cache::SessionCache;
-use crate::manager::BuildError;
 use crate::token::TokenHash;
 
 /// One change announced on a feed.
@@ -115,7 +113,19 @@ impl Watch {
 /// dropped, every call is a no-op and [`is_closed`](Self::is_closed) says the store may stop.
 #[derive(Clone)]
 pub struct FeedSink {
-    feed: Weak<Feed>,
+    feed: Weak<dyn Consumer>,
+}
+
+/// Whoever applies a feed: the session manager's end. Defined here so that stores, which
+/// produce feeds, need to know nothing about the cache that consumes them.
+pub(crate) trait Consumer: Send + Sync {
+    /// A proof of life that started at `at`.
+    fn beat(&self, at: Instant);
+    fn is_live(&self) -> bool;
+    /// The subscription is (again) established: flush, then serve.
+    fn go_live(&self, why: &'static str);
+    fn go_down(&self, why: &'static str);
+    fn invalidate(&self, invalidation: Invalidation);
 }
 
 impl FeedSink {
@@ -153,7 +163,7 @@ impl FeedSink {
     pub fn alive_since(&self, sent: std::time::Instant) {
         if let Some(feed) = self.feed.upgrade() {
             feed.beat(Instant::from_std(sent));
-            if feed.state() != FeedState::Live {
+            if !feed.is_live() {
                 feed.go_live("heartbeat");
             }
         }
@@ -169,8 +179,7 @@ impl FeedSink {
     /// Apply one change to the cache, as a local revocation would.
     pub fn invalidate(&self, invalidation: Invalidation) {
         if let Some(feed) = self.feed.upgrade() {
-            feed.cache.metrics.feed_message(&invalidation);
-            feed.cache.apply(invalidation);
+            feed.invalidate(invalidation);
         }
     }
 
@@ -182,7 +191,14 @@ impl FeedSink {
     /// A sink that belongs to no manager (every call is a no-op). For tests of a store's
     /// feed that look at what it sends through their own sink.
     pub fn detached() -> Self {
-        Self { feed: Weak::new() }
+        Self {
+            feed: Weak::<Detached>::new(),
+        }
+    }
+
+    /// The sink that feeds `consumer`.
+    pub(crate) fn new(consumer: Weak<dyn Consumer>) -> Self {
+        Self { feed: consumer }
     }
 }
 
@@ -194,130 +210,15 @@ impl std::fmt::Debug for FeedSink {
     }
 }
 
-/// The feed's state and the cache it acts on; owned by the manager, watched by a task.
-pub(crate) struct Feed {
-    cache: Arc<SessionCache>,
-    policy: FeedPolicy,
-    inner: Mutex<FeedInner>,
-}
+/// The type behind a detached sink's empty handle; never instantiated.
+struct Detached;
 
-struct FeedInner {
-    state: FeedState,
-    last_beat: Instant,
-}
-
-impl Feed {
-    /// Start watching `store`'s feed, if it has one: the cache serves nothing (under the
-    /// default policy) until the store confirms the subscription.
-    pub(crate) fn start(
-        cache: Arc<SessionCache>,
-        policy: FeedPolicy,
-        watch: impl FnOnce(FeedSink) -> Option<Watch>,
-    ) -> Result<Option<Arc<Self>>, BuildError> {
-        let feed = Arc::new(Self {
-            cache,
-            policy,
-            inner: Mutex::new(FeedInner {
-                state: FeedState::Starting,
-                last_beat: Instant::now(),
-            }),
-        });
-        if policy == FeedPolicy::BypassCache {
-            feed.cache.set_bypass(true);
-        }
-        let sink = FeedSink {
-            feed: Arc::downgrade(&feed),
-        };
-        let Some(watch) = watch(sink) else {
-            feed.cache.set_bypass(false);
-            return Ok(None);
-        };
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
-        feed.cache.metrics.feed_state(FeedState::Starting);
-        runtime.spawn(watchdog(Arc::downgrade(&feed), watch.max_silence));
-        Ok(Some(feed))
+impl Consumer for Detached {
+    fn beat(&self, _: Instant) {}
+    fn is_live(&self) -> bool {
+        false
     }
-
-    pub(crate) fn state(&self) -> FeedState {
-        self.lock().state
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, FeedInner> {
-        // A state and a timestamp: nothing a panic could leave half-written.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A proof of life that started at `at`; an older proof never moves the beat back.
-    fn beat(&self, at: Instant) {
-        let mut inner = self.lock();
-        inner.last_beat = inner.last_beat.max(at);
-    }
-
-    fn go_live(&self, why: &'static str) {
-        let mut inner = self.lock();
-        if inner.state == FeedState::Live {
-            // A repeated `connected` still means a new subscription: flush what may be stale.
-            self.cache.invalidate_all();
-            return;
-        }
-        // Flush before serving: whatever was published while the feed was down is lost.
-        self.cache.invalidate_all();
-        self.cache.set_bypass(false);
-        tracing::info!(from = inner.state.as_str(), why, "invalidation feed live");
-        inner.state = FeedState::Live;
-        self.cache.metrics.feed_state(FeedState::Live);
-    }
-
-    fn go_down(&self, why: &'static str) {
-        let mut inner = self.lock();
-        if inner.state == FeedState::Lost {
-            return;
-        }
-        if self.policy == FeedPolicy::BypassCache {
-            // Stop serving first, then drop what was cached.
-            self.cache.set_bypass(true);
-            self.cache.invalidate_all();
-        }
-        tracing::warn!(from = inner.state.as_str(), why, "invalidation feed lost");
-        inner.state = FeedState::Lost;
-        self.cache.metrics.feed_state(FeedState::Lost);
-    }
-
-    /// Lost if live and silent for longer than `max_silence`; otherwise the moment at
-    /// which it would be, if no beat comes first.
-    fn check(&self, max_silence: Duration) -> Option<Instant> {
-        let deadline = {
-            let inner = self.lock();
-            if inner.state != FeedState::Live {
-                // Nothing to watch until the store reports the feed live again.
-                return None;
-            }
-            inner.last_beat + max_silence
-        };
-        if Instant::now() > deadline {
-            self.go_down("heartbeat missed");
-            return None;
-        }
-        Some(deadline)
-    }
-}
-
-/// Wakes at the moment the last beat runs out (not on a coarse tick), so a silent feed is
-/// counted lost `max_silence` after its last proof of life, to the timer's millisecond.
-/// Ends when the manager is dropped.
-async fn watchdog(feed: Weak<Feed>, max_silence: Duration) {
-    // While the feed is not live, look again this often.
-    let idle = max_silence.min(Duration::from_millis(50));
-    loop {
-        let wake = match feed.upgrade() {
-            Some(feed) => feed.check(max_silence),
-            None => return,
-        };
-        match wake {
-            Some(deadline) => {
-                tokio::time::sleep_until(deadline + Duration::from_millis(1)).await;
-            }
-            None => tokio::time::sleep(idle).await,
-        }
-    }
+    fn go_live(&self, _: &'static str) {}
+    fn go_down(&self, _: &'static str) {}
+    fn invalidate(&self, _: Invalidation) {}
 }

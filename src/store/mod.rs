@@ -163,7 +163,7 @@ pub use memory::MemoryStore;
 pub use record::{CustomerRef, NewSession, SessionRecord};
 pub use resolve::{SessionKey, SessionStore, StoreScope};
 
-pub(crate) use feed::Feed;
+pub(crate) use feed::Consumer;
 
 use std::error::Error as StdError;
 

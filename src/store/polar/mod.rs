@@ -1,6 +1,6 @@
 //! Sessions that stay at Polar (feature `polar-api`): [`PolarApiStore`] resolves the tokens
 //! Polar issues through Polar's own API, and [`PolarWebhooks`] keeps the cache fresh with
-//! Polar's customer events.
+//! Polar's customer and member events.
 //!
 //! A merchant that already hands its customers Polar's session tokens (the `token` of
 //! `POST /v1/customer-sessions/`) can accept the same tokens on its own API. Polar keys
@@ -78,13 +78,15 @@
 //!
 //! The store has no invalidation feed ([`watch`](crate::SessionStore::watch) is `None`): a
 //! cached session lives up to `cache_max_ttl` (and never past its `expires_at`). Without
-//! webhooks, a customer edited or deleted at Polar is seen within `cache_max_ttl`; a
-//! session Polar revokes (it has no event for that) is refused within `cache_max_ttl` in
-//! every case. With [`PolarWebhooks`] mounted and subscribed to `customer.updated`,
-//! `customer.deleted` and `customer.state_changed`, those customers' cached sessions are
-//! dropped as the event arrives, so the next request asks Polar again. A delivery reaches
-//! one process: with several instances, register one webhook endpoint per instance at
-//! Polar, or the others follow within `cache_max_ttl`.
+//! webhooks, a customer edited or deleted at Polar, or a member whose role changed or who
+//! was removed, is seen within `cache_max_ttl`; a session Polar revokes (it has no event
+//! for that) is refused within `cache_max_ttl` in every case. With [`PolarWebhooks`]
+//! mounted and subscribed to `customer.updated`, `customer.deleted`,
+//! `customer.state_changed`, `member.updated` and `member.deleted`, the cached sessions of
+//! the customer concerned are dropped as the event arrives, so every later request asks
+//! Polar again: a demoted member is judged by its new role, a removed member or deleted
+//! customer is refused. A delivery reaches one process: with several instances, register
+//! one webhook endpoint per instance at Polar, or the others follow within `cache_max_ttl`.
 //!
 //! # Rate limits
 //!
@@ -106,6 +108,7 @@
 mod builder;
 mod client;
 mod error;
+mod event;
 mod load;
 mod signature;
 mod webhook;

@@ -1,4 +1,4 @@
-//! [`PolarWebhooks`]: the endpoint Polar delivers customer events to.
+//! [`PolarWebhooks`]: the endpoint Polar delivers customer and member events to.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -13,26 +13,18 @@ use http::header::{ALLOW, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
-use serde::Deserialize;
 use tower_service::Service;
-use uuid::Uuid;
 
+use super::event::{self, Event};
 use super::signature::{SignatureError, WebhookSecret, WebhookSecretError};
 use crate::SessionManager;
 use crate::store::SessionStore;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The customer events that can change what a cached session says.
-const CUSTOMER_EVENTS: [&str; 3] = [
-    "customer.updated",
-    "customer.deleted",
-    "customer.state_changed",
-];
-
-/// Receives Polar's webhooks (Standard Webhooks, signed with the endpoint's secret) and drops
-/// the cached sessions of every customer a `customer.updated`, `customer.deleted` or
-/// `customer.state_changed` event names, so their next request asks the store again.
+/// Receives Polar's webhooks (Standard Webhooks, signed with the endpoint's secret) and, for the
+/// customer and member events below, drops this instance's cached sessions of the customer
+/// concerned, so that customer's next request is resolved by the store again.
 ///
 /// A `tower` service; mount it on `POST`, e.g. with axum's `route_service`:
 ///
@@ -46,13 +38,145 @@ const CUSTOMER_EVENTS: [&str; 3] = [
 /// let app: Router = Router::new().route_service("/webhooks/polar", webhooks);
 /// ```
 ///
+/// # Events
+///
+/// Subscribe the endpoint (format "raw") to these five. Of a payload the receiver reads `type`
+/// and the ids in this table, nothing else, so every other field may be anything:
+///
+/// | `type` | `data` is Polar's | ids read | effect |
+/// |---|---|---|---|
+/// | `customer.updated` | `Customer` | `id`: the customer | drops the customer's cached sessions, its members' included |
+/// | `customer.state_changed` | `CustomerState` | `id`: the customer | the same |
+/// | `customer.deleted` | `Customer` | `id`: the customer | the same |
+/// | `member.updated` | `Member` | `customer_id`: the member's customer; `id`: the member, not the customer (logged) | drops every cached session of the member's customer |
+/// | `member.deleted` | `Member` | the same | the same |
+///
+/// The cache finds sessions by customer, not by member: a member event drops the sessions of
+/// every member of that customer and the customer's own, each reloaded on its next request.
+///
+/// Every other type is acknowledged with `204` without looking at its `data`. None of them
+/// changes what a cached session holds or whether Polar accepts it: `customer.created`,
+/// `member.created` and `customer_seat.assigned` / `claimed` grant nothing to a session that
+/// exists; `customer_seat.revoked` takes back the seat's benefits, not the member or its role
+/// (Polar's session check does not look at seats); subscription, order and benefit events
+/// that change a customer's state are followed by `customer.state_changed`.
+///
+/// The payloads as Polar sends them, the ids read marked, each delivered to a receiver here:
+///
+/// ```
+/// # use http_body_util::Full;
+/// # use tower::ServiceExt;
+/// # use tower_customer_session::store::polar::{PolarWebhooks, WebhookSecret};
+/// # use tower_customer_session::{MemoryStore, SessionManager};
+/// use serde_json::json;
+///
+/// let member = json!({
+///     "id": "0b8f3a52-6c1d-4e9a-8f27-5d3c9e1a7b40",          // the member
+///     "customer_id": "5f0c6a8e-2b0e-4a77-9a39-3f1d2c4b5e61", // its team: the sessions dropped
+///     "created_at": "2026-01-01T00:00:00Z",
+///     "modified_at": "2026-03-02T10:15:00Z",
+///     "email": "bill@acme.example",
+///     "name": "Bill Manager",
+///     "external_id": "usr_42",
+///     "role": "member"                                       // demoted from "billing_manager"
+/// });
+/// let customer = json!({
+///     "id": "5f0c6a8e-2b0e-4a77-9a39-3f1d2c4b5e61",          // the sessions dropped
+///     "created_at": "2026-01-01T00:00:00Z",
+///     "modified_at": "2026-03-02T10:15:00Z",
+///     "metadata": {},
+///     "external_id": null,
+///     "email": null,
+///     "email_verified": false,
+///     "type": "team",
+///     "name": "Acme Inc.",
+///     "billing_name": "Acme Billing",
+///     "billing_address": {"country": "FR", "line1": null, "line2": null,
+///                         "postal_code": null, "city": null, "state": null},
+///     "tax_id": ["FR61954506077", "eu_vat"],
+///     "locale": null,
+///     "organization_id": "1dbfc517-0bbf-4301-9ba8-555ca42b9737",
+///     "default_payment_method_id": null,
+///     "deleted_at": null,
+///     "first_user_event_at": null,
+///     "avatar_url": null
+/// });
+/// // A `CustomerState` is the customer and what it holds.
+/// let mut state = customer.clone();
+/// state["active_subscriptions"] = json!([]);
+/// state["granted_benefits"] = json!([]);
+/// state["active_meters"] = json!([]);
+/// let mut deleted = customer.clone();
+/// deleted["deleted_at"] = json!("2026-03-02T10:15:00Z");
+///
+/// let events = [
+///     json!({"type": "member.updated", "timestamp": "2026-03-02T10:15:01Z", "data": member}),
+///     json!({"type": "member.deleted", "timestamp": "2026-03-02T10:15:01Z", "data": member}),
+///     json!({"type": "customer.updated", "timestamp": "2026-03-02T10:15:01Z", "data": customer}),
+///     json!({"type": "customer.state_changed", "timestamp": "2026-03-02T10:15:01Z", "data": state}),
+///     json!({"type": "customer.deleted", "timestamp": "2026-03-02T10:15:01Z", "data": deleted}),
+///     // Not handled: acknowledged, whatever `data` holds.
+///     json!({"type": "future.event", "timestamp": "2026-03-02T10:15:01Z", "data": {"id": "evt_1"}}),
+/// ];
+/// # let secret = WebhookSecret::polar("polar_whs_doc").unwrap();
+/// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
+/// # let webhooks = PolarWebhooks::with_secret(secret.clone(), sessions.clone());
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// for event in events {
+/// #   let body = event.to_string();
+/// #   let now = sessions.now().timestamp();
+/// #   let request = http::Request::post("/webhooks/polar")
+/// #       .header("webhook-id", "msg_1")
+/// #       .header("webhook-timestamp", now)
+/// #       .header("webhook-signature", secret.sign("msg_1", now, body.as_bytes()))
+/// #       .body(Full::new(bytes::Bytes::from(body)))
+/// #       .unwrap();
+/// #   let response = webhooks.clone().oneshot(request).await.unwrap();
+///     // Signed and posted as Polar does:
+///     assert_eq!(response.status(), 204);
+/// }
+/// # });
+/// ```
+///
+/// # What the next request sees
+///
+/// The receiver changes this instance's cache only; what the next request sees is the store's
+/// answer:
+///
+/// * [`PolarApiStore`](super::PolarApiStore): no request that reaches this instance once the
+///   event is applied (before the `204` is sent) is answered from an entry cached before it:
+///   the first with each of the customer's tokens asks Polar again. A demoted member gets its
+///   new role and name, so [`RequireRole`](crate::RequireRole) judges the new role; Polar
+///   refuses the sessions of a removed member or a deleted customer, so the layer answers
+///   `401`. A load already under way when the event arrived may still hand Polar's earlier
+///   answer to the requests that were waiting on it; that answer is not cached.
+/// * A store of your own (memory, Redis, PostgreSQL): it answers with what it holds. A member
+///   session keeps the [`Member`](crate::model::Member) given to
+///   [`create`](crate::SessionManager::create), role included, so `member.updated` and
+///   `member.deleted` change nothing such a store says: revoke those sessions yourself
+///   ([`revoke`](crate::SessionManager::revoke)). A customer event shows once your store has
+///   the change ([`upsert_customer`](crate::SessionManager::upsert_customer) and
+///   [`delete_customer`](crate::SessionManager::delete_customer) drop the cache themselves).
+/// * Other instances: a delivery reaches one process. The others keep their entries up to
+///   `cache_max_ttl`, unless each has its own endpoint registered at Polar.
+///
+/// # Answers
+///
 /// | request | answer |
 /// |---|---|
-/// | verified; a customer event, applied; or any other event, ignored | `204` |
+/// | verified; one of the events above, applied; or any other type, whatever its `data` | `204` |
 /// | not `POST` | `405` |
 /// | body over the limit | `413` |
-/// | a `webhook-*` header missing or malformed; a verified body that is not an event | `400` |
+/// | a `webhook-*` header missing or malformed; a verified body that is not a JSON object with a string `type`; one of the events above without the ids it needs | `400` |
 /// | timestamp outside the tolerance, or no matching signature | `403` |
+///
+/// An event of a handled type whose ids cannot be read is refused, not acknowledged: a `2xx`
+/// would tell Polar the change was applied when nothing was dropped. Polar's payloads always
+/// carry these ids, so this means a payload this version cannot read; the `400` (and a warning
+/// logged here) keeps it visible in the endpoint's delivery log at Polar, which retries it.
+/// Meanwhile Polar holds the endpoint's later deliveries behind it (and may disable the
+/// endpoint after repeated failures), so until it is resolved cached sessions live up to
+/// `cache_max_ttl`, as without webhooks.
 ///
 /// Error bodies are `{"error": …, "detail": …}`, naming the problem and never the secret.
 /// The timestamp is judged by the manager's [`Clock`](crate::Clock). A replayed delivery
@@ -194,21 +318,6 @@ where
     }
 }
 
-/// What a verified payload must hold for this receiver: the event type and, for customer
-/// events, the customer's id (`data.id`; a `CustomerState`'s id is the customer's too).
-#[derive(Deserialize)]
-struct Event {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    data: Option<EventData>,
-}
-
-#[derive(Deserialize)]
-struct EventData {
-    id: Option<Uuid>,
-}
-
 async fn receive<S: SessionStore, B: Body<Error: Into<BoxError>>>(
     config: &Config<S>,
     request: Request<B>,
@@ -252,26 +361,28 @@ async fn receive<S: SessionStore, B: Body<Error: Into<BoxError>>>(
         };
         return problem(status, "WebhookVerificationError", &error.to_string());
     }
-    let Ok(event) = serde_json::from_slice::<Event>(&body) else {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "InvalidPayload",
-            "the webhook body is not an event with a type",
-        );
-    };
-    if !CUSTOMER_EVENTS.contains(&event.kind.as_str()) {
-        tracing::debug!(event = %event.kind, "Polar webhook ignored");
-        return no_content();
-    }
-    let Some(customer_id) = event.data.and_then(|data| data.id) else {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "InvalidPayload",
-            "a customer event without a customer id (data.id)",
-        );
+    let (kind, customer_id, member_id) = match event::read(&body) {
+        Ok(Event::Customer {
+            kind,
+            customer_id,
+            member_id,
+        }) => (kind, customer_id, member_id),
+        Ok(Event::Ignored(kind)) => {
+            tracing::debug!(event = %kind, "Polar webhook ignored");
+            return no_content();
+        }
+        Err(detail) => {
+            tracing::warn!(detail, "Polar webhook verified but unreadable");
+            return problem(StatusCode::BAD_REQUEST, "InvalidPayload", detail);
+        }
     };
     config.sessions.invalidate_customer(customer_id);
-    tracing::info!(event = %event.kind, %customer_id, "customer sessions dropped from the cache");
+    tracing::info!(
+        event = kind,
+        %customer_id,
+        member_id = member_id.map(tracing::field::display),
+        "customer sessions dropped from the cache"
+    );
     no_content()
 }
 
