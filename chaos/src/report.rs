@@ -63,10 +63,12 @@ pub fn print(history: &History, report: &Report) {
             0 => ("—".to_owned(), "—".to_owned()),
             n => (seconds(seen[n - 1]), seconds(seen[n / 2])),
         };
+        let back = f.heals.get(&kind).into_iter().flatten().copied();
         println!(
-            "| {} | {} | {max} | {median} | {} |",
+            "| {} | {} | {} | {max} | {median} | {} |",
             kind.name(),
             f.faults.get(&kind).copied().unwrap_or(0),
+            seconds(back.fold(0.0, f64::max)),
             times.len() - seen.len()
         );
     }

@@ -121,6 +121,8 @@ pub struct Figures {
     /// Other operations by kind: (ok, failed).
     pub operations: BTreeMap<Kind, (u64, u64)>,
     pub faults: BTreeMap<FaultKind, u64>,
+    /// By fault kind: how long each heal took until the store or instance answered (ms).
+    pub heals: BTreeMap<FaultKind, Vec<f64>>,
     /// By (phase of the revocation, reach).
     pub lags: BTreeMap<(String, Reach), Lags>,
     /// By fault kind: the recovery time of each fault (ms), `None` if none was seen.
@@ -163,6 +165,8 @@ pub fn check(history: &History) -> Report {
     faults.sort_by(|a, b| a.start.total_cmp(&b.start));
     for fault in &faults {
         *report.figures.faults.entry(fault.kind).or_default() += 1;
+        let heals = report.figures.heals.entry(fault.kind).or_default();
+        heals.push(fault.healed - fault.end);
     }
     let phase = |at: f64| -> String {
         faults

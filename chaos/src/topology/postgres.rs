@@ -34,22 +34,31 @@ pub struct PgCluster {
     dir: PathBuf,
     port: u16,
     bin: PathBuf,
-    /// `runuser` (as root) or `postgres` itself.
+    /// The postmaster.
     child: Option<Child>,
     /// The processes stopped by `pause`, to continue.
     paused: Vec<u32>,
 }
 
-/// `initdb` and `postgres` refuse to run as root: run them as the `postgres` user then.
+/// `initdb` and `postgres` refuse to run as root: run them as the `postgres` user then,
+/// through `setpriv`, which execs (so the child is the postmaster itself, which the harness
+/// signals and reaps; `runuser` would fork, and stop itself whenever its child is stopped).
 fn command(bin: &Path, program: &str) -> Command {
     let as_root = std::process::Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|out| out.stdout.starts_with(b"0\n"));
     if as_root {
-        let mut command = Command::new("runuser");
+        let mut command = Command::new("setpriv");
         command
-            .args(["-u", "postgres", "--"])
+            .args([
+                "--reuid",
+                "postgres",
+                "--regid",
+                "postgres",
+                "--init-groups",
+                "--",
+            ])
             .arg(bin.join(program));
         command
     } else {
@@ -111,16 +120,27 @@ impl PgCluster {
             .spawn()?;
         self.child = Some(child);
         let (bin, port) = (self.bin.clone(), self.port);
+        let mut exited = None;
+        let child = self.child.as_mut().expect("just spawned");
         wait_until(
             Duration::from_secs(60),
             "PostgreSQL accepts connections",
             || {
-                Command::new(bin.join("pg_isready"))
-                    .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q"])
-                    .status()
-                    .is_ok_and(|s| s.success())
+                exited = child.try_wait().ok().flatten();
+                exited.is_some()
+                    || Command::new(bin.join("pg_isready"))
+                        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q"])
+                        .status()
+                        .is_ok_and(|s| s.success())
             },
-        )
+        )?;
+        match exited {
+            None => Ok(()),
+            Some(status) => Err(io::Error::other(format!(
+                "postgres exited ({status}); see {}",
+                self.dir.join("server.log").display()
+            ))),
+        }
     }
 
     /// The postmaster's pid, from its lock file.
@@ -164,12 +184,13 @@ impl Topology for PgCluster {
     fn kill(&mut self) -> io::Result<()> {
         let all = self.freeze()?;
         process::signal("KILL", &all)?;
-        process::wait_gone(&all, Duration::from_secs(10))?;
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            child.wait()?;
         }
-        Ok(())
+        process::wait_gone(&all, Duration::from_secs(10))?;
+        // Every process of the server is gone (its backends may linger as zombies, which
+        // the postmaster's check would take for a live server): the lock file is stale.
+        std::fs::remove_file(self.dir.join("data").join("postmaster.pid"))
     }
 
     fn restart(&mut self) -> io::Result<()> {
