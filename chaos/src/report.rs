@@ -52,7 +52,9 @@ pub fn print(history: &History, report: &Report) {
         println!("| {name} | {ok} | {failed} |");
     }
 
-    println!("\n| fault | times | recovery: max | median | not seen |\n|---|---:|---:|---:|---:|");
+    println!(
+        "\n| fault | times | back up after (max) | recovery: max | median | not seen |\n|---|---:|---:|---:|---:|---:|"
+    );
     for kind in FaultKind::ALL {
         let Some(times) = f.recoveries.get(&kind) else {
             continue;
