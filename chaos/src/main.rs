@@ -43,8 +43,9 @@ use schedule::Shape;
 use topology::Protocol;
 
 const USAGE: &str = "usage:
-  chaos [--store redis,postgres] [--duration SECONDS] [--instances N] [--rate PER_S]
-        [--clients N] [--faults KIND,...] [--weaken serve-cached] [--seed N] [--out DIR]
+  chaos [--store redis,postgres] [--duration SECONDS] [--fault-secs S] [--healthy-secs S]
+        [--instances N] [--rate PER_S] [--clients N] [--revocations PER_S]
+        [--faults KIND,...] [--weaken serve-cached] [--seed N] [--out DIR]
   chaos check HISTORY.jsonl
   chaos instance --store redis|postgres --url URL --port PORT [--serve-cached]
 fault kinds: store-kill, store-pause, hang-all, hang-feed, reset, instance-kill";
@@ -176,10 +177,14 @@ fn harness(args: &[String]) -> Result<ExitCode, String> {
         seed,
         out: PathBuf::from("target/chaos"),
     };
+    let (mut fault_secs, mut healthy_secs) = (None, None);
     for (flag, value) in flags(args, &[])? {
         match flag.as_str() {
             "--store" => stores = value.split(',').map(str::to_owned).collect(),
             "--duration" => options.shape = Shape::long(number(&flag, &value)?),
+            "--fault-secs" => fault_secs = Some(number::<f64>(&flag, &value)?),
+            "--healthy-secs" => healthy_secs = Some(number::<f64>(&flag, &value)?),
+            "--revocations" => options.revocations_per_s = number::<f64>(&flag, &value)?.max(0.1),
             "--instances" => options.instances = number::<usize>(&flag, &value)?.max(2),
             "--rate" => options.rate = number::<u64>(&flag, &value)?.max(1),
             "--clients" => options.clients = number::<usize>(&flag, &value)?.max(1),
@@ -195,6 +200,12 @@ fn harness(args: &[String]) -> Result<ExitCode, String> {
             "--weaken" if value == "serve-cached" => options.serve_cached = true,
             _ => return Err(format!("unknown flag or value: {flag} {value}")),
         }
+    }
+    if let Some(seconds) = fault_secs {
+        options.shape.fault = Duration::from_secs_f64(seconds.max(0.1));
+    }
+    if let Some(seconds) = healthy_secs {
+        options.shape.healthy = Duration::from_secs_f64(seconds.max(1.0));
     }
     std::fs::create_dir_all(&options.out).map_err(|e| format!("{:?}: {e}", options.out))?;
     let runtime = runtime()?;
