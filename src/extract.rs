@@ -3,6 +3,7 @@
 //! Works on header bytes, never decodes or unquotes anything, and refuses ambiguity: two
 //! `Authorization` lines or two different session cookies are malformed requests. When an
 //! `Authorization` header is present it is the only credential considered, valid or not.
+//! A sign-out reads credentials its own way ([`sign_out_credentials`]).
 
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE};
@@ -96,30 +97,87 @@ fn bearer(value: &[u8]) -> Result<&[u8], Rejection> {
 /// The session cookie's value across every `Cookie` line (HTTP/2 may split them).
 fn cookie<'h>(headers: &'h HeaderMap, name: &[u8]) -> Result<Option<&'h [u8]>, Rejection> {
     let mut found: Option<&'h [u8]> = None;
-    for line in headers.get_all(COOKIE) {
-        for pair in line.as_bytes().split(|&b| b == b';') {
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
-                continue;
-            };
-            // Names compare exactly and case-sensitively (RFC 6265bis §5.4).
-            if trim(&pair[..eq]) != name {
-                continue;
-            }
-            let value = trim(&pair[eq + 1..]);
-            if value.is_empty() {
-                // An emptied cookie is how sessions are cleared; it is no credential.
-                continue;
-            }
-            match found {
-                None => found = Some(value),
-                Some(previous) if previous == value => {}
-                Some(_) => {
-                    return Err(Rejection::InvalidRequest(InvalidRequest::DuplicateCookie));
-                }
+    for value in cookie_values(headers, name) {
+        match found {
+            None => found = Some(value),
+            Some(previous) if previous == value => {}
+            Some(_) => {
+                return Err(Rejection::InvalidRequest(InvalidRequest::DuplicateCookie));
             }
         }
     }
     found.map(bounded).transpose()
+}
+
+/// Every non-empty value of the cookie `name`, in order, duplicates included.
+fn cookie_values<'h>(headers: &'h HeaderMap, name: &[u8]) -> impl Iterator<Item = &'h [u8]> {
+    headers
+        .get_all(COOKIE)
+        .into_iter()
+        .flat_map(|line| line.as_bytes().split(|&b| b == b';'))
+        .filter_map(move |pair| {
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            // Names compare exactly and case-sensitively (RFC 6265bis §5.4).
+            (trim(&pair[..eq]) == name).then(|| trim(&pair[eq + 1..]))
+        })
+        // An emptied cookie is how sessions are cleared; it is no credential.
+        .filter(|value| !value.is_empty())
+}
+
+/// Most distinct session cookies one sign-out revokes. A browser holds one per domain and
+/// path it was set for, so a few; more is no browser's doing, and each costs a store call.
+pub(crate) const MAX_SIGN_OUT_COOKIES: usize = 8;
+
+/// What a sign-out request asks to revoke.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SignOut<'h> {
+    /// A Bearer header, the only credential considered (as for the layer). Empty if the
+    /// header cannot hold a token (too long, or not space-separated): no session matches.
+    Header(&'h [u8]),
+    /// Every distinct session cookie no longer than a credential can be; maybe none.
+    Cookies(Vec<&'h [u8]>),
+}
+
+/// The credentials a sign-out revokes. Unlike [`extract`], which refuses ambiguity, it
+/// takes what the user means by "sign me out":
+///
+/// - a non-Bearer `Authorization` (a site behind HTTP Basic auth) is not ours: the session
+///   cookie is the credential, and the caller must apply the CSRF guard to it;
+/// - two different session cookies (set for different domains or paths) are both revoked,
+///   up to [`MAX_SIGN_OUT_COOKIES`]; more is refused as `DuplicateCookie`;
+/// - two `Authorization` lines are refused as for the layer: which one is meant is unknown.
+pub(crate) fn sign_out_credentials<'h>(
+    headers: &'h HeaderMap,
+    sources: &Sources,
+) -> Result<SignOut<'h>, Rejection> {
+    if sources.bearer {
+        let mut lines = headers.get_all(AUTHORIZATION).iter();
+        if let Some(value) = lines.next() {
+            if lines.next().is_some() {
+                return Err(Rejection::InvalidRequest(
+                    InvalidRequest::DuplicateAuthorization,
+                ));
+            }
+            match bearer(value.as_bytes()) {
+                Ok(raw) => return Ok(SignOut::Header(raw)),
+                Err(Rejection::UnsupportedScheme) => {}
+                Err(_) => return Ok(SignOut::Header(&[])),
+            }
+        }
+    }
+    let mut found = Vec::new();
+    if let Some(name) = &sources.cookie {
+        for value in cookie_values(headers, name.as_bytes()) {
+            if value.len() > MAX_CREDENTIAL_LEN || found.contains(&value) {
+                continue;
+            }
+            if found.len() == MAX_SIGN_OUT_COOKIES {
+                return Err(Rejection::InvalidRequest(InvalidRequest::DuplicateCookie));
+            }
+            found.push(value);
+        }
+    }
+    Ok(SignOut::Cookies(found))
 }
 
 /// Refuse anything longer than a token could be before it is scanned or hashed.

@@ -15,6 +15,8 @@
 //! | `customer_session_feed_transitions_total` | counter | `state` | feed state changes: `live`, `lost` |
 //! | `customer_session_feed_invalidations_total` | counter | `kind` | invalidations applied from the feed: `session`, `customer`, `all` |
 //! | `customer_session_accepted_key_loads_total` | counter | `key` | sessions loaded under an accepted older key (`key`: its position in [`accept_secrets`](crate::SessionManagerBuilder::accept_secrets), from 1): at 0 for a session lifetime, that key can be dropped |
+//! | `customer_session_store_served_revoked_total` | counter | | sessions the store served although this instance had seen them revoked (a restart from older data, a failover): refused |
+//! | `customer_session_revocation_record_full_total` | counter | | revocations recorded past the record's design capacity: it keeps every one, and refuses more valid sessions by mistake (fail safe) |
 //! | `customer_session_tombstones_full_total` | counter | | failed revocations that found the tombstone record full: the cache then stops filling until tombstones expire (fail safe; see [`SessionManager::revoke_hash`](crate::SessionManager::revoke_hash)) |
 //!
 //! The request outcomes, cache lookups, store loads and entry gauges are registered when the
@@ -253,6 +255,14 @@ mod enabled {
             counter!("customer_session_tombstones_full_total").increment(1);
         }
 
+        pub(crate) fn revocation_record_full(&self) {
+            counter!("customer_session_revocation_record_full_total").increment(1);
+        }
+
+        pub(crate) fn revoked_session_served(&self) {
+            counter!("customer_session_store_served_revoked_total").increment(1);
+        }
+
         /// A session loaded under the accepted key at `position` (from 1), never the key.
         pub(crate) fn accepted_key_load(&self, position: usize) {
             counter!("customer_session_accepted_key_loads_total", "key" => position.to_string())
@@ -291,6 +301,10 @@ mod disabled {
         pub(crate) fn tombstones_full(&self) {}
         #[inline(always)]
         pub(crate) fn accepted_key_load(&self, _: usize) {}
+        #[inline(always)]
+        pub(crate) fn revocation_record_full(&self) {}
+        #[inline(always)]
+        pub(crate) fn revoked_session_served(&self) {}
     }
 }
 

@@ -1,10 +1,24 @@
-//! The checks a cached or freshly loaded session must pass on every request.
+//! The checks a cached or freshly loaded session must pass on every request, and the one
+//! a record passes once, when the store returns it.
 
 use subtle::ConstantTimeEq;
 
 use crate::cache::CachedSession;
 use crate::reject::InvalidToken;
-use crate::token::TokenHash;
+use crate::token::{TokenFormat, TokenHash, TokenKind};
+
+/// Whether the presented token carries the prefix of the stored session's kind.
+///
+/// The HMAC covers the whole token, prefix included, so a session issued as a customer
+/// session is never found under a member token, nor the reverse. A mismatch means the store
+/// returned a record of the other kind: a buggy or hand-edited store. The record's kind
+/// (and member) decide the session's rights, so a member token resolving to a customer
+/// session would act as the owner; it is refused instead. Checked once, before the record
+/// is cached: the cache is keyed by that same hash, so only this token can ever hit it.
+pub(crate) fn kind_matches(format: &TokenFormat, presented: &str, stored: TokenKind) -> bool {
+    // The prefixes are valid and neither starts the other, so this is the parsed kind.
+    presented.starts_with(format.prefix(stored))
+}
 
 /// Constant-time digest match, then expiry (`now >= expires_at` is expired, in
 /// microseconds, the precision of the wire format), then the

@@ -325,3 +325,40 @@ async fn the_silence_counts_from_when_the_last_proof_was_sent() {
         "lost at 300 ms after the proof was sent, to the millisecond, not on a coarse tick"
     );
 }
+
+/// An empty or short secret is no key: `build` refuses it and says the minimum, for the
+/// memory store and a shared store alike, without echoing the secret.
+#[tokio::test]
+async fn a_secret_shorter_than_32_bytes_is_refused() {
+    use tower_customer_session::token::MIN_SECRET_LEN;
+    assert_eq!(MIN_SECRET_LEN, 32);
+    for secret in ["", "k", "super secret jwt secret", &"s".repeat(31)] {
+        for result in [
+            SessionManager::builder(MemoryStore::new())
+                .secret(secret)
+                .build()
+                .map(|_| ()),
+            SessionManager::builder(FeedStore::default())
+                .secret(secret)
+                .build()
+                .map(|_| ()),
+        ] {
+            match result {
+                Err(error @ BuildError::SecretTooShort { len, min: 32 }) => {
+                    assert_eq!(len, secret.len());
+                    let message = error.to_string();
+                    assert!(message.contains("at least 32 bytes"), "{message}");
+                    assert!(secret.len() < 2 || !message.contains(secret), "{message}");
+                }
+                other => panic!("{secret:?}: expected SecretTooShort, got {other:?}"),
+            }
+        }
+    }
+    let exact = "s".repeat(MIN_SECRET_LEN);
+    assert!(
+        SessionManager::builder(MemoryStore::new())
+            .secret(&exact)
+            .build()
+            .is_ok()
+    );
+}

@@ -110,3 +110,54 @@ async fn a_flood_of_failed_revocations_cannot_push_out_a_real_ones_tombstone() {
         "a revocation that failed here but committed later is refused"
     );
 }
+
+/// A store that restarted from older data: the sessions are back. Nothing that was revoked
+/// here is believed, while the sessions made since work.
+#[tokio::test]
+async fn a_store_that_serves_a_revoked_session_again_is_not_believed() {
+    use tower_customer_session::store::{CustomerRef, NewSession};
+    use tower_customer_session::token::TokenKind;
+
+    let h = Harness::new();
+    let jane = h.customer("Jane");
+    let john = h.customer("John");
+    let (revoked, revoked_session) = h.issue(&jane).await;
+    let (swept, swept_session) = h.issue(&john).await;
+    let snapshot = |session: &tower_customer_session::CustomerSession, hash| NewSession {
+        id: session.id,
+        token_hash: hash,
+        kind: TokenKind::Customer,
+        customer: CustomerRef::Id(session.customer_id),
+        created_at: session.created_at,
+        expires_at: session.expires_at,
+        return_url: None,
+        member: None,
+    };
+    let old = [
+        snapshot(&revoked_session, h.hash(&revoked)),
+        snapshot(&swept_session, h.hash(&swept)),
+    ];
+    h.clock.advance(chrono::TimeDelta::seconds(1));
+    assert!(h.sessions.revoke(&revoked).await.unwrap());
+    assert_eq!(h.sessions.revoke_all(john.id).await.unwrap(), 1);
+    h.clock.advance(chrono::TimeDelta::seconds(1));
+    let (fresh, _) = h.issue(&john).await;
+
+    // The backend comes back from a snapshot taken before both revocations.
+    for session in old {
+        h.store.memory().create(session).await.unwrap();
+    }
+    for token in [&revoked, &swept] {
+        assert!(
+            h.sessions
+                .authenticate(token, CredentialSource::Header)
+                .await
+                .is_err(),
+            "a session revoked here stays refused whatever the store says"
+        );
+    }
+    h.sessions
+        .authenticate(&fresh, CredentialSource::Header)
+        .await
+        .expect("a session made after the revoke_all works");
+}

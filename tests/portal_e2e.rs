@@ -565,8 +565,88 @@ async fn cargo_run_example_serves_the_demo_customer() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
 
+    // The team's members are printed by role, and the printed ids make member sessions.
+    for (role, name, external_id) in [
+        ("owner", "Ada Owner", "emp_owner"),
+        ("billing_manager", "Bill Manager", "emp_billing"),
+        ("member", "Dee Member", "emp_dev"),
+    ] {
+        let key = format!("DEMO_MEMBER_{}", role.to_uppercase());
+        assert_eq!(value(&format!("{key}_EXTERNAL_ID")), external_id);
+        // The README's table names the same members.
+        let row = format!(
+            "| `{role}` | {name} | `{}` | `{external_id}` |",
+            value(&format!("{key}_ID"))
+        );
+        assert!(include_str!("../README.md").contains(&row), "{row}");
+        for member in [
+            json!({ "member_id": value(&format!("{key}_ID")) }),
+            json!({ "external_member_id": external_id }),
+        ] {
+            let mut body = json!({ "customer_id": value("DEMO_TEAM_CUSTOMER_ID") });
+            body.as_object_mut()
+                .unwrap()
+                .extend(member.as_object().unwrap().clone());
+            let response = http
+                .post(format!("http://{listen}{CREATE}"))
+                .bearer_auth(value("ORG_TOKEN"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED, "{body}");
+            let session: Value = response.json().await.unwrap();
+            let token = session["token"].as_str().unwrap();
+            assert!(token.starts_with("polar_mst_"));
+            let user: Value = http
+                .get(format!("http://{listen}{USER}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(user["role"], role);
+            assert_eq!(user["member_id"], value(&format!("{key}_ID")).as_str());
+        }
+    }
+
     let mut child = example.child;
     child.kill().await.unwrap();
+}
+
+/// A `SESSION_SECRET` shorter than 32 bytes stops the example with a message naming the
+/// variable, where it used to warn and serve with it.
+#[tokio::test]
+async fn cargo_run_example_refuses_a_short_session_secret() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--example", "portal"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("PORT", "0")
+        .env("RUST_LOG", "warn")
+        .env("SESSION_SECRET", "short secret")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cargo runs");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = child.stderr.take().unwrap();
+    // Generous: the example may still have to be compiled. A start prints `LISTEN=` first.
+    let first = tokio::time::timeout(Duration::from_secs(600), stdout.next_line())
+        .await
+        .expect("the example stops by itself")
+        .unwrap();
+    assert_eq!(first, None, "the example started");
+    let mut complaint = String::new();
+    stderr.read_to_string(&mut complaint).await.unwrap();
+    assert!(!child.wait().await.unwrap().success());
+    assert!(
+        complaint.contains("SESSION_SECRET is 12 bytes long; it must be at least 32"),
+        "{complaint}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

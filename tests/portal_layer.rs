@@ -12,7 +12,7 @@ use axum::Router;
 use axum::routing::{get, post_service};
 use chrono::TimeDelta;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use reqwest::redirect::Policy;
 use tokio::net::TcpListener;
 use tower_customer_session::reject::BrowserRejection;
@@ -338,6 +338,94 @@ async fn cross_site_logout_is_refused_and_revokes_nothing() {
     assert_eq!(h.store.revokes(), 0);
 }
 
+async fn is_live(h: &Harness, token: &str) -> bool {
+    h.sessions
+        .authenticate(token, tower_customer_session::CredentialSource::Header)
+        .await
+        .is_ok()
+}
+
+/// A site behind HTTP Basic auth: the browser sends `Authorization: Basic` with every
+/// request. That header is no session credential, so the cookie's session is the one
+/// revoked (it used to be left live behind a 303), and the CSRF guard still applies:
+/// browsers send Basic credentials cross-site too.
+#[tokio::test]
+async fn logout_behind_basic_auth_revokes_the_cookie_session() {
+    let h = Harness::new();
+    let (token, _) = h.issue(&h.customer("Jane")).await;
+    let (base, http) = serve(portal_app(auth(&h))).await;
+    let cookie = sign_in(&base, &http, &token).await;
+    let post = |site: &'static str| {
+        http.post(format!("{base}/portal/logout"))
+            .header(ACCEPT, NAVIGATION)
+            .header(AUTHORIZATION, "Basic dXNlcjpwYXNz")
+            .header(COOKIE, &cookie)
+            .header("sec-fetch-site", site)
+            .send()
+    };
+
+    let response = post("cross-site").await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.headers().get(SET_COOKIE).is_none());
+    assert!(is_live(&h, &token).await);
+
+    let response = post("same-origin").await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(is_clearing(&response));
+    assert_eq!(h.store.revokes(), 1);
+    assert!(!is_live(&h, &token).await);
+}
+
+/// Two different session cookies (say one left for another path): both sessions are
+/// revoked, not neither.
+#[tokio::test]
+async fn logout_with_two_session_cookies_revokes_both() {
+    let h = Harness::new();
+    let (first, _) = h.issue(&h.customer("Jane")).await;
+    let (second, _) = h.issue(&h.customer("Joe")).await;
+    let (base, http) = serve(portal_app(auth(&h))).await;
+    let cookies = format!(
+        "{}; other=1; {}",
+        sign_in(&base, &http, &first).await,
+        sign_in(&base, &http, &second).await
+    );
+
+    let response = logout(&base, &http, &cookies, "same-origin").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(is_clearing(&response));
+    assert_eq!(h.store.revokes(), 2);
+    assert!(!is_live(&h, &first).await);
+    assert!(!is_live(&h, &second).await);
+}
+
+/// A sign-out that cannot tell what to revoke says so and keeps the cookie: more session
+/// cookies than any browser holds, or two `Authorization` lines.
+#[tokio::test]
+async fn ambiguous_logout_is_refused_and_revokes_nothing() {
+    let h = Harness::new();
+    let (token, _) = h.issue(&h.customer("Jane")).await;
+    let (base, http) = serve(portal_app(auth(&h))).await;
+    let mut cookies = vec![sign_in(&base, &http, &token).await];
+    for _ in 0..8 {
+        let unknown = common::unknown_token();
+        cookies.push(format!("{COOKIE_NAME}={}", unknown.expose_secret()));
+    }
+    let response = logout(&base, &http, &cookies.join("; "), "same-origin").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get(SET_COOKIE).is_none());
+
+    let response = http
+        .post(format!("{base}/portal/logout"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(h.store.revokes(), 0);
+    assert!(is_live(&h, &token).await);
+}
+
 // ---------------------------------------------------------------------------------------
 // BrowserRejection
 // ---------------------------------------------------------------------------------------
@@ -377,4 +465,37 @@ async fn browser_rejection_redirects_browsers_only() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_token");
+}
+
+/// During a key rotation, the cookie's session may be stored under the older key: the
+/// sign-out finds and revokes it there.
+#[tokio::test]
+async fn logout_revokes_a_session_stored_under_an_accepted_older_key() {
+    let old = Harness::new();
+    let (token, _) = old.issue(&old.customer("Jane")).await;
+    let rotated = Harness {
+        sessions: tower_customer_session::SessionManager::builder(old.store.clone())
+            .secret(b"the rotated key, thirty-two bytes")
+            .accept_secrets([common::SECRET])
+            .clock(old.clock.clone())
+            .build()
+            .unwrap(),
+        store: old.store.clone(),
+        clock: old.clock.clone(),
+    };
+    let (base, http) = serve(portal_app(auth(&rotated))).await;
+    let cookie = sign_in(&base, &http, &token).await;
+
+    let response = logout(&base, &http, &cookie, "same-origin").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(is_clearing(&response));
+    for sessions in [&rotated.sessions, &old.sessions] {
+        assert!(
+            sessions
+                .authenticate(&token, tower_customer_session::CredentialSource::Header)
+                .await
+                .is_err(),
+            "revoked under the key it was stored under"
+        );
+    }
 }

@@ -230,6 +230,46 @@ async fn plain_sql_from_another_program_reaches_every_instance_within_100ms() {
     fleet.stop().await;
 }
 
+/// The README's promise to admin tools: `customer_sessions.id` is `CustomerSession::id` and
+/// `SessionInfo::id`, and a row deleted by that id is refused everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_tools_find_and_revoke_a_session_by_its_id() {
+    let Some(mut fleet) = Fleet::start().await else {
+        return;
+    };
+    let jane = fleet.customer("Jane").await;
+    let session = fleet
+        .a
+        .create(jane.id, CreateSession::default())
+        .await
+        .unwrap();
+    let token = session.token.expose_secret().to_owned();
+    let (_, info) = fleet
+        .b
+        .authenticate(&token, CredentialSource::Header)
+        .await
+        .unwrap();
+    assert_eq!(info.id, session.id);
+    let sessions = fleet.table("customer_sessions");
+    let (id,): (Uuid,) = sqlx::query_as(&format!("SELECT id FROM {sessions} WHERE token = $1"))
+        .bind(hash_of(&token).to_hex())
+        .fetch_one(&mut fleet.sql)
+        .await
+        .unwrap();
+    assert_eq!(id, session.id);
+
+    cached_on(&fleet.b, &token).await;
+    fleet
+        .sql(&format!(
+            "DELETE FROM {sessions} WHERE id = '{}'",
+            session.id
+        ))
+        .await;
+    refused_within(&fleet.b, &token, "DELETE by id").await;
+    refused_within(&fleet.a, &token, "DELETE by id").await;
+    fleet.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unrecognised_message_flushes_every_cache() {
     let Some(mut fleet) = Fleet::start().await else {
@@ -372,7 +412,8 @@ async fn the_sweep_deletes_only_expired_sessions_and_announces_nothing() {
     for _ in 0..2 {
         insert_session(&mut fleet.sql, &schema, jane.id, "-1 second", false).await;
     }
-    let count = format!("SELECT count(*) FROM \"{schema}\".customer_sessions");
+    let count =
+        format!("SELECT count(*) FROM \"{schema}\".customer_sessions WHERE expires_at <= now()");
     let sweep = store.spawn_sweep(Duration::from_millis(50));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
@@ -387,5 +428,13 @@ async fn the_sweep_deletes_only_expired_sessions_and_announces_nothing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sweep.abort();
+    // The revoked session is a soft delete, kept (and refused) until it expires.
+    let kept: Vec<bool> = sqlx::query_scalar(&format!(
+        "SELECT deleted_at IS NOT NULL FROM \"{schema}\".customer_sessions"
+    ))
+    .fetch_all(&mut fleet.sql)
+    .await
+    .unwrap();
+    assert_eq!(kept, [true]);
     fleet.stop().await;
 }

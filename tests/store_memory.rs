@@ -53,3 +53,58 @@ async fn expiry_is_judged_to_the_microsecond() {
         "`expires_at` itself is expired"
     );
 }
+
+/// A long-running process whose sessions keep expiring: without `purge_expired`, the
+/// store stays within its documented bound (1.5 times the live sessions under steady
+/// churn), where it used to keep every session ever created. Revocations in the mix move
+/// sessions around and must not let any escape the sweep.
+#[tokio::test]
+async fn expired_sessions_are_swept_without_purge_expired() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let store = MemoryStore::with_clock(clock.clone());
+    let jane = store.insert_customer(CustomerData::new(clock.now()));
+    let hasher = TokenHasher::new(b"memory store test secret 32 byte");
+    // One create a second, each session living a minute: 60 alive at any time.
+    let lifetime = TimeDelta::seconds(60);
+    let mut issued = Vec::new();
+    let mut revoked = std::collections::HashSet::new();
+    let mut most = 0;
+    for i in 0..10_000 {
+        let token = TokenFormat::polar().generate(TokenKind::Customer).unwrap();
+        let hash = hasher.hash(token.expose_secret());
+        let now = clock.now();
+        store
+            .create(NewSession {
+                id: Uuid::new_v4(),
+                token_hash: hash,
+                kind: TokenKind::Customer,
+                customer: jane.id.into(),
+                created_at: now,
+                expires_at: now + lifetime,
+                return_url: None,
+                member: None,
+            })
+            .await
+            .unwrap();
+        issued.push((hash, token.expose_secret().to_owned()));
+        // Now and then, revoke a live session from the middle of the store.
+        if i % 7 == 0 && issued.len() > 30 {
+            let victim = issued[issued.len() - 30].0;
+            assert!(store.revoke(&victim).await.unwrap());
+            revoked.insert(victim);
+        }
+        clock.advance(TimeDelta::seconds(1));
+        if i > 1_000 {
+            most = most.max(store.session_count());
+        }
+    }
+    assert!(most <= 90, "{most} stored for 60 alive");
+    // Nothing live was swept: every unrevoked session of the last minute still loads.
+    let mut alive = 0;
+    for (hash, token) in &issued[issued.len() - 59..] {
+        let loaded = store.load(SessionKey::new(hash, token)).await.unwrap();
+        assert_eq!(loaded.is_some(), !revoked.contains(hash));
+        alive += usize::from(loaded.is_some());
+    }
+    assert!(alive >= 50, "{alive}");
+}

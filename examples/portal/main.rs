@@ -7,8 +7,10 @@
 //! It serves Polar's customer-session endpoints (see `app.rs`) and a browser customer portal
 //! (see `browser.rs`) for two seeded demo customers (see `seed.rs`), and prints what you need
 //! to try it: the address, the organization token a merchant backend would use, the demo
-//! customer's ids, a fresh session token for that customer, the portal link Polar would send
-//! that customer (`PORTAL_URL`, open it in a browser), and ready-to-paste `curl` commands.
+//! customer's ids, the team customer's id and its members' ids and external ids by role
+//! (`DEMO_MEMBER_OWNER_ID`, `DEMO_MEMBER_BILLING_MANAGER_EXTERNAL_ID`, …), a fresh session
+//! token for the demo customer, the portal link Polar would send that customer
+//! (`PORTAL_URL`, open it in a browser), and ready-to-paste `curl` commands.
 //!
 //! Polar's official SDKs work against it when pointed at the printed address, e.g.
 //! `Polar(org_token, base_url="http://127.0.0.1:3000")` with Python's `polar-sdk` or
@@ -35,7 +37,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `PORT` | `3000` | port on 127.0.0.1; `0` picks a free one |
-//! | `SESSION_SECRET` | random with `memory`, required otherwise | HMAC key for session token hashes (Polar's `SECRET`), the same on every instance |
+//! | `SESSION_SECRET` | random with `memory`, required otherwise | HMAC key for session token hashes (Polar's `SECRET`), the same on every instance; at least 32 bytes, or the example refuses to start |
 //! | `ORG_TOKEN` | random `polar_oat_…` | the organization token `POST /v1/customer-sessions/` wants |
 //! | `COOKIE_SECURE` | `true` | `false` drops `Secure` (and the `__Host-` prefix) from the portal's session cookie, for browsers that refuse secure cookies over plain http |
 //! | `SESSION_STORE` | `memory` | where sessions live: `memory` (this process); `redis` (shared by every instance, feature `redis`); `postgres` (shared, kept across restarts, feature `postgres`); `polar`: merchant mode, accepting sessions issued by Polar or a Polar-compatible server (feature `polar-api`; see `merchant.rs`) |
@@ -65,6 +67,8 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tokio::net::TcpListener;
+use tower_customer_session::model::MemberRole;
+use tower_customer_session::token::MIN_SECRET_LEN;
 use tower_customer_session::{
     CreateSession, CustomerSession, DynStore, MemoryStore, SessionManager,
 };
@@ -100,12 +104,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let (store, demo) = open_store().await?;
     let secret = match non_empty_env("SESSION_SECRET") {
-        Some(secret) => {
-            if secret.len() < 32 {
-                tracing::warn!("SESSION_SECRET is shorter than 32 bytes");
-            }
-            secret.into_bytes()
+        // `build()` would refuse it too; this says which variable to fix.
+        Some(secret) if secret.len() < MIN_SECRET_LEN => {
+            return Err(format!(
+                "SESSION_SECRET is {} bytes long; it must be at least {MIN_SECRET_LEN} \
+                 (`openssl rand -hex 32` makes one)",
+                secret.len()
+            )
+            .into());
         }
+        Some(secret) => secret.into_bytes(),
         None if store_kind() != "memory" => {
             return Err(format!(
                 "SESSION_STORE={} shares sessions between processes: set SESSION_SECRET \
@@ -202,6 +210,14 @@ fn print_instructions(
     writeln!(out, "DEMO_CUSTOMER_ID={}", demo.individual.id)?;
     writeln!(out, "DEMO_EXTERNAL_ID={external_id}")?;
     writeln!(out, "DEMO_TEAM_CUSTOMER_ID={}", demo.team.id)?;
+    // The team's members, one pair of lines per role: DEMO_MEMBER_OWNER_ID=…,
+    // DEMO_MEMBER_OWNER_EXTERNAL_ID=emp_owner, then BILLING_MANAGER and MEMBER.
+    for member in &demo.members {
+        let role = member.role.as_str().to_uppercase();
+        writeln!(out, "DEMO_MEMBER_{role}_ID={}", member.id)?;
+        let external_id = member.external_id.as_deref().unwrap_or_default();
+        writeln!(out, "DEMO_MEMBER_{role}_EXTERNAL_ID={external_id}")?;
+    }
     writeln!(
         out,
         "PORTAL_URL={}",
@@ -228,6 +244,25 @@ fn print_instructions(
         "curl -s -X POST {base}/v1/customer-sessions/ -H 'Authorization: Bearer {org_token}' \
          -H 'Content-Type: application/json' -d '{{\"external_customer_id\":\"{external_id}\"}}'"
     )?;
+    if let Some(billing) = demo
+        .members
+        .iter()
+        .find(|m| m.role == MemberRole::BillingManager)
+    {
+        writeln!(
+            out,
+            "# A member session for the team's billing manager (or \"member_id\":\"{}\"):",
+            billing.id
+        )?;
+        writeln!(
+            out,
+            "curl -s -X POST {base}/v1/customer-sessions/ -H 'Authorization: Bearer {org_token}' \
+             -H 'Content-Type: application/json' \
+             -d '{{\"customer_id\":\"{}\",\"external_member_id\":\"{}\"}}'",
+            demo.team.id,
+            billing.external_id.as_deref().unwrap_or_default()
+        )?;
+    }
     // Scripts read these lines from a pipe, where stdout is block-buffered.
     out.flush()
 }

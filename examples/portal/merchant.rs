@@ -15,7 +15,7 @@
 //! | `POLAR_API_URL` | `https://api.polar.sh` | Polar's API, the sandbox's, or any Polar-compatible server |
 //! | `POLAR_ORG_TOKEN` | none | organization access token (`customers:read`): full customers with metadata and external id |
 //! | `POLAR_WEBHOOK_SECRET` | none | the webhook endpoint's secret; mounts `POST /webhooks/polar` |
-//! | `SESSION_SECRET` | random | HMAC key of cache entries and derived session ids; set it so every instance agrees |
+//! | `SESSION_SECRET` | random | HMAC key of cache entries and derived session ids, at least 32 bytes; set it so every instance agrees |
 //!
 //! | route | answer |
 //! |---|---|
@@ -32,7 +32,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tower_customer_session::model::Member;
 use tower_customer_session::store::polar::{PolarApiStore, PolarWebhooks, WebhookSecretError};
-use tower_customer_session::token::TokenKind;
+use tower_customer_session::token::{MIN_SECRET_LEN, TokenKind};
 use tower_customer_session::{
     Customer, CustomerSessionLayer, RequireRole, SessionInfo, SessionManager,
 };
@@ -68,16 +68,24 @@ pub fn from_env() -> Result<Router, Box<dyn Error>> {
         ),
     }
     let store = store.build()?;
-    let secret = env("SESSION_SECRET")
-        .map(String::into_bytes)
-        .unwrap_or_else(|| {
+    let secret = match env("SESSION_SECRET") {
+        Some(secret) if secret.len() < MIN_SECRET_LEN => {
+            return Err(format!(
+                "SESSION_SECRET is {} bytes long; it must be at least {MIN_SECRET_LEN}",
+                secret.len()
+            )
+            .into());
+        }
+        Some(secret) => secret.into_bytes(),
+        None => {
             tracing::info!(
                 "SESSION_SECRET not set: session ids differ between instances and restarts"
             );
-            let mut key = vec![0; 32];
+            let mut key = vec![0; MIN_SECRET_LEN];
             getrandom::fill(&mut key).expect("the OS random number generator is available");
             key
-        });
+        }
+    };
     tracing::info!(api = store.base_url(), "accepting sessions issued by Polar");
     let sessions = SessionManager::builder(store)
         .secret(secret)

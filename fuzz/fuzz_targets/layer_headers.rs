@@ -31,7 +31,8 @@ use uuid::Uuid;
 
 use instrumented::Instrumented;
 
-const SECRET: &[u8] = b"super secret jwt secret";
+// At least 32 bytes, as the session manager requires.
+const SECRET: &[u8] = b"layer fuzzing secret, 32 bytes!!";
 const VALID: &str = "polar_cst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZ2";
 const MEMBER: &str = "polar_mst_ucPVuhrH7GUpexaoDv5zpTd9TNAgJdnb3huu31vTYX9";
 

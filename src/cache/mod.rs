@@ -25,6 +25,7 @@
 
 mod aliases;
 mod epochs;
+mod revoked;
 mod tombstones;
 
 use std::collections::HashMap;
@@ -36,6 +37,7 @@ use std::time::{Duration, Instant};
 use aliases::Aliases;
 pub(crate) use epochs::Epoch;
 use epochs::{Epochs, STRIPES, stripe};
+use revoked::{Remembered, Revoked};
 use tombstones::{Recorded, Tombstones};
 
 use moka::sync::Cache;
@@ -88,6 +90,8 @@ pub(crate) struct CacheConfig {
     pub(crate) max_ttl: Duration,
     pub(crate) negative_capacity: u64,
     pub(crate) negative_ttl: Duration,
+    /// How long a revocation seen here is remembered: the longest a session can live.
+    pub(crate) revocation_memory: Duration,
 }
 
 type Flights = HashMap<TokenHash, Weak<Flight>, DigestState>;
@@ -109,6 +113,8 @@ pub(crate) struct SessionCache {
     aliases: Arc<Aliases>,
     /// Sessions and customers whose revocation may not have reached the store.
     tombstones: Tombstones,
+    /// Sessions and customers whose revocation this instance saw succeed.
+    revoked: Revoked,
     /// Set while an invalidation feed is down under the default policy.
     bypass: AtomicBool,
     pub(crate) metrics: Metrics,
@@ -253,6 +259,7 @@ impl SessionCache {
             by_customer,
             aliases,
             tombstones: Tombstones::new(config.max_ttl, tombstones::CAPACITY),
+            revoked: Revoked::new(config.revocation_memory),
             bypass: AtomicBool::new(false),
             metrics: Metrics::new(),
         }
@@ -429,6 +436,37 @@ impl SessionCache {
         }
     }
 
+    /// The store confirmed the revocation of `hash`: never believe it serves it again.
+    pub(crate) fn remember_revoked(&self, hash: &TokenHash) {
+        self.note_revoked(self.revoked.remember(hash));
+    }
+
+    /// The store confirmed a revocation of every session `customer` had at `at`.
+    pub(crate) fn remember_customer_revoked(
+        &self,
+        customer: Uuid,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        self.note_revoked(self.revoked.remember_customer(customer, at));
+    }
+
+    fn note_revoked(&self, remembered: Remembered) {
+        if remembered == Remembered::OverCapacity {
+            self.metrics.revocation_record_full();
+        }
+    }
+
+    /// Whether the store just served a session this instance saw revoked (its stored hash,
+    /// or its customer's sessions from before a `revoke_all` or a deletion).
+    pub(crate) fn saw_revoked(
+        &self,
+        stored: &TokenHash,
+        customer: Uuid,
+        created_at: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        self.revoked.refuses(stored, customer, created_at)
+    }
+
     /// Apply a change announced by another instance, exactly as a local revocation.
     pub(crate) fn apply(&self, invalidation: Invalidation) {
         match invalidation {
@@ -557,6 +595,7 @@ mod tests {
             max_ttl: Duration::from_secs(60),
             negative_capacity: 100,
             negative_ttl: Duration::from_secs(5),
+            revocation_memory: Duration::from_secs(3600),
         };
         (SessionCache::new(&config, Arc::new(clock.clone())), clock)
     }

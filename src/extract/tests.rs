@@ -174,3 +174,68 @@ fn refusal_tells_grammar_from_shape() {
         Rejection::InvalidRequest(InvalidRequest::MalformedCookie)
     );
 }
+
+fn sign_out(pairs: &[(&str, &[u8])]) -> Result<Vec<String>, Rejection> {
+    let map = headers(pairs);
+    let raws = match sign_out_credentials(&map, &sources(Some("sid")))? {
+        SignOut::Header(raw) => vec![raw],
+        SignOut::Cookies(raws) => raws,
+    };
+    Ok(raws
+        .into_iter()
+        .map(|raw| String::from_utf8(raw.to_vec()).unwrap())
+        .collect())
+}
+
+#[test]
+fn sign_out_reads_the_cookie_behind_a_basic_header() {
+    assert_eq!(
+        sign_out(&[("authorization", b"Basic dTpw"), ("cookie", b"sid=abc")]),
+        Ok(vec!["abc".to_owned()])
+    );
+    // A Bearer header is still the only credential, malformed or not.
+    assert_eq!(
+        sign_out(&[("authorization", b"Bearer xyz"), ("cookie", b"sid=abc")]),
+        Ok(vec!["xyz".to_owned()])
+    );
+    assert_eq!(
+        sign_out(&[("authorization", b"Bearer\tabc"), ("cookie", b"sid=abc")]),
+        Ok(vec![String::new()])
+    );
+}
+
+#[test]
+fn sign_out_takes_every_distinct_cookie_up_to_the_bound() {
+    assert_eq!(
+        sign_out(&[("cookie", b"sid=a; sid=b"), ("cookie", b"sid=a; sid=")]),
+        Ok(vec!["a".to_owned(), "b".to_owned()])
+    );
+    let line = |n: usize| {
+        (0..n)
+            .map(|i| format!("sid=t{i}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let most = line(MAX_SIGN_OUT_COOKIES);
+    assert_eq!(
+        sign_out(&[("cookie", most.as_bytes())]).unwrap().len(),
+        MAX_SIGN_OUT_COOKIES
+    );
+    let more = line(MAX_SIGN_OUT_COOKIES + 1);
+    assert_eq!(
+        sign_out(&[("cookie", more.as_bytes())]),
+        Err(Rejection::InvalidRequest(InvalidRequest::DuplicateCookie))
+    );
+    // Too long to be a token: never a session, so nothing to revoke.
+    let long = format!("sid={}", "a".repeat(MAX_CREDENTIAL_LEN + 1));
+    assert_eq!(sign_out(&[("cookie", long.as_bytes())]), Ok(vec![]));
+    assert_eq!(
+        sign_out(&[
+            ("authorization", b"Bearer a"),
+            ("authorization", b"Basic b")
+        ]),
+        Err(Rejection::InvalidRequest(
+            InvalidRequest::DuplicateAuthorization
+        ))
+    );
+}

@@ -8,7 +8,7 @@ use super::{Inner, SessionManager};
 use crate::cache::{CacheConfig, SessionCache};
 use crate::clock::{Clock, SystemClock};
 use crate::store::{FeedPolicy, SessionStore, StoreScope};
-use crate::token::{TokenFormat, TokenHasher};
+use crate::token::{MIN_SECRET_LEN, TokenFormat, TokenHasher};
 
 /// Why [`SessionManagerBuilder::build`] refused to build.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,15 @@ pub enum BuildError {
     /// outside a Tokio runtime.
     #[error("this session store has an invalidation feed: call build() inside a Tokio runtime")]
     NoRuntime,
+    /// The [`secret`](SessionManagerBuilder::secret) is shorter than
+    /// [`MIN_SECRET_LEN`](crate::token::MIN_SECRET_LEN) bytes (an empty one too).
+    #[error("the session secret is {len} bytes long; it must be at least {min} bytes")]
+    SecretTooShort {
+        /// The length given, in bytes.
+        len: usize,
+        /// The least accepted length, in bytes.
+        min: usize,
+    },
     /// The operating system's random number generator failed.
     #[error("the OS random number generator failed: {0}")]
     Random(getrandom::Error),
@@ -72,6 +81,7 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
                 max_ttl: Duration::from_secs(60),
                 negative_capacity: 10_000,
                 negative_ttl: Duration::from_secs(5),
+                revocation_memory: Duration::from_secs(3600),
             },
             feed_policy: FeedPolicy::BypassCache,
             store_timeout: Duration::from_secs(1),
@@ -80,7 +90,9 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
         }
     }
 
-    /// The HMAC key for token hashes (Polar's `SECRET`).
+    /// The HMAC key for token hashes (Polar's `SECRET`), at least
+    /// [`MIN_SECRET_LEN`](crate::token::MIN_SECRET_LEN) bytes: [`build`](Self::build) refuses a
+    /// shorter one with [`BuildError::SecretTooShort`].
     ///
     /// Default: 32 random bytes per process, allowed only for a store whose
     /// [scope](crate::store::StoreScope) is the process (the [`MemoryStore`](crate::MemoryStore));
@@ -89,13 +101,14 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
     /// others' sessions.
     ///
     /// ```
-    /// # use tower_customer_session::{SessionManager, MemoryStore};
+    /// # use tower_customer_session::{BuildError, SessionManager, MemoryStore};
     /// let sessions = SessionManager::builder(MemoryStore::new())
-    ///     .secret(b"super secret jwt secret")
-    ///     .build()
-    ///     .unwrap();
-    /// let hash = sessions.hasher().hash("polar_cst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZ2");
-    /// assert!(hash.to_hex().starts_with("4766cc05"));
+    ///     .secret(b"32 bytes or more, from a vault..")
+    ///     .build();
+    /// assert!(sessions.is_ok());
+    ///
+    /// let short = SessionManager::builder(MemoryStore::new()).secret("hunter2").build();
+    /// assert!(matches!(short, Err(BuildError::SecretTooShort { len: 7, min: 32 })));
     /// ```
     pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
         self.secret = Some(secret.as_ref().to_vec());
@@ -128,6 +141,10 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
     ///     .build()
     ///     .unwrap();
     /// assert_eq!(sessions.accepted_keys(), 1);
+    ///
+    /// // An accepted key must be as long as a current one.
+    /// let short = SessionManager::builder(MemoryStore::new()).accept_secrets(["old"]).build();
+    /// assert!(short.is_err());
     /// ```
     pub fn accept_secrets<I>(mut self, secrets: I) -> Self
     where
@@ -313,6 +330,7 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
     /// # Errors
     ///
     /// [`BuildError::SecretRequired`] for a shared store without [`secret`](Self::secret);
+    /// [`BuildError::SecretTooShort`] for a secret under [`MIN_SECRET_LEN`](crate::token::MIN_SECRET_LEN);
     /// [`BuildError::NoRuntime`] for a store with a feed outside a Tokio runtime.
     ///
     /// ```
@@ -326,6 +344,12 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
     /// ```
     pub fn build(self) -> Result<SessionManager<S>, BuildError> {
         let secret = match self.secret {
+            Some(secret) if secret.len() < MIN_SECRET_LEN => {
+                return Err(BuildError::SecretTooShort {
+                    len: secret.len(),
+                    min: MIN_SECRET_LEN,
+                });
+            }
             Some(secret) => secret,
             None if self.store.scope() == StoreScope::Process => {
                 let mut key = vec![0u8; 32];
@@ -334,7 +358,19 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
             }
             None => return Err(BuildError::SecretRequired),
         };
-        let cache = Arc::new(SessionCache::new(&self.cache, self.clock.clone()));
+        // An accepted key is a key like the current one.
+        if let Some(short) = self.accepted.iter().find(|k| k.len() < MIN_SECRET_LEN) {
+            return Err(BuildError::SecretTooShort {
+                len: short.len(),
+                min: MIN_SECRET_LEN,
+            });
+        }
+        let config = CacheConfig {
+            // A revocation seen here is remembered as long as a session can live.
+            revocation_memory: self.session_ttl,
+            ..self.cache
+        };
+        let cache = Arc::new(SessionCache::new(&config, self.clock.clone()));
         let store = self.store;
         let feed = Feed::start(cache.clone(), self.feed_policy, |sink| store.watch(sink))?;
         Ok(SessionManager {

@@ -24,7 +24,7 @@ use crate::store::{
     SessionStore, StoreError,
 };
 use crate::token::{SessionToken, TokenFormat, TokenHash, TokenHasher, TokenKind};
-use crate::verify::verify;
+use crate::verify::{kind_matches, verify};
 
 /// How many times a load is repeated when revocations keep racing it.
 const MAX_LOAD_ATTEMPTS: usize = 3;
@@ -358,6 +358,25 @@ impl<S: SessionStore> SessionManager<S> {
     ) -> Result<Option<CachedSession>, Rejection> {
         let key = SessionKey::new(&hash, token.expose_secret());
         match self.call(StoreOp::Load, self.inner.store.load(key)).await {
+            Ok(Some(record))
+                if self.inner.cache.saw_revoked(
+                    &record.token_hash,
+                    record.customer.id,
+                    record.created_at,
+                ) =>
+            {
+                // A store that lost the revocation (restarted from older data, failed over
+                // to a replica that missed it) is not believed.
+                tracing::warn!(token = %hash.short(), "the store served a session revoked here: refused");
+                self.inner.cache.metrics.revoked_session_served();
+                Ok(None)
+            }
+            Ok(Some(record))
+                if !kind_matches(&self.inner.format, token.expose_secret(), record.kind) =>
+            {
+                tracing::warn!(token = %hash.short(), "the store returned a session of the other kind; refused");
+                Ok(None)
+            }
             Ok(record) => Ok(record.map(CachedSession::from)),
             Err(error) => {
                 let reason = StoreUnavailable::from(&error);
@@ -487,7 +506,12 @@ impl<S: SessionAdmin> SessionManager<S> {
             .call(StoreOp::Revoke, self.inner.store.revoke(token_hash))
             .await;
         match &revoked {
-            Ok(_) => self.inner.cache.invalidate(token_hash),
+            Ok(existed) => {
+                if *existed {
+                    self.inner.cache.remember_revoked(token_hash);
+                }
+                self.inner.cache.invalidate(token_hash);
+            }
             Err(_) => self.inner.cache.tombstone(*token_hash),
         }
         tracing::debug!(token = %token_hash.short(), ok = revoked.is_ok(), "customer session revoked");
@@ -502,7 +526,11 @@ impl<S: SessionAdmin> SessionManager<S> {
             .call(StoreOp::RevokeAll, self.inner.store.revoke_all(customer_id))
             .await;
         match &revoked {
-            Ok(_) => self.inner.cache.invalidate_customer(customer_id),
+            Ok(_) => {
+                let at = self.now();
+                self.inner.cache.remember_customer_revoked(customer_id, at);
+                self.inner.cache.invalidate_customer(customer_id);
+            }
             Err(_) => self.inner.cache.tombstone_customer(customer_id),
         }
         revoked
@@ -540,6 +568,7 @@ impl<S: CustomerStore> SessionManager<S> {
     /// Soft-delete a customer (`deleted_at` = now on the configured clock). Their sessions
     /// are refused from the next request on, here at once and on every instance sharing a
     /// store with a feed as soon as it hears of it. `Ok(false)` if there is no such customer.
+    /// A customer deleted already keeps its first `deleted_at` (and the answer is `Ok(true)`).
     pub async fn delete_customer(&self, id: Uuid) -> Result<bool, StoreError> {
         let deleted = self
             .call(
@@ -547,6 +576,10 @@ impl<S: CustomerStore> SessionManager<S> {
                 self.inner.store.delete_customer(id, self.now()),
             )
             .await;
+        if let Ok(true) = deleted {
+            let at = self.now();
+            self.inner.cache.remember_customer_revoked(id, at);
+        }
         self.after_customer_change(id, deleted.is_ok());
         deleted
     }

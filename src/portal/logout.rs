@@ -6,25 +6,34 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{self, AUTHORIZATION, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower_service::Service;
 
 use crate::extension::CredentialSource;
-use crate::extract::extract;
+use crate::extract::{SignOut, sign_out_credentials};
 use crate::layer::Rejector;
 use crate::manager::SessionManager;
 use crate::reject::{DefaultRejection, OnRejection, Rejection, StoreUnavailable};
 use crate::store::SessionAdmin;
+use crate::token::SessionToken;
 
 /// The sign-out endpoint, from [`CustomerSessionLayer::logout`]; mount it on a `POST` route
 /// by itself (it does its own credential check, so it needs no session layer).
 ///
-/// It reads the credential the way its layer does (Bearer header or session cookie) and
-/// revokes that session in the store and the cache, then answers `303 See Other` to the
-/// configured location with a `Set-Cookie` that clears the session cookie.
+/// It revokes the session of the request's credential in the store and the cache, then
+/// answers `303 See Other` to the configured location with a `Set-Cookie` that clears the
+/// session cookie; it answers so only once every session it was shown is revoked. The
+/// credential is read as its layer reads it (a Bearer header, else the session cookie),
+/// except where the layer would refuse, because a sign-out means "end the sessions this
+/// browser holds":
 ///
+/// - A non-Bearer `Authorization` (a site behind HTTP Basic auth) is not a session
+///   credential: the session cookie is revoked, under the CSRF guard as any cookie request.
+/// - Two different session cookies (set for different domains or paths) are both revoked.
+///   More than eight is no browser's doing: refused with the layer's `400`, as are two
+///   `Authorization` lines, revoking nothing and keeping the cookie.
 /// - A session that is already gone (expired, revoked, unknown, or a malformed cookie) is
 ///   signed out all the same: the cookie is cleared and the browser redirected.
 /// - If the store fails or times out, the session may still work: the answer is the layer's
@@ -80,28 +89,54 @@ enum Step {
     Done,
     /// Refused before any store work.
     Reject(Rejection, Option<CredentialSource>),
-    /// Revoke this session first.
-    Revoke(crate::token::TokenHash, CredentialSource),
+    /// Revoke these sessions first (one, or every distinct session cookie), by their
+    /// tokens: a session may be stored under any accepted key.
+    Revoke(Vec<SessionToken>, CredentialSource),
 }
 
 impl<St: SessionAdmin, R: OnRejection> Logout<St, R> {
     fn decide(&self, request: &Request<()>) -> Step {
         let config = &self.rejector.config;
         let headers = request.headers();
-        let by_header = config.sources.bearer && headers.contains_key(AUTHORIZATION);
-        // Checked as for a POST whatever the method: a cross-site link must not sign anyone out.
-        if !by_header && !config.csrf.allows(&Method::POST, headers) {
-            return Step::Reject(Rejection::CrossSiteRequest, None);
-        }
-        let Ok(Some(credential)) = extract(headers, &config.sources) else {
-            return Step::Done;
+        // Refusals here change nothing, so they need no CSRF check; and the cookie is kept.
+        let (raws, source) = match sign_out_credentials(headers, &config.sources) {
+            Err(rejection) => return Step::Reject(rejection, None),
+            Ok(SignOut::Header(raw)) => (vec![raw], CredentialSource::Header),
+            Ok(SignOut::Cookies(raws)) => {
+                // Checked as for a POST whatever the method: a cross-site link must not sign
+                // anyone out. A Basic `Authorization` is no proof of intent: browsers send it
+                // cross-site too.
+                if !config.csrf.allows(&Method::POST, headers) {
+                    return Step::Reject(Rejection::CrossSiteRequest, None);
+                }
+                (raws, CredentialSource::Cookie)
+            }
         };
-        let (format, hasher) = self.sessions.format_and_hasher();
-        match format.parse_bytes(credential.raw) {
-            Ok(token) => Step::Revoke(hasher.hash(token.expose_secret()), credential.source),
+        let (format, _) = self.sessions.format_and_hasher();
+        let tokens: Vec<_> = raws
+            .into_iter()
             // A token of the wrong shape was never a session.
-            Err(_) => Step::Done,
+            .filter_map(|raw| format.parse_bytes(raw).ok())
+            .map(|token| SessionToken::from_secret(token.expose_secret().to_owned()))
+            .collect();
+        if tokens.is_empty() {
+            Step::Done
+        } else {
+            Step::Revoke(tokens, source)
         }
+    }
+
+    /// Revoke the session of every token, whichever key it is stored under; the first
+    /// failure stops and says why.
+    async fn revoke(&self, tokens: &[SessionToken], span: &tracing::Span) -> Result<(), Rejection> {
+        for token in tokens {
+            if let Err(error) = self.sessions.revoke(token.expose_secret()).await {
+                let hash = self.sessions.hasher().hash(token.expose_secret());
+                tracing::warn!(parent: span, token = %hash.short(), %error, "sign-out failed");
+                return Err(Rejection::StoreUnavailable(StoreUnavailable::from(&error)));
+            }
+        }
+        Ok(())
     }
 
     fn signed_out(&self) -> Response<Bytes> {
@@ -143,14 +178,11 @@ where
                 Step::Reject(rejection, source) => {
                     this.rejector.reject(rejection, request, source, &span)
                 }
-                Step::Revoke(hash, source) => match this.sessions.revoke_hash(&hash).await {
-                    Ok(_) => this.signed_out(),
-                    Err(error) => {
-                        tracing::warn!(parent: &span, token = %hash.short(), %error, "sign-out failed");
-                        let rejection = Rejection::StoreUnavailable(StoreUnavailable::from(&error));
-                        this.rejector
-                            .reject(rejection, request, Some(source), &span)
-                    }
+                Step::Revoke(tokens, source) => match this.revoke(&tokens, &span).await {
+                    Ok(()) => this.signed_out(),
+                    Err(rejection) => this
+                        .rejector
+                        .reject(rejection, request, Some(source), &span),
                 },
             };
             Ok(response.map(Full::new))

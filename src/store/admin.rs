@@ -25,13 +25,16 @@ pub trait SessionAdmin: SessionStore {
         session: NewSession,
     ) -> impl Future<Output = Result<SessionRecord, StoreError>> + Send;
 
-    /// Delete one session. `Ok(true)` if it existed.
+    /// Delete one session. `Ok(true)` if it existed. An expired session may be gone
+    /// already (stores drop them: Redis by key expiry, PostgreSQL's sweep, the memory store
+    /// as sessions are created), so it may answer either way.
     fn revoke(
         &self,
         token_hash: &TokenHash,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Delete every session of a customer; returns how many there were.
+    /// Delete every session of a customer; returns how many there were (expired sessions
+    /// counted if the store still held them, as for [`revoke`](Self::revoke)).
     fn revoke_all(&self, customer_id: Uuid)
     -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
@@ -55,7 +58,11 @@ pub trait CustomerStore: SessionStore {
     ) -> impl Future<Output = Result<Option<Customer>, StoreError>> + Send;
 
     /// Soft-delete a customer (`deleted_at = at`); their sessions stop loading. `Ok(false)`
-    /// if there is no such customer.
+    /// if there is no such customer, `Ok(true)` if there is, deleted before or not.
+    ///
+    /// Deleting a deleted customer again keeps the first `deleted_at`, which is when the
+    /// customer was deleted (Polar's meaning): a second call, or a replayed webhook, must not
+    /// move it. The conformance kit checks this.
     fn delete_customer(
         &self,
         id: Uuid,

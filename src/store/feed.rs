@@ -52,7 +52,7 @@ impl FeedState {
 ///
 /// | policy | while the feed is down | when it is back |
 /// |---|---|---|
-/// | [`BypassCache`](FeedPolicy::BypassCache) (default) | cache flushed, every request asks the store (still coalesced); a revocation anywhere holds at once | flushed again: messages may have been lost |
+/// | [`BypassCache`](FeedPolicy::BypassCache) (default) | cache flushed, every request asks the store (still coalesced); a revocation anywhere holds at once once the loss is known, and a silent loss is known within the store's [`Watch::max_silence`] | flushed again: messages may have been lost |
 /// | [`ServeCached`](FeedPolicy::ServeCached) | cached entries keep serving; a revocation elsewhere holds within `cache_max_ttl` | flushed: messages may have been lost |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FeedPolicy {

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
 use uuid::Uuid;
 
 use super::{
@@ -22,6 +23,16 @@ use crate::token::{TokenHash, TokenKind};
 /// default secret is allowed). It has no invalidation feed: nothing else can change it. For
 /// several instances, use a shared backend.
 ///
+/// Expired sessions are swept as sessions are created, with no thread or runtime: each
+/// create examines the next four stored sessions in turn and drops those that have expired,
+/// so its work is bounded whatever the store holds. A pass over `n` sessions takes at most
+/// `n / 3` creates, and a session that has expired is dropped within one pass: the sessions
+/// held beyond the live ones are those that expired during the last pass. Under steady
+/// churn (sessions created at a constant rate, all with the same lifetime) that keeps the
+/// store within 1.5 times the live sessions; when creates stop, nothing is dropped (and
+/// nothing grows) until the next one. [`purge_expired`](Self::purge_expired) drops every
+/// expired session at once.
+///
 /// ```
 /// use tower_customer_session::model::CustomerData;
 /// use tower_customer_session::MemoryStore;
@@ -38,7 +49,10 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Inner {
-    sessions: HashMap<TokenHash, Stored>,
+    /// Indexed, so that the sweep can walk it a few entries at a time.
+    sessions: IndexMap<TokenHash, Stored>,
+    /// The index the sweep examines next.
+    sweep_at: usize,
     customers: HashMap<Uuid, Customer>,
     by_external_id: HashMap<String, Uuid>,
 }
@@ -105,7 +119,8 @@ impl MemoryStore {
         inner.customers.get(id).cloned()
     }
 
-    /// Number of stored sessions, expired ones included until [`purge_expired`](Self::purge_expired).
+    /// Number of stored sessions, expired ones included until they are swept (see above) or
+    /// [`purge_expired`](Self::purge_expired) runs.
     pub fn session_count(&self) -> usize {
         self.read().sessions.len()
     }
@@ -113,10 +128,7 @@ impl MemoryStore {
     /// Drop sessions whose `expires_at` has passed; returns how many.
     pub fn purge_expired(&self) -> usize {
         let now = self.clock.now();
-        let mut inner = self.write();
-        let before = inner.sessions.len();
-        inner.sessions.retain(|_, s| s.expires_at > now);
-        before - inner.sessions.len()
+        self.write().retain(|s| s.expires_at > now)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
@@ -139,6 +151,60 @@ impl MemoryStore {
             .get(&id)
             .filter(|c| c.can_authenticate())
             .cloned()
+    }
+}
+
+/// Sessions each create examines for expiry: a pass over `n` stored sessions takes at most
+/// `n / 3` creates (each adds one and examines four).
+const SWEEP_PER_CREATE: usize = 4;
+
+impl Inner {
+    /// Examine the next [`SWEEP_PER_CREATE`] sessions and drop the expired ones. Sessions
+    /// below `sweep_at` were examined in this pass, the others not yet.
+    fn sweep(&mut self, now: DateTime<Utc>) {
+        for _ in 0..SWEEP_PER_CREATE {
+            if self.sweep_at >= self.sessions.len() {
+                self.sweep_at = 0;
+            }
+            let Some((_, stored)) = self.sessions.get_index(self.sweep_at) else {
+                return;
+            };
+            if stored.expires_at > now {
+                self.sweep_at += 1;
+            } else {
+                // The last session takes this slot: the next step examines it.
+                self.sessions.swap_remove_index(self.sweep_at);
+            }
+        }
+    }
+
+    /// Remove one session in O(1), keeping every session not yet examined ahead of the sweep.
+    fn remove(&mut self, token_hash: &TokenHash) -> bool {
+        let before = self.sessions.len();
+        let Some((index, _, _)) = self.sessions.swap_remove_full(token_hash) else {
+            return false;
+        };
+        // The last session, not yet examined, moved into `index`; behind the sweep it would
+        // wait a whole pass, so it trades places with the last one examined.
+        if index < self.sweep_at && self.sweep_at < before {
+            self.sweep_at -= 1;
+            self.sessions.swap_indices(index, self.sweep_at);
+        }
+        true
+    }
+
+    /// Keep the sessions `keep` accepts, in order, and the sweep where it was; how many went.
+    fn retain(&mut self, mut keep: impl FnMut(&Stored) -> bool) -> usize {
+        let (before, cursor) = (self.sessions.len(), self.sweep_at);
+        let (mut index, mut examined) = (0, 0);
+        self.sessions.retain(|_, stored| {
+            let kept = keep(stored);
+            examined += usize::from(kept && index < cursor);
+            index += 1;
+            kept
+        });
+        self.sweep_at = examined;
+        before - self.sessions.len()
     }
 }
 
@@ -175,6 +241,7 @@ impl SessionStore for MemoryStore {
 impl MemoryStore {
     fn create_session(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
         let mut inner = self.write();
+        inner.sweep(self.clock.now());
         let customer =
             Self::resolve(&inner, &session.customer).ok_or(StoreError::UnknownCustomer)?;
         if inner.sessions.contains_key(&session.token_hash) {
@@ -202,14 +269,11 @@ impl SessionAdmin for MemoryStore {
     }
 
     async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
-        Ok(self.write().sessions.remove(token_hash).is_some())
+        Ok(self.write().remove(token_hash))
     }
 
     async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
-        let mut inner = self.write();
-        let before = inner.sessions.len();
-        inner.sessions.retain(|_, s| s.customer_id != customer_id);
-        Ok((before - inner.sessions.len()) as u64)
+        Ok(self.write().retain(|s| s.customer_id != customer_id) as u64)
     }
 }
 
@@ -229,7 +293,10 @@ impl CustomerStore for MemoryStore {
         let mut inner = self.write();
         Ok(match inner.customers.get_mut(&id) {
             Some(customer) => {
-                customer.make_mut().deleted_at = Some(at);
+                // The first deletion time stands, as Polar's `deleted_at` does.
+                if customer.deleted_at.is_none() {
+                    customer.make_mut().deleted_at = Some(at);
+                }
                 true
             }
             None => false,

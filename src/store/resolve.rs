@@ -61,7 +61,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The session `key` identifies, joined with its customer; `None` if there is none
     /// (never created, revoked, or purged), it has expired (`expires_at <= now`), or its
     /// customer is deleted. An error (or a load past the store timeout) answers `503`,
-    /// never `401`.
+    /// never `401`. A record whose `kind` is not the one the token's prefix announces is
+    /// refused as unknown (and logged): the kind decides the session's rights.
     fn load(
         &self,
         key: SessionKey<'_>,

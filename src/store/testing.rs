@@ -43,7 +43,8 @@
 //! The kit checks: create-then-load joined with the customer (a member session with its
 //! member); the raw token never reaches the store; insert-if-absent; unknown and deleted
 //! customers; `external_id` resolution;
-//! `revoke` and `revoke_all`; deleted customers' sessions; expiry (on the wall clock, so it
+//! `revoke` and `revoke_all`; deleted customers' sessions; a second deletion keeping the
+//! first `deleted_at`; expiry (on the wall clock, so it
 //! sleeps about a second); customer upsert and read. For a store with an invalidation feed
 //! it also runs two [`SessionManager`]s on two instances of the backend and checks that the
 //! feed goes live and that a revocation, a `revoke_all`, a customer deletion and a customer
@@ -92,6 +93,7 @@ where
     revoke_removes_one(&fresh().await).await;
     revoke_all_removes_only_that_customers(&fresh().await).await;
     deleted_customers_do_not_load(&fresh().await).await;
+    deleting_again_keeps_the_first_deletion_time(&fresh().await).await;
     customers_round_trip(&fresh().await).await;
     expired_sessions_do_not_load(&fresh().await).await;
     if has_feed(&fresh().await) {
@@ -328,6 +330,28 @@ async fn deleted_customers_do_not_load<S: Conformance>(store: &S) {
         Err(StoreError::UnknownCustomer) => {}
         other => panic!("a deleted customer gets no new session, got {other:?}"),
     }
+}
+
+/// `deleted_at` says when the customer was deleted: a second deletion (a retry, a replayed
+/// webhook) answers `Ok(true)`, the customer exists, and leaves the first time in place.
+async fn deleting_again_keeps_the_first_deletion_time<S: Conformance>(store: &S) {
+    let jane = customer(store, "Jane").await;
+    let first = truncate_to_micros(Utc::now() - TimeDelta::hours(1));
+    assert!(store.delete_customer(jane.id, first).await.expect("delete"));
+    let again = store
+        .delete_customer(jane.id, first + TimeDelta::minutes(5))
+        .await
+        .expect("delete again");
+    assert!(again, "a deleted customer still exists: Ok(true)");
+    let stored = CustomerStore::customer(store, &CustomerRef::Id(jane.id))
+        .await
+        .expect("read")
+        .expect("a deleted customer is kept");
+    assert_eq!(
+        stored.deleted_at,
+        Some(first),
+        "a second deletion moved deleted_at"
+    );
 }
 
 async fn customers_round_trip<S: Conformance>(store: &S) {

@@ -7,6 +7,17 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+/// The shortest secret [`SessionManagerBuilder::secret`] accepts, in bytes: SHA-256's output
+/// length. RFC 2104 advises against HMAC keys shorter than the hash's output, and 32 random
+/// bytes (256 bits) are out of reach of guessing. A passphrase that long holds less entropy,
+/// but length is what can be checked; `openssl rand -hex 32` gives 64 bytes.
+///
+/// [`TokenHasher::new`] takes any key, so that hashes under another system's secret (such as
+/// Polar's development default in its test vectors) can still be computed.
+///
+/// [`SessionManagerBuilder::secret`]: crate::SessionManagerBuilder::secret
+pub const MIN_SECRET_LEN: usize = 32;
+
 /// Computes [`TokenHash`]es with a server secret.
 ///
 /// The HMAC key schedule runs once here; each [`hash`](Self::hash) clones the keyed state,
@@ -28,7 +39,8 @@ pub struct TokenHasher {
 }
 
 impl TokenHasher {
-    /// A hasher keyed with `secret` (Polar's `settings.SECRET`).
+    /// A hasher keyed with `secret` (Polar's `settings.SECRET`), of any length; the session
+    /// manager insists on [`MIN_SECRET_LEN`].
     pub fn new(secret: &[u8]) -> Self {
         Self {
             keyed: Hmac::new_from_slice(secret).expect("HMAC accepts keys of any length"),

@@ -24,7 +24,7 @@ mod secret;
 use std::fmt;
 
 pub(crate) use hash::DigestState;
-pub use hash::{ShortHash, TokenHash, TokenHasher};
+pub use hash::{MIN_SECRET_LEN, ShortHash, TokenHash, TokenHasher};
 pub use secret::SessionToken;
 
 /// Length of the random part.

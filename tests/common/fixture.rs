@@ -22,8 +22,9 @@ use uuid::Uuid;
 
 use super::TestStore;
 
-/// The HMAC key of Polar's test vectors (`tests/fixtures/polar/token_test_vectors.json`).
-pub const VECTOR_SECRET: &[u8] = b"super secret jwt secret";
+/// The HMAC key of the fixture's sessions. Not Polar's test-vector key, which is too short
+/// for the session manager (`src/token/tests.rs` checks the vectors with `TokenHasher`).
+pub const FIXTURE_SECRET: &[u8] = b"fixture secret, thirty-two bytes";
 /// A Polar test-vector customer token; the fixture issues a session for it.
 pub const VALID: &str = "polar_cst_mDzyMJMtMi1pdvsJXMR2wHGk5Q6bbyD5UowKl0L1tZ2";
 /// A Polar test-vector member token; the fixture issues a session for it too.
@@ -50,7 +51,7 @@ pub async fn seed(
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) {
-    let hasher = tower_customer_session::token::TokenHasher::new(VECTOR_SECRET);
+    let hasher = tower_customer_session::token::TokenHasher::new(FIXTURE_SECRET);
     memory
         .create(NewSession {
             id: Uuid::new_v4(),
@@ -98,7 +99,7 @@ impl Fixture {
         seed(&memory, &bob, MEMBER, TokenKind::Member, epoch(), end).await;
         let store = TestStore::new(memory);
         let builder = SessionManager::builder(store.clone())
-            .secret(VECTOR_SECRET)
+            .secret(FIXTURE_SECRET)
             .clock(clock.clone())
             .cache_capacity(1_000)
             .store_timeout(Duration::from_millis(100));

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use super::health::PoolHealth;
 use super::listen::FeedConfig;
 use super::schema::{Schema, Statements};
 use super::{Inner, PostgresError, PostgresStore};
@@ -12,6 +13,10 @@ use super::{Inner, PostgresError, PostgresStore};
 /// A pooled connection idle for longer than this is tested (one round trip) before use;
 /// one used more recently passed the test sqlx runs when it was released.
 const TEST_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// How much longer than `statement_timeout` a statement may go unanswered before its
+/// connection is presumed dead: the server's own timeout error needs a round trip too.
+const STATEMENT_GRACE: Duration = Duration::from_millis(250);
 
 /// Settings of a [`PostgresStore`]; every one has a default, stated on its method.
 ///
@@ -48,9 +53,11 @@ impl Default for PostgresStoreBuilder {
             acquire_timeout: Duration::from_millis(500),
             statement_timeout: Duration::from_secs(1),
             feed: FeedConfig {
-                heartbeat_interval: Duration::from_secs(1),
-                heartbeat_timeout: Duration::from_secs(1),
+                heartbeat_interval: Duration::from_millis(100),
+                heartbeat_timeout: Duration::from_millis(200),
                 max_reconnect_delay: Duration::from_secs(5),
+                // Set from `acquire_timeout` when connecting.
+                subscribe_timeout: Duration::from_millis(500),
             },
         }
     }
@@ -88,7 +95,8 @@ impl PostgresStoreBuilder {
 
     /// Longest wait for a pooled connection, including opening one. Default: 500 ms. While
     /// the database is unreachable, each store call fails after this long (the layer answers
-    /// `503` with `Retry-After`).
+    /// `503` with `Retry-After`). The feed has as long to open its own connection and
+    /// subscribe (or `heartbeat_timeout`, if longer).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -106,6 +114,10 @@ impl PostgresStoreBuilder {
     /// stops working on what nobody waits for). `Duration::ZERO` disables it.
     /// [`migrate`](PostgresStore::migrate) runs with a longer limit of its own.
     ///
+    /// The store also waits no longer than this plus 250 ms for any answer: a statement
+    /// still unanswered then fails with a timeout, and its connection, presumed dead (a
+    /// network that stalled), is closed rather than reused.
+    ///
     /// ```
     /// # use std::time::Duration;
     /// # use tower_customer_session::store::postgres::PostgresStore;
@@ -117,13 +129,25 @@ impl PostgresStoreBuilder {
         self
     }
 
-    /// How often the feed proves its connection alive with a query on that connection.
-    /// Default: 1 s. A lost feed is noticed within `heartbeat_interval + heartbeat_timeout`.
+    /// How long the feed rests between a heartbeat's answer and the next heartbeat (a
+    /// `SELECT 1` on the feed's own connection). Default: 100 ms.
+    ///
+    /// **The silence bound** is `heartbeat_interval + heartbeat_timeout`, 300 ms by default:
+    /// with the default [`FeedPolicy`](crate::store::FeedPolicy), a session revoked on
+    /// another instance is refused by this one at most that long after the revocation
+    /// returned, whether the feed is healthy (then within milliseconds) or its connection
+    /// died without a word (a network that drops packets, a frozen proxy): the core counts
+    /// the feed lost once no heartbeat sent within the bound has been answered, and then
+    /// flushes and bypasses the cache. Each heartbeat costs the database one trivial
+    /// statement: at the default interval, about 0.1–0.15 % of one server core and 0.9 kB/s
+    /// per instance (`BENCHMARKS.md`, "Heartbeat cost — PostgreSQL"). A longer interval
+    /// costs less and widens the bound by as much.
     ///
     /// ```
     /// # use std::time::Duration;
     /// # use tower_customer_session::store::postgres::PostgresStore;
-    /// let builder = PostgresStore::builder().heartbeat_interval(Duration::from_millis(500));
+    /// // A silence bound of 150 ms + 200 ms = 350 ms.
+    /// let builder = PostgresStore::builder().heartbeat_interval(Duration::from_millis(150));
     /// # let _ = builder;
     /// ```
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
@@ -131,13 +155,15 @@ impl PostgresStoreBuilder {
         self
     }
 
-    /// Deadline for each heartbeat, and for opening and subscribing the feed's connection.
-    /// Default: 1 s.
+    /// Deadline for each heartbeat's answer, counted from when it was sent. Default: 200 ms.
+    /// Part of the silence bound (see [`heartbeat_interval`](Self::heartbeat_interval)).
+    /// Where round trips to the database take longer, the feed counts as lost over and over
+    /// (the cache is then bypassed, never wrong): raise it there.
     ///
     /// ```
     /// # use std::time::Duration;
     /// # use tower_customer_session::store::postgres::PostgresStore;
-    /// let builder = PostgresStore::builder().heartbeat_timeout(Duration::from_millis(500));
+    /// let builder = PostgresStore::builder().heartbeat_timeout(Duration::from_millis(400));
     /// # let _ = builder;
     /// ```
     pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
@@ -236,13 +262,19 @@ impl PostgresStoreBuilder {
             inner: Arc::new(Inner {
                 pool: RwLock::new(pool),
                 pool_options,
+                health: PoolHealth::new(self.acquire_timeout, self.feed.max_reconnect_delay),
+                statement_deadline: (!self.statement_timeout.is_zero())
+                    .then(|| self.statement_timeout + STATEMENT_GRACE),
                 sql: Statements::new(&schema),
                 schema,
                 channel,
                 options,
                 session_options,
                 runtime,
-                feed: self.feed,
+                feed: FeedConfig {
+                    subscribe_timeout: self.acquire_timeout.max(self.feed.heartbeat_timeout),
+                    ..self.feed
+                },
                 settings: self,
             }),
         })

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 use uuid::Uuid;
 
 use super::Inner;
@@ -21,13 +21,20 @@ pub(super) struct FeedConfig {
     pub(super) heartbeat_interval: Duration,
     pub(super) heartbeat_timeout: Duration,
     pub(super) max_reconnect_delay: Duration,
+    /// Deadline for opening the feed's connection and subscribing: the pool's
+    /// `acquire_timeout` (opening a connection takes as long for both), or the heartbeat's
+    /// deadline if longer.
+    pub(super) subscribe_timeout: Duration,
 }
 
 impl FeedConfig {
-    /// The longest gap between two proofs of life while the feed is healthy, plus half an
-    /// interval of slack: the core's watchdog counts a longer silence as a loss.
-    pub(super) fn max_silence(&self) -> Duration {
-        self.heartbeat_interval + self.heartbeat_timeout + self.heartbeat_interval / 2
+    /// The silence bound: the longest time between two proofs of life *sent* while the feed
+    /// is healthy (a beat is sent `heartbeat_interval` after the previous answer, which came
+    /// at most `heartbeat_timeout` after its own beat was sent). The core's watchdog counts
+    /// a longer silence as a loss, so a revocation made elsewhere is refused here at most
+    /// this long after it returned, even if the feed died silently.
+    pub(super) fn silence_bound(&self) -> Duration {
+        self.heartbeat_interval + self.heartbeat_timeout
     }
 }
 
@@ -61,7 +68,7 @@ pub(super) async fn run(store: Arc<Inner>, sink: FeedSink) {
         match subscribe(
             &store.session_options,
             &store.channel,
-            config.heartbeat_timeout,
+            config.subscribe_timeout,
         )
         .await
         {
@@ -129,6 +136,15 @@ enum End {
 
 /// Deliver notifications and beat until the connection is lost or the manager is gone.
 /// Also says whether a heartbeat ever succeeded.
+///
+/// Why an answered beat proves that every change committed before it was sent has been
+/// applied: a committing transaction queues its `NOTIFY`s and, once committed, signals
+/// every listening backend before its own client gets the reply. The listening backend
+/// sends pending notifications when idle, and always before the `ReadyForQuery` that ends a
+/// statement outside a transaction (the protocol never puts them inside a command's
+/// response). So a `SELECT 1` sent after a commit returned gets its answer only after the
+/// commit's notifications; sqlx, reading that answer, moves them into the listener's
+/// buffer, which is drained into the cache before the beat is counted.
 async fn serve(mut listener: PgListener, sink: &FeedSink, config: &FeedConfig) -> (End, bool) {
     let mut proven = false;
     let mut next_beat = Instant::now() + config.heartbeat_interval;
@@ -145,13 +161,15 @@ async fn serve(mut listener: PgListener, sink: &FeedSink, config: &FeedConfig) -
                 if sink.is_closed() {
                     return (End::Closed, proven);
                 }
-                // On the listening connection itself: notifications arriving meanwhile are
-                // buffered and delivered by the next `try_recv`.
+                let sent = Instant::now();
                 let beat = sqlx::query("SELECT 1").execute(&mut listener);
-                match timeout(config.heartbeat_timeout, beat).await {
+                match timeout_at(sent + config.heartbeat_timeout, beat).await {
                     Ok(Ok(_)) => {
+                        while let Some(notification) = listener.next_buffered() {
+                            sink.invalidate(parse(notification.payload()));
+                        }
                         proven = true;
-                        sink.alive();
+                        sink.alive_since(sent.into_std());
                     }
                     Ok(Err(_)) => return (End::Lost("heartbeat failed"), proven),
                     Err(_) => return (End::Lost("heartbeat timed out"), proven),
@@ -164,7 +182,7 @@ async fn serve(mut listener: PgListener, sink: &FeedSink, config: &FeedConfig) -
 
 /// Between half and all of `delay`, so a fleet that lost the database together does not
 /// reconnect in lockstep.
-fn jitter(delay: Duration) -> Duration {
+pub(super) fn jitter(delay: Duration) -> Duration {
     let fraction = f64::from(getrandom::u32().unwrap_or(u32::MAX)) / f64::from(u32::MAX);
     delay.mul_f64(0.5 + fraction / 2.0)
 }

@@ -56,10 +56,23 @@
 //! any message a listener does not recognise flushes everything.
 //!
 //! Each [`SessionManager`](crate::SessionManager) on this store listens on a dedicated
-//! connection, proves it alive with a query on that connection every
-//! [`heartbeat_interval`](PostgresStoreBuilder::heartbeat_interval), and on a failure or a
-//! missed deadline reports the feed lost (the cache is flushed and bypassed), reconnects
-//! with a capped backoff, subscribes again and reports it live.
+//! connection and proves it alive with a `SELECT 1` on that connection,
+//! [`heartbeat_interval`](PostgresStoreBuilder::heartbeat_interval) after each answer; an
+//! answer proves that every change committed before the beat was sent has reached the cache.
+//! On a failure or a missed deadline it reports the feed lost (the cache is flushed and
+//! bypassed), reconnects with a capped backoff, subscribes again and reports it live. A
+//! session revoked on another instance is refused here within the **silence bound**,
+//! `heartbeat_interval + heartbeat_timeout` (300 ms by default; defined on
+//! [`heartbeat_interval`](PostgresStoreBuilder::heartbeat_interval)), even when the feed's
+//! connection dies without a word.
+//!
+//! # Revocation
+//!
+//! [`revoke`](SessionAdmin::revoke) and [`revoke_all`](SessionAdmin::revoke_all) are soft
+//! deletes: `deleted_at` is set to the call's own time, and the sweep removes the row once
+//! it expires. The stamp lets a statement run again after a commit whose answer was lost
+//! (see Failures) recognise what its first attempt did, so the result says what the call
+//! revoked, never "nothing" for a revocation that took effect unseen.
 //!
 //! # Failures
 //!
@@ -68,12 +81,16 @@
 //! [`statement_timeout`](PostgresStoreBuilder::statement_timeout)), and the session manager
 //! has its own store timeout. A database that is down, refuses connections or hangs makes
 //! store calls fail or time out, and the layer answers `503` with `Retry-After`: never `401`,
-//! never a pass-through. A connection abandoned mid-statement is closed, not reused, and
-//! when the feed comes back after a loss the store starts a fresh pool, so connections that
-//! a stalled network left waiting cannot hold the pool's slots. Connections the server
-//! closed meanwhile are discarded on first use and the statement runs again on another.
-//! When the database is back, the pool and the feed recover by themselves, without a
-//! restart.
+//! never a pass-through. A connection abandoned mid-statement, or whose statement is still
+//! unanswered 250 ms past `statement_timeout` (the store's own deadline), is closed, not
+//! reused. A connection that a network turns into a black hole while sqlx tests it on its
+//! return to the pool (a wait with no deadline) cannot be reached, so the store watches the
+//! pool: when a caller waited a whole `acquire_timeout` for a connection and no statement
+//! was answered meanwhile, the pool is replaced, with a backoff; the same happens when the
+//! feed comes back after a loss. This holds whether or not the feed's own connection was
+//! spared. Connections the server closed meanwhile are discarded on first use and the
+//! statement runs again on another. When the database is back, the pool and the feed
+//! recover by themselves, without a restart.
 //!
 //! # Deployment caveats
 //!
@@ -95,6 +112,7 @@ mod builder;
 #[cfg(feature = "testing")]
 mod conformance;
 mod error;
+mod health;
 mod lease;
 mod listen;
 mod migrate;
@@ -106,7 +124,7 @@ use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
@@ -117,6 +135,7 @@ pub use error::PostgresError;
 pub use sqlx;
 
 use error::{is_broken_connection, store_error};
+use health::PoolHealth;
 use lease::{Lease, PgQuery};
 use listen::FeedConfig;
 use schema::{Schema, Statements};
@@ -136,9 +155,15 @@ pub struct PostgresStore {
 }
 
 struct Inner {
-    /// Replaced when the feed comes back after a loss; see [`Inner::renew_pool`].
+    /// Replaced when it stops making progress ([`PoolHealth`]) and when the feed comes back
+    /// after a loss; see [`Inner::renew_pool`].
     pool: RwLock<PgPool>,
     pool_options: PgPoolOptions,
+    health: PoolHealth,
+    /// How long a statement may go unanswered before its connection is presumed dead and
+    /// closed: `statement_timeout`, after which the server itself would have answered with
+    /// an error, plus a grace for the round trip. `None` without a `statement_timeout`.
+    statement_deadline: Option<Duration>,
     schema: Schema,
     channel: String,
     sql: Statements,
@@ -167,11 +192,12 @@ impl Inner {
             .clone()
     }
 
-    /// Start over with a fresh pool. Called when the feed's connection comes back after a
-    /// loss, i.e. after the database was unreachable: a connection the network stalled
-    /// while sqlx was testing it on release (or closing it) waits on a reply that will
-    /// never come, and keeps its pool slot until the kernel gives up on the socket, which
-    /// takes many minutes. A fresh pool has every slot; the old one closes what it can.
+    /// Start over with a fresh pool. Called when the pool stopped making progress (see
+    /// [`PoolHealth`]) and when the feed's connection comes back after a loss, i.e. after
+    /// the database was unreachable: a connection the network stalled while sqlx was
+    /// testing it on release waits on a reply that may never come, and keeps its pool slot
+    /// until the kernel gives up on the socket, which takes many minutes. A fresh pool has
+    /// every slot; the old one closes what it can.
     fn renew_pool(&self) {
         let fresh = self
             .pool_options
@@ -240,9 +266,15 @@ impl PostgresStore {
     /// since its last use (a restart, a failover, a network cut) fails at once and is
     /// discarded; the statement is then run again on the next connection, at most once per
     /// pool slot, so after an outage the pool sheds its dead connections without failing a
-    /// request. Every statement here is safe to repeat: reads, idempotent writes, and
-    /// `create`, whose repeat after an unseen commit reports a conflict, so the manager
-    /// issues another token and the first row, whose token nobody holds, expires unused.
+    /// request. Every statement here is safe to repeat, and says the same when repeated
+    /// after a first attempt whose commit went unseen: reads; writes keyed so that a repeat
+    /// recognises its own earlier effect (`revoke`, `revoke_all`); idempotent writes; and
+    /// `create`, whose repeat reports a conflict, so the manager issues another token and
+    /// the first row, whose token nobody holds, expires unused.
+    ///
+    /// A statement left unanswered past its deadline fails with a timeout, and its
+    /// connection is closed rather than reused (a black hole stays one). A pool that gives
+    /// no connection and answers nothing for a whole `acquire_timeout` is replaced.
     async fn fetch<'q>(
         &self,
         query: impl Fn() -> PgQuery<'q>,
@@ -251,8 +283,27 @@ impl PostgresStore {
         let mut retries = pool.options().get_max_connections();
         loop {
             let result = match Lease::acquire(&pool).await {
-                Ok(mut lease) => lease.fetch_optional(query()).await,
-                Err(error) => Err(error),
+                Ok(mut lease) => {
+                    let result = lease
+                        .fetch_optional(query(), self.inner.statement_deadline)
+                        .await;
+                    if matches!(result, Ok(_) | Err(sqlx::Error::Database(_))) {
+                        self.inner.health.answered();
+                    }
+                    result
+                }
+                Err(error) => {
+                    if matches!(error, sqlx::Error::PoolTimedOut)
+                        && self.inner.health.should_renew()
+                    {
+                        tracing::warn!(
+                            "no pooled PostgreSQL connection and no answer for a whole \
+                             acquire_timeout: starting a fresh pool"
+                        );
+                        self.inner.renew_pool();
+                    }
+                    Err(error)
+                }
             };
             match result {
                 Err(error) if retries > 0 && is_broken_connection(&error) => {
@@ -297,9 +348,9 @@ impl SessionStore for PostgresStore {
 
     fn watch(&self, sink: FeedSink) -> Option<Watch> {
         let inner = self.inner.clone();
-        let max_silence = inner.feed.max_silence();
+        let bound = inner.feed.silence_bound();
         self.inner.runtime.spawn(listen::run(inner, sink));
-        Some(Watch::new(max_silence))
+        Some(Watch::new(bound))
     }
 }
 
@@ -333,23 +384,49 @@ impl SessionAdmin for PostgresStore {
         Ok(new.into_record(customer))
     }
 
+    /// Revoke one session: a soft delete (`deleted_at` set; the sweep removes the row once
+    /// it expires). `Ok(true)` if this call revoked a session that was not revoked yet,
+    /// including when its first attempt committed but the answer was lost with the
+    /// connection and the store ran it again: the rows carry the call's own timestamp, so
+    /// the repeat recognises them. `Ok(false)` if there was no such session, or it was
+    /// revoked before (two calls revoking the same session within the same microsecond
+    /// would both report `true`).
     async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
         let hex = token_hash.to_hex();
+        let at = revocation_time();
         let row = self
-            .fetch(|| sqlx::query(&self.inner.sql.revoke).bind(hex.as_str()))
+            .fetch_one(|| {
+                sqlx::query(&self.inner.sql.revoke)
+                    .bind(hex.as_str())
+                    .bind(at)
+            })
             .await?;
-        // No row: nothing to revoke; `false`: it was already soft-deleted.
-        row.map_or(Ok(false), |row| row.try_get(0))
-            .map_err(store_error)
+        row.try_get(0).map_err(store_error)
     }
 
+    /// Revoke every session of a customer, as [`revoke`](Self::revoke) does one: the count
+    /// is of the sessions this call revoked, a first attempt whose answer was lost
+    /// included.
     async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
+        let at = revocation_time();
         let row = self
-            .fetch_one(|| sqlx::query(&self.inner.sql.revoke_all).bind(customer_id))
+            .fetch_one(|| {
+                sqlx::query(&self.inner.sql.revoke_all)
+                    .bind(customer_id)
+                    .bind(at)
+            })
             .await?;
         let count: i64 = row.try_get(0).map_err(store_error)?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
+}
+
+/// A revocation's stamp: now, to the microsecond PostgreSQL keeps, so the stamp read back
+/// equals the one bound.
+fn revocation_time() -> DateTime<Utc> {
+    let now = Utc::now();
+    now.with_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(now)
 }
 
 impl CustomerStore for PostgresStore {

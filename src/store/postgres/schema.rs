@@ -33,6 +33,8 @@ pub(super) const CUSTOMER_COLUMNS: [&str; 18] = [
 ];
 
 /// The session columns [`rows::session`](super::rows::session) reads, before the customer's.
+/// `id` is `CustomerSession::id` and `SessionInfo::id`, what admin tools find a row by (the
+/// README's PostgreSQL section says so).
 pub(super) const SESSION_COLUMNS: [&str; 8] = [
     "token",
     "id",
@@ -146,15 +148,28 @@ impl Statements {
                  ) \
                  SELECT EXISTS (SELECT 1 FROM inserted), {customer} FROM customer"
             ),
+            // Soft deletes stamped with the call's own time `$2`: run again after a commit
+            // whose answer was lost, a statement recognises what its first attempt did
+            // (the outer query sees the rows as they were before this attempt).
             revoke: format!(
-                "DELETE FROM {q}.customer_sessions WHERE token = $1::bpchar \
-                 RETURNING deleted_at IS NULL"
+                "WITH revoked AS ( \
+                     UPDATE {q}.customer_sessions SET deleted_at = $2 \
+                     WHERE token = $1::bpchar AND deleted_at IS NULL RETURNING 1 \
+                 ) \
+                 SELECT EXISTS (SELECT 1 FROM revoked) OR EXISTS ( \
+                     SELECT 1 FROM {q}.customer_sessions \
+                     WHERE token = $1::bpchar AND deleted_at = $2 \
+                 )"
             ),
             revoke_all: format!(
-                "WITH gone AS ( \
-                     DELETE FROM {q}.customer_sessions WHERE customer_id = $1 RETURNING deleted_at \
+                "WITH revoked AS ( \
+                     UPDATE {q}.customer_sessions SET deleted_at = $2 \
+                     WHERE customer_id = $1 AND deleted_at IS NULL RETURNING 1 \
                  ) \
-                 SELECT count(*) FROM gone WHERE deleted_at IS NULL"
+                 SELECT (SELECT count(*) FROM revoked) + ( \
+                     SELECT count(*) FROM {q}.customer_sessions \
+                     WHERE customer_id = $1 AND deleted_at = $2 \
+                 )"
             ),
             upsert_customer: format!(
                 "INSERT INTO {q}.customers ({customer}) VALUES ({placeholders}) \

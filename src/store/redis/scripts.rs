@@ -112,12 +112,13 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 ";
 
-/// `delete_customer`: mark the customer deleted, publish.
+/// `delete_customer`: mark the customer deleted unless it already is (the first deletion
+/// time stands), publish.
 ///
 /// KEYS: customer. ARGV: channel, message, deletion time. Returns 1 if it existed.
 const DELETE_CUSTOMER: &str = r"
 local exists = redis.call('EXISTS', KEYS[1])
-if exists == 1 then redis.call('HSET', KEYS[1], 'del', ARGV[3]) end
+if exists == 1 then redis.call('HSETNX', KEYS[1], 'del', ARGV[3]) end
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return exists
 ";
