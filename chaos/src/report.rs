@@ -82,7 +82,7 @@ pub fn print(history: &History, report: &Report) {
     );
 
     println!(
-        "\n| revocation during | reaching | (revocation, token, instance) | refusal seen | latest accept after it | latest first refusal | bound |\n|---|---|---:|---:|---:|---:|---:|"
+        "\n| revocation during | reaching | (revocation, token, instance) | refused | latest accept after it | latest first refusal | bound |\n|---|---|---:|---:|---:|---:|---:|"
     );
     for ((phase, reach), lags) in &f.lags {
         println!(

@@ -104,12 +104,12 @@ impl Reach {
 pub struct Lags {
     /// (revocation, token, instance) triples.
     pub pairs: u64,
-    /// Of those, how many a refusal was seen for.
+    /// Of those, how many an answer other than 200 was seen for after the revocation.
     pub refused: u64,
     /// Latest start of an accepted request after the revocation returned, ms after it.
     pub max_accept: f64,
-    /// Latest end of the first refusal after the revocation returned, ms after it (an
-    /// upper bound of the lag, for pairs the harness followed up).
+    /// Latest end of the first answer other than 200 after the revocation returned, ms
+    /// after it (an upper bound of the lag, for pairs the harness followed up).
     pub max_refusal: f64,
 }
 
@@ -374,9 +374,11 @@ pub fn check(history: &History) -> Report {
                 for op in ops.iter().filter(|op| op.start >= r && op.outcome.ok()) {
                     lags.max_accept = lags.max_accept.max(op.start - r);
                 }
+                // Any answer but 200 (a 503, none from a killed instance) serves nothing:
+                // the rules are about accepting.
                 if let Some(first) = ops
                     .iter()
-                    .filter(|op| op.start >= r && op.outcome == Outcome::Status(401))
+                    .filter(|op| op.start >= r && !op.outcome.ok())
                     .map(|op| op.end - r)
                     .min_by(f64::total_cmp)
                 {
