@@ -76,7 +76,7 @@
 //! | store | a revocation elsewhere is refused here | while the feed is down |
 //! |---|---|---|
 //! | one process, [`MemoryStore`] | at once (there is no elsewhere) | — |
-//! | shared, with a feed (default [`FeedPolicy::BypassCache`](store::FeedPolicy)) | as soon as the message arrives (about a millisecond on a LAN) | at once: the cache is flushed and bypassed, every request asks the store |
+//! | shared, with a feed (default [`FeedPolicy::BypassCache`](store::FeedPolicy)) | as soon as the message arrives (about a millisecond on a LAN) | within the store's silence bound ([`Watch::max_silence`](store::Watch::max_silence): `heartbeat_interval + heartbeat_timeout`, 300 ms by default for Redis and PostgreSQL) after the revocation returned, even if the feed died without a word: then the cache is flushed and bypassed, every request asks the store |
 //! | shared, with a feed, [`FeedPolicy::ServeCached`](store::FeedPolicy) | as soon as the message arrives | within `cache_max_ttl` (60 s by default) |
 //! | shared, without a feed (e.g. your own store, Polar's API without webhooks) | within `cache_max_ttl` | — |
 //!

@@ -180,6 +180,26 @@ async fn a_rotation_on_the_memory_store() {
     .await;
 }
 
+/// An instance on a shared store with a feed, once its feed is live.
+async fn live<S: SessionStore>(
+    store: S,
+    current: &'static [u8],
+    accepted: Vec<&'static [u8]>,
+) -> SessionManager<S> {
+    let manager = SessionManager::builder(store)
+        .secret(current)
+        .accept_secrets(accepted)
+        .build()
+        .unwrap();
+    redis_support::wait_for_feed(
+        &manager,
+        tower_customer_session::store::FeedState::Live,
+        Duration::from_secs(5),
+    )
+    .await;
+    manager
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_on_redis() {
     let Some(namespace) = redis_support::Namespace::shared() else {
@@ -192,18 +212,7 @@ async fn a_rotation_on_redis() {
             let prefix = prefix.clone();
             async move {
                 let store = namespace.builder(&prefix).connect().await.expect("connect");
-                let manager = SessionManager::builder(store)
-                    .secret(current)
-                    .accept_secrets(accepted)
-                    .build()
-                    .unwrap();
-                redis_support::wait_for_feed(
-                    &manager,
-                    tower_customer_session::store::FeedState::Live,
-                    Duration::from_secs(5),
-                )
-                .await;
-                manager
+                live(store, current, accepted).await
             }
         },
         redis_support::PROPAGATION,
@@ -226,18 +235,7 @@ async fn a_rotation_on_postgres() {
                 .connect(&postgres_common::database_url())
                 .await
                 .expect("connect");
-            let manager = SessionManager::builder(store)
-                .secret(current)
-                .accept_secrets(accepted)
-                .build()
-                .unwrap();
-            redis_support::wait_for_feed(
-                &manager,
-                tower_customer_session::store::FeedState::Live,
-                Duration::from_secs(5),
-            )
-            .await;
-            manager
+            live(store, current, accepted).await
         },
         postgres_common::PROPAGATION,
     )

@@ -438,3 +438,51 @@ async fn the_sweep_deletes_only_expired_sessions_and_announces_nothing() {
     assert_eq!(kept, [true]);
     fleet.stop().await;
 }
+
+/// A revocation undone in SQL (`deleted_at = NULL`) is announced like any change, and the
+/// instances that had refused the session (and remembered the refusal in their negative
+/// cache) accept it again within the propagation bound, not after `negative_cache_ttl`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_undone_in_sql_is_honoured_within_100ms() {
+    let Some(mut fleet) = Fleet::start().await else {
+        return;
+    };
+    let jane = fleet.customer("Jane").await;
+    let sessions = fleet.table("customer_sessions");
+    let token = fleet.session(&jane).await;
+    let hex = hash_of(&token).to_hex();
+    fleet
+        .sql(&format!(
+            "UPDATE {sessions} SET deleted_at = now() WHERE token = '{hex}'"
+        ))
+        .await;
+    for side in [&fleet.a, &fleet.b] {
+        refused_within(side, &token, "soft delete in SQL").await;
+        // Refused twice: the second answer comes from the negative cache.
+        assert!(
+            side.authenticate(&token, CredentialSource::Header)
+                .await
+                .is_err()
+        );
+    }
+    fleet
+        .sql(&format!(
+            "UPDATE {sessions} SET deleted_at = NULL WHERE token = '{hex}'"
+        ))
+        .await;
+    for side in [&fleet.a, &fleet.b] {
+        let deadline = tokio::time::Instant::now() + PROPAGATION;
+        while side
+            .authenticate(&token, CredentialSource::Header)
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the undone revocation is still refused after {PROPAGATION:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    fleet.stop().await;
+}

@@ -13,7 +13,7 @@ use redis_support::{
     Namespace, PROPAGATION, authenticates, customer, manager, refused_within, wait_for_feed,
 };
 use tower_customer_session::store::FeedState;
-use tower_customer_session::{CreateSession, CredentialSource, RedisStore, SessionManager};
+use tower_customer_session::{CreateSession, CredentialSource, RedisStore, SessionManager, redis};
 
 type Manager = SessionManager<RedisStore>;
 
@@ -137,6 +137,47 @@ async fn a_revocation_racing_a_load_does_not_resurrect_the_session() {
                 "round {round}: the revoked session came back"
             );
         }
+    }
+}
+
+/// What the `RedisStore` docs tell an admin tool outside the crate to do, on a plain
+/// connection: delete the session's key and publish its hash, in one `MULTI`/`EXEC`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_tool_revokes_by_token_hash_with_del_and_publish() {
+    let Some(redis) = Namespace::shared() else {
+        return;
+    };
+    let (a, b) = fleet(&redis).await;
+    let jane = a.upsert_customer(customer("Jane")).await.unwrap();
+    let session = a.create(jane.id, CreateSession::default()).await.unwrap();
+    let token = session.token.expose_secret();
+    for side in [&a, &b] {
+        authenticates(side, token).await;
+    }
+
+    // The tool knows the token's hash (hex HMAC-SHA256 under the shared secret), the key
+    // prefix and the channel.
+    let hash = a.hasher().hash(token).to_hex();
+    let (prefix, channel) = (a.store().key_prefix(), a.store().channel());
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let (deleted, receivers): (i64, i64) = redis::pipe()
+        .atomic()
+        .cmd("DEL")
+        .arg(format!("{prefix}s:{hash}"))
+        .cmd("PUBLISH")
+        .arg(channel)
+        .arg(format!("s:{hash}"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(
+        (deleted, receivers),
+        (1, 2),
+        "one key, two subscribed instances"
+    );
+    for side in [&a, &b] {
+        refused_within(side, token, PROPAGATION, "a revocation by an admin tool").await;
     }
 }
 

@@ -144,9 +144,11 @@ async fn revocation_during_an_in_flight_load(revoke_all: bool) {
         next.rejection,
         Some(Rejection::InvalidToken(InvalidToken::Unknown))
     );
+    // Either the store was asked again, or the load that raced the revocation was itself
+    // refused: this instance remembers what it revoked, whatever the store read before.
     assert!(
-        h.store.loads() >= 2,
-        "the store was asked again after the revocation"
+        h.store.loads() >= 2 || first.status == StatusCode::UNAUTHORIZED,
+        "the refusal came from a read older than the revocation"
     );
 }
 

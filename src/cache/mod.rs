@@ -25,11 +25,12 @@
 
 mod aliases;
 mod epochs;
+mod flight;
+mod index;
 mod revoked;
 mod tombstones;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -37,19 +38,19 @@ use std::time::{Duration, Instant};
 use aliases::Aliases;
 pub(crate) use epochs::Epoch;
 use epochs::{Epochs, STRIPES, stripe};
+use flight::Flight;
+use index::CustomerIndex;
 use revoked::{Remembered, Revoked};
 use tombstones::{Recorded, Tombstones};
 
 use moka::sync::Cache;
-use smallvec::SmallVec;
-use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::extension::SessionInfo;
-use crate::metrics::{CacheResult, Metrics};
+use crate::metrics::Metrics;
 use crate::model::Customer;
-use crate::reject::{InvalidToken, Rejection, StoreUnavailable};
+use crate::reject::{InvalidToken, Rejection};
 use crate::store::Invalidation;
 use crate::token::{DigestState, TokenHash};
 
@@ -96,9 +97,6 @@ pub(crate) struct CacheConfig {
 
 type Flights = HashMap<TokenHash, Weak<Flight>, DigestState>;
 
-/// Shards of the customer index, so inserts of different customers rarely contend.
-const INDEX_SHARDS: usize = 16;
-
 pub(crate) struct SessionCache {
     positive: Cache<TokenHash, Arc<CachedSession>, DigestState>,
     negative: Option<Cache<TokenHash, InvalidToken, DigestState>>,
@@ -120,74 +118,6 @@ pub(crate) struct SessionCache {
     pub(crate) metrics: Metrics,
 }
 
-/// Which cached hashes belong to which customer. Entries are added under the stripe lock
-/// that orders inserts against revocations, and removed by moka's eviction listener. Each
-/// entry remembers which cached value it stands for, so a late notice about an old value
-/// never unlists the value that replaced it.
-struct CustomerIndex {
-    shards: [Mutex<HashMap<Uuid, Listed>>; INDEX_SHARDS],
-}
-
-/// One customer's cached sessions. Most customers have one at a time: kept inline, it costs
-/// no allocation to list and none to unlist, which on many threads means no contended
-/// `free` on every eviction.
-type Listed = SmallVec<[Indexed; 1]>;
-
-struct Indexed {
-    hash: TokenHash,
-    /// Identity of the cached `Arc<CachedSession>` (its address while it lives).
-    value: usize,
-}
-
-impl CustomerIndex {
-    fn shard(&self, customer_id: &Uuid) -> MutexGuard<'_, HashMap<Uuid, Listed>> {
-        let shard = customer_id.as_bytes()[15] as usize % INDEX_SHARDS;
-        // Plain maps edited one call at a time: a panic cannot leave one half-written.
-        self.shards[shard].lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn add(&self, customer_id: Uuid, hash: TokenHash, value: &Arc<CachedSession>) {
-        let mut shard = self.shard(&customer_id);
-        let entries = shard.entry(customer_id).or_default();
-        entries.retain(|e| e.hash != hash);
-        entries.push(Indexed {
-            hash,
-            value: Arc::as_ptr(value) as usize,
-        });
-    }
-
-    fn remove(&self, customer_id: Uuid, hash: &TokenHash, value: &Arc<CachedSession>) {
-        let value = Arc::as_ptr(value) as usize;
-        let mut shard = self.shard(&customer_id);
-        if let Some(entries) = shard.get_mut(&customer_id) {
-            entries.retain(|e| !(e.hash == *hash && e.value == value));
-            if entries.is_empty() {
-                shard.remove(&customer_id);
-            }
-        }
-    }
-
-    fn take(&self, customer_id: Uuid) -> Listed {
-        self.shard(&customer_id)
-            .remove(&customer_id)
-            .unwrap_or_default()
-    }
-
-    fn clear(&self) {
-        for shard in &self.shards {
-            shard.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        }
-    }
-
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap().values().map(|l| l.len()).sum::<usize>())
-            .sum()
-    }
-}
-
 /// Whether [`SessionCache::insert_if_current`] kept the entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Insert {
@@ -196,11 +126,6 @@ pub(crate) enum Insert {
     Raced,
     /// Not cached (feed down, or a revocation not confirmed), but valid to hand out.
     Skipped,
-}
-
-#[derive(Default)]
-struct Flight {
-    outcome: OnceCell<Fetched>,
 }
 
 /// Per-entry lifetime: never past the session's end, never longer than `max_ttl`.
@@ -225,9 +150,7 @@ impl moka::Expiry<TokenHash, Arc<CachedSession>> for SessionExpiry {
 
 impl SessionCache {
     pub(crate) fn new(config: &CacheConfig, clock: Arc<dyn Clock>) -> Self {
-        let by_customer = Arc::new(CustomerIndex {
-            shards: std::array::from_fn(|_| Mutex::default()),
-        });
+        let by_customer = Arc::new(CustomerIndex::new());
         let index = by_customer.clone();
         let aliases = Arc::new(Aliases::default());
         let unlist = aliases.clone();
@@ -488,358 +411,7 @@ impl SessionCache {
         }
         self.positive.entry_count()
     }
-
-    /// Run `load` once for all concurrent callers with the same `hash`.
-    ///
-    /// Whoever finds no unfinished flight for the hash starts one; the others wait on it. If
-    /// the loading caller is cancelled, a waiter takes over with its own `load`. A finished
-    /// flight serves only the callers that were already waiting: its outcome may be an error
-    /// (never cached) or predate a revocation, so later callers go by the cache instead.
-    pub(crate) async fn coalesce<F, Fut>(&self, hash: TokenHash, load: F) -> LoadOutcome
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Fetched>,
-    {
-        // Every revocation that completed before this call must hold for what it returns.
-        let since = self.epoch(&hash);
-        // A flight joined here was started after `since` was read, unless it was already
-        // running; so the second round always gets a fresh outcome.
-        for _ in 0..2 {
-            let (epoch, outcome) = self.join_flight(hash, &load).await;
-            match &outcome {
-                Ok(entry) if !self.current_for(epoch, since, entry) => {}
-                _ => return outcome,
-            }
-            // The flight read the store before a revocation this caller must see.
-        }
-        // Unreachable by the argument above; fail closed if it ever is not.
-        Err(Rejection::StoreUnavailable(StoreUnavailable::Error))
-    }
-
-    async fn join_flight<F, Fut>(&self, hash: TokenHash, load: &F) -> Fetched
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Fetched>,
-    {
-        let flight = {
-            let mut flights = self.flights(&hash);
-            let running = flights
-                .get(&hash)
-                .and_then(Weak::upgrade)
-                .filter(|flight| !flight.outcome.initialized());
-            match running {
-                Some(flight) => {
-                    self.metrics.cache(CacheResult::Coalesced);
-                    flight
-                }
-                None => {
-                    // A flight that just finished inserted its result before leaving; look
-                    // again under the lock so a late caller does not load a second time.
-                    match self.lookup(&hash) {
-                        // Cached entries are current: revocations remove them under the
-                        // same lock that guards their insertion.
-                        Lookup::Hit(hit) => return (Epoch::CURRENT, Ok(hit)),
-                        Lookup::Negative(reason) => {
-                            return (Epoch::CURRENT, Err(Rejection::InvalidToken(reason)));
-                        }
-                        Lookup::Miss => {}
-                    }
-                    let flight = Arc::new(Flight::default());
-                    flights.insert(hash, Arc::downgrade(&flight));
-                    flight
-                }
-            }
-        };
-        let guard = FlightGuard {
-            cache: self,
-            hash,
-            flight: Some(flight),
-        };
-        let flight = guard.flight.as_ref().expect("set above");
-        flight.outcome.get_or_init(load).await.clone()
-    }
-}
-
-/// Leaves a flight; the last participant out removes it from the map.
-struct FlightGuard<'a> {
-    cache: &'a SessionCache,
-    hash: TokenHash,
-    flight: Option<Arc<Flight>>,
-}
-
-impl Drop for FlightGuard<'_> {
-    fn drop(&mut self) {
-        drop(self.flight.take());
-        let mut flights = self.cache.flights(&self.hash);
-        if flights
-            .get(&self.hash)
-            .is_some_and(|weak| weak.strong_count() == 0)
-        {
-            flights.remove(&self.hash);
-        }
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::ManualClock;
-    use crate::extension::CredentialSource;
-    use crate::model::CustomerData;
-    use crate::token::TokenKind;
-
-    fn cache() -> (SessionCache, ManualClock) {
-        let clock = ManualClock::new(chrono::Utc::now());
-        let config = CacheConfig {
-            capacity: 1_000,
-            max_ttl: Duration::from_secs(60),
-            negative_capacity: 100,
-            negative_ttl: Duration::from_secs(5),
-            revocation_memory: Duration::from_secs(3600),
-        };
-        (SessionCache::new(&config, Arc::new(clock.clone())), clock)
-    }
-
-    fn entry(clock: &ManualClock, customer: &Customer, n: u8) -> (TokenHash, Arc<CachedSession>) {
-        let hash = TokenHash::from_bytes([n; 32]);
-        let expires_at = clock.now() + chrono::TimeDelta::hours(1);
-        let entry = CachedSession {
-            presented: hash,
-            customer: customer.clone(),
-            info: SessionInfo {
-                id: Uuid::new_v4(),
-                customer_id: customer.id,
-                expires_at,
-                kind: TokenKind::Customer,
-                source: CredentialSource::Header,
-                return_url: None,
-                token_hash: hash,
-                member: None,
-            },
-            expires_at_micros: expires_at.timestamp_micros(),
-            customer_active: true,
-        };
-        (hash, Arc::new(entry))
-    }
-
-    fn insert(cache: &SessionCache, (hash, entry): (TokenHash, Arc<CachedSession>)) -> Insert {
-        let epoch = cache.epoch(&hash);
-        cache.insert_if_current(hash, entry, epoch, None)
-    }
-
-    fn customer() -> Customer {
-        Customer::new(CustomerData::new(chrono::Utc::now()))
-    }
-
-    impl CachedSession {
-        fn clone_for_test(&self) -> Self {
-            Self {
-                presented: self.presented,
-                customer: self.customer.clone(),
-                info: self.info.clone(),
-                expires_at_micros: self.expires_at_micros,
-                customer_active: self.customer_active,
-            }
-        }
-    }
-
-    fn is_hit(cache: &SessionCache, hash: &TokenHash) -> bool {
-        matches!(cache.lookup(hash), Lookup::Hit(_))
-    }
-
-    #[test]
-    fn invalidate_customer_drops_exactly_that_customers_entries() {
-        let (cache, clock) = cache();
-        let (jane, john) = (customer(), customer());
-        for n in 0..3 {
-            assert_eq!(insert(&cache, entry(&clock, &jane, n)), Insert::Cached);
-        }
-        assert_eq!(insert(&cache, entry(&clock, &john, 9)), Insert::Cached);
-        assert_eq!(cache.by_customer.len(), 4);
-
-        cache.invalidate_customer(jane.id);
-        for n in 0..3 {
-            assert!(!is_hit(&cache, &TokenHash::from_bytes([n; 32])));
-        }
-        assert!(is_hit(&cache, &TokenHash::from_bytes([9; 32])));
-        cache.positive.run_pending_tasks();
-        assert_eq!(
-            cache.by_customer.len(),
-            1,
-            "only John's entry stays indexed"
-        );
-    }
-
-    #[test]
-    fn a_late_eviction_notice_does_not_unlist_the_entry_that_replaced_it() {
-        let (cache, clock) = cache();
-        let jane = customer();
-        insert(&cache, entry(&clock, &jane, 1));
-        // `invalidate_all` notifies lazily; the same key is cached again before it does.
-        cache.invalidate_all();
-        insert(&cache, entry(&clock, &jane, 1));
-        cache.positive.run_pending_tasks();
-        cache.invalidate_customer(jane.id);
-        assert!(
-            !is_hit(&cache, &TokenHash::from_bytes([1; 32])),
-            "the re-inserted entry was still indexed, so the customer invalidation found it"
-        );
-    }
-
-    #[test]
-    fn an_insert_that_raced_a_revocation_is_refused() {
-        let (cache, clock) = cache();
-        let (hash, value) = entry(&clock, &customer(), 1);
-        let epoch = cache.epoch(&hash);
-        cache.invalidate(&hash);
-        assert_eq!(
-            cache.insert_if_current(hash, value, epoch, None),
-            Insert::Raced
-        );
-        assert!(!is_hit(&cache, &hash));
-    }
-
-    #[test]
-    fn tombstones_keep_unconfirmed_revocations_out_of_the_cache() {
-        let (cache, clock) = cache();
-        let (jane, john) = (customer(), customer());
-        let janes = entry(&clock, &jane, 1);
-        cache.tombstone(janes.0);
-        assert_eq!(insert(&cache, janes.clone()), Insert::Skipped);
-        assert!(!is_hit(&cache, &janes.0));
-
-        cache.tombstone_customer(john.id);
-        assert_eq!(insert(&cache, entry(&clock, &john, 2)), Insert::Skipped);
-        assert_eq!(insert(&cache, entry(&clock, &jane, 3)), Insert::Cached);
-    }
-
-    #[test]
-    fn a_bypassed_cache_neither_answers_nor_fills() {
-        let (cache, clock) = cache();
-        let jane = customer();
-        let cached = entry(&clock, &jane, 1);
-        insert(&cache, cached.clone());
-        cache.insert_negative(TokenHash::from_bytes([7; 32]), InvalidToken::Unknown);
-        cache.set_bypass(true);
-        assert!(matches!(cache.lookup(&cached.0), Lookup::Miss));
-        assert!(matches!(
-            cache.lookup(&TokenHash::from_bytes([7; 32])),
-            Lookup::Miss
-        ));
-        assert_eq!(insert(&cache, entry(&clock, &jane, 2)), Insert::Skipped);
-        cache.set_bypass(false);
-        assert!(
-            !is_hit(&cache, &TokenHash::from_bytes([2; 32])),
-            "nothing was cached meanwhile"
-        );
-    }
-
-    #[test]
-    fn feed_invalidations_apply_like_local_ones() {
-        let (cache, clock) = cache();
-        let jane = customer();
-        let first = entry(&clock, &jane, 1);
-        let second = entry(&clock, &jane, 2);
-        insert(&cache, first.clone());
-        insert(&cache, second.clone());
-        let epoch = cache.epoch(&first.0);
-        cache.apply(Invalidation::Session(first.0));
-        assert!(!is_hit(&cache, &first.0));
-        assert!(is_hit(&cache, &second.0));
-        assert_eq!(
-            cache.insert_if_current(first.0, first.1, epoch, None),
-            Insert::Raced
-        );
-        cache.apply(Invalidation::Customer(jane.id));
-        assert!(!is_hit(&cache, &second.0));
-    }
-
-    #[test]
-    fn a_customer_invalidation_disturbs_only_that_customers_loads() {
-        let (cache, clock) = cache();
-        let (jane, john) = (customer(), customer());
-        let (janes, johns) = (entry(&clock, &jane, 1), entry(&clock, &john, 2));
-        let (jane_epoch, john_epoch) = (cache.epoch(&janes.0), cache.epoch(&johns.0));
-        // A stream of other customers' invalidations while both loads are in flight.
-        for _ in 0..1_000 {
-            cache.invalidate_customer(Uuid::new_v4());
-        }
-        cache.invalidate_customer(jane.id);
-        assert_eq!(
-            cache.insert_if_current(janes.0, janes.1, jane_epoch, None),
-            Insert::Raced,
-            "Jane's load raced her own invalidation"
-        );
-        assert_eq!(
-            cache.insert_if_current(johns.0, johns.1, john_epoch, None),
-            Insert::Cached,
-            "John's load is not disturbed by anybody else's"
-        );
-    }
-
-    #[test]
-    fn a_feed_message_for_a_session_also_clears_its_negative_entry() {
-        let (cache, _) = cache();
-        let hash = TokenHash::from_bytes([4; 32]);
-        cache.insert_negative(hash, InvalidToken::Unknown);
-        assert!(matches!(cache.lookup(&hash), Lookup::Negative(_)));
-        cache.apply(Invalidation::Session(hash));
-        assert!(
-            matches!(cache.lookup(&hash), Lookup::Miss),
-            "a revocation undone elsewhere is asked again, not refused for the negative TTL"
-        );
-    }
-
-    #[test]
-    fn a_flood_of_failed_revocations_never_lets_a_real_one_be_cached() {
-        let (cache, clock) = cache();
-        let jane = customer();
-        let real = entry(&clock, &jane, 1);
-        cache.tombstone(real.0);
-        for n in 0..(tombstones::CAPACITY as u32 + 100) {
-            let mut bytes = [0xee; 32];
-            bytes[..4].copy_from_slice(&n.to_le_bytes());
-            cache.tombstone(TokenHash::from_bytes(bytes));
-        }
-        assert_eq!(insert(&cache, real.clone()), Insert::Skipped);
-        assert!(!is_hit(&cache, &real.0));
-        assert_eq!(
-            insert(&cache, entry(&clock, &customer(), 9)),
-            Insert::Skipped,
-            "with the record full, nothing is cached"
-        );
-    }
-
-    #[test]
-    fn a_session_found_under_an_older_key_goes_with_its_stored_hash() {
-        let (cache, clock) = cache();
-        let jane = customer();
-        let (presented, entry) = entry(&clock, &jane, 1);
-        let stored = TokenHash::from_bytes([2; 32]);
-        let aliased = || {
-            let mut copy = CachedSession::clone_for_test(&entry);
-            copy.info.token_hash = stored;
-            Arc::new(copy)
-        };
-
-        // A revocation of the stored hash while the load was in flight: not cached.
-        let epoch = cache.epoch(&presented);
-        let stored_epoch = cache.session_epoch(&stored);
-        cache.invalidate(&stored);
-        assert_eq!(
-            cache.insert_if_current(presented, aliased(), epoch, Some((stored, stored_epoch))),
-            Insert::Raced
-        );
-
-        // Cached under the presented hash; a revocation naming the stored one drops it.
-        let epoch = cache.epoch(&presented);
-        let stored_epoch = cache.session_epoch(&stored);
-        assert_eq!(
-            cache.insert_if_current(presented, aliased(), epoch, Some((stored, stored_epoch))),
-            Insert::Cached
-        );
-        assert!(is_hit(&cache, &presented));
-        cache.apply(Invalidation::Session(stored));
-        assert!(!is_hit(&cache, &presented));
-    }
-}
+mod tests;

@@ -206,7 +206,8 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
     ///
     /// An entry never outlives its session's `expires_at`. Revocations through these
     /// `SessionManager` apply at once; this bounds how long a revocation made elsewhere
-    /// (another process sharing the store) can go unseen.
+    /// (another process sharing the store) can go unseen by a store without a feed, or
+    /// with one under [`FeedPolicy::ServeCached`] while it is down.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -313,7 +314,7 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
     /// use tower_customer_session::store::FeedPolicy;
     ///
     /// // Availability over freshness: a revocation made elsewhere during a feed outage holds
-    /// // within `cache_max_ttl` instead of at once.
+    /// // within `cache_max_ttl` instead of within the store's silence bound.
     /// let sessions = SessionManager::builder(MemoryStore::new())
     ///     .feed_policy(FeedPolicy::ServeCached)
     ///     .build()

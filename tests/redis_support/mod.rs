@@ -5,6 +5,7 @@
 // Each test binary uses a different subset.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod server;
 
 use std::sync::Mutex;
@@ -77,11 +78,10 @@ impl Namespace {
         prefix
     }
 
-    /// A builder on `prefix`, with a short heartbeat so tests notice losses quickly.
+    /// A builder on `prefix`, with every other setting at its default (the heartbeat's is
+    /// short enough for tests to notice losses quickly).
     pub fn builder(&self, prefix: &str) -> RedisStoreBuilder {
-        RedisStore::builder(self.url.as_str())
-            .key_prefix(prefix)
-            .heartbeat_interval(Duration::from_millis(250))
+        RedisStore::builder(self.url.as_str()).key_prefix(prefix)
     }
 
     /// A store on a fresh, empty prefix.

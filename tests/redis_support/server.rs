@@ -40,6 +40,11 @@ impl OwnRedis {
         self.port
     }
 
+    /// The server's process id, while it runs (for reading its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL, as a crash would; its data is gone (it never persists).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::commands::Commands;
 use super::feed::FeedSettings;
 use super::keys::Keys;
 use super::scripts::Scripts;
@@ -37,6 +38,7 @@ pub struct RedisStoreBuilder {
     connect_timeout: Duration,
     command_timeout: Duration,
     heartbeat_interval: Duration,
+    heartbeat_timeout: Duration,
 }
 
 impl RedisStoreBuilder {
@@ -47,7 +49,8 @@ impl RedisStoreBuilder {
             channel: None,
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_millis(500),
-            heartbeat_interval: Duration::from_secs(1),
+            heartbeat_interval: Duration::from_millis(100),
+            heartbeat_timeout: Duration::from_millis(200),
         }
     }
 
@@ -113,20 +116,64 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// How often the feed proves its subscription alive with a `PING` sent through it; a
-    /// ping unanswered within the interval counts as a lost feed, and the manager also
-    /// treats three intervals without a beat as lost. Default: 1 s.
+    /// How long the feed waits after one `PING` through its subscription before sending
+    /// the next (measured from the sending; never two at once). Part of the
+    /// [silence bound](Self::silence_bound). Default: 100 ms.
     ///
     /// ```
     /// # use std::time::Duration;
     /// # use tower_customer_session::RedisStore;
     /// let builder = RedisStore::builder("redis://127.0.0.1:6379")
     ///     .heartbeat_interval(Duration::from_millis(250));
-    /// # let _ = builder;
+    /// assert_eq!(builder.silence_bound(), Duration::from_millis(450));
     /// ```
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
         self.heartbeat_interval = interval.max(Duration::from_millis(1));
         self
+    }
+
+    /// How long a feed `PING` may go unanswered before the subscription counts as lost
+    /// (and is replaced, with backoff). Part of the [silence bound](Self::silence_bound).
+    /// Default: 200 ms.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tower_customer_session::RedisStore;
+    /// let builder = RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .heartbeat_timeout(Duration::from_millis(400));
+    /// assert_eq!(builder.silence_bound(), Duration::from_millis(500));
+    /// ```
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The silence bound: `heartbeat_interval + heartbeat_timeout`, 300 ms by default.
+    ///
+    /// It is the longest a subscription that died silently (a frozen connection, a dropped
+    /// NAT entry) can let an instance serve, from its cache, a session revoked on another
+    /// instance. A revocation published before a feed `PING` was sent arrives before that
+    /// `PING`'s answer, and the [`SessionManager`](crate::SessionManager) stops using its
+    /// cache (default [`FeedPolicy`](crate::store::FeedPolicy)) once the silence bound has
+    /// passed since the last answered `PING` was sent. So a session revoked anywhere is
+    /// refused on every instance within the silence bound of `revoke` returning (plus
+    /// scheduling delays), whether the feed is healthy (then within its delivery time,
+    /// about a millisecond on a LAN) or silently dead.
+    ///
+    /// A shorter bound costs more pings (at the defaults, ten a second per
+    /// `SessionManager`; measured in `BENCHMARKS.md`, "Heartbeat cost") and risks false
+    /// alarms: a server that stalls longer than the timeout (a slow command, a fork on a
+    /// large data set) counts as a lost feed on every instance, which then flush their
+    /// caches and ask Redis for every request until the feed is back.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tower_customer_session::RedisStore;
+    /// let builder = RedisStore::builder("redis://127.0.0.1:6379");
+    /// assert_eq!(builder.silence_bound(), Duration::from_millis(300));
+    /// ```
+    pub fn silence_bound(&self) -> Duration {
+        self.heartbeat_interval + self.heartbeat_timeout
     }
 
     /// The key prefix this builder is set to.
@@ -144,8 +191,8 @@ impl RedisStoreBuilder {
 
     /// Connect, within the connect timeout, and check the server's version.
     ///
-    /// The connection reconnects by itself after a failure (the commands in between fail
-    /// with an error, answered `503`).
+    /// The connection reconnects by itself after a failure, and is replaced when a command
+    /// goes unanswered (the commands in between fail with an error, answered `503`).
     ///
     /// # Errors
     ///
@@ -171,7 +218,8 @@ impl RedisStoreBuilder {
             .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(6);
         let connect = async {
-            let mut connection = ConnectionManager::new_with_config(client.clone(), config).await?;
+            let mut connection =
+                ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
             // Best effort: a server may refuse INFO to this user; PXAT then fails loudly later.
             let info = redis::cmd("INFO")
                 .arg("server")
@@ -192,15 +240,23 @@ impl RedisStoreBuilder {
                 )));
             }
         }
+        let commands = Commands::new(
+            client.clone(),
+            config,
+            connection,
+            self.command_timeout,
+            runtime.clone(),
+        );
         let feed = FeedSettings {
             client,
             channel: self.channel_name(),
-            heartbeat: self.heartbeat_interval,
+            heartbeat_interval: self.heartbeat_interval,
+            heartbeat_timeout: self.heartbeat_timeout,
             connect_timeout: self.connect_timeout,
         };
         Ok(RedisStore {
             inner: Arc::new(Inner {
-                connection,
+                commands: Arc::new(commands),
                 keys: Keys::new(&self.key_prefix),
                 scripts: Scripts::new(),
                 feed,
@@ -230,6 +286,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
             .finish_non_exhaustive()
     }
 }

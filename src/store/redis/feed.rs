@@ -19,15 +19,12 @@ use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use redis::Client;
 use redis::aio::PubSub;
+use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::{MAX_BACKOFF, MIN_BACKOFF};
 use crate::store::{FeedSink, Invalidation};
 use crate::token::TokenHash;
-
-/// First pause before resubscribing; doubled after each failure.
-const MIN_BACKOFF: Duration = Duration::from_millis(50);
-/// Longest pause between two subscription attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// The message announcing `invalidation`.
 pub(super) fn message(invalidation: Invalidation) -> String {
@@ -67,8 +64,18 @@ pub(super) fn parse(payload: &[u8]) -> Invalidation {
 pub(super) struct FeedSettings {
     pub(super) client: Client,
     pub(super) channel: String,
-    pub(super) heartbeat: Duration,
+    pub(super) heartbeat_interval: Duration,
+    pub(super) heartbeat_timeout: Duration,
     pub(super) connect_timeout: Duration,
+}
+
+impl FeedSettings {
+    /// The longest a dead subscription goes unnoticed, counted from the sending of the
+    /// last `PING` answered through it; see
+    /// [`RedisStoreBuilder::silence_bound`](super::RedisStoreBuilder::silence_bound).
+    pub(super) fn silence_bound(&self) -> Duration {
+        self.heartbeat_interval + self.heartbeat_timeout
+    }
 }
 
 /// Subscribe, report, listen and ping until the subscription fails; then resubscribe
@@ -129,17 +136,27 @@ enum SubscribeError {
 }
 
 /// Apply messages and prove the connection alive with a `PING` through it every
-/// `heartbeat`, answered within `heartbeat`. Returns why it stopped.
+/// `heartbeat_interval` (or as soon as the previous one is answered, if later), each
+/// answered within `heartbeat_timeout`. Returns why it stopped.
+///
+/// An answer proves that every message published before its `PING` was sent has been
+/// delivered (one connection, in order), so the proof is dated from the sending: the
+/// manager then counts the feed lost `interval + timeout` after the last `PING` that came
+/// back, the same moment this task would give up on the next one.
 async fn listen(pubsub: PubSub, settings: &FeedSettings, sink: &FeedSink) -> &'static str {
     let (mut control, mut messages) = pubsub.split();
     let heartbeat = async {
+        // `connected` was the proof of the subscription itself.
+        let mut sent = Instant::now();
         loop {
-            tokio::time::sleep(settings.heartbeat).await;
+            tokio::time::sleep_until(sent + settings.heartbeat_interval).await;
             if sink.is_closed() {
                 return "closed";
             }
-            match tokio::time::timeout(settings.heartbeat, control.ping::<redis::Value>()).await {
-                Ok(Ok(_)) => sink.alive(),
+            sent = Instant::now();
+            let ping = control.ping::<redis::Value>();
+            match tokio::time::timeout(settings.heartbeat_timeout, ping).await {
+                Ok(Ok(_)) => sink.alive_since(sent.into_std()),
                 Ok(Err(_)) => return "ping failed",
                 Err(_) => return "ping unanswered",
             }

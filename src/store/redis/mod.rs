@@ -2,6 +2,7 @@
 //! pub/sub invalidation feed.
 
 mod builder;
+mod commands;
 #[cfg(feature = "testing")]
 mod conformance;
 mod feed;
@@ -21,6 +22,7 @@ use uuid::Uuid;
 
 pub use builder::RedisStoreBuilder;
 
+use self::commands::{Call, Commands};
 use self::feed::FeedSettings;
 use self::keys::Keys;
 use self::record::{RecordError, VERSION};
@@ -73,17 +75,48 @@ use crate::token::TokenHash;
 /// [`SessionManager`](crate::SessionManager) built on the store gets its own subscription
 /// connection (see [`SessionStore::watch`]). It is confirmed (`SUBSCRIBE` answered) before
 /// the cache is used, proven by a `PING` through it every
-/// [heartbeat interval](RedisStoreBuilder::heartbeat_interval), and resubscribed with
+/// [heartbeat interval](RedisStoreBuilder::heartbeat_interval), each answered within the
+/// [heartbeat timeout](RedisStoreBuilder::heartbeat_timeout), and resubscribed with
 /// backoff (50 ms doubling to 2 s) when it fails; the manager flushes its cache on every
 /// loss and every resubscription, and under the default
 /// [`FeedPolicy`](crate::store::FeedPolicy) serves nothing from the cache in between.
+/// A session revoked on one instance is refused on every other within the feed's delivery
+/// time while the subscription works, and within the
+/// [silence bound](RedisStoreBuilder::silence_bound) (300 ms by default) of `revoke`
+/// returning when it has died silently.
+///
+/// # Revoking from outside the crate
+///
+/// An admin tool that knows a token's hash (lowercase hex of HMAC-SHA256 under the
+/// instances' shared secret, as [`TokenHasher`](crate::token::TokenHasher) computes it)
+/// revokes the session with the key and the message the store itself uses, in one
+/// transaction so that no instance reloads the session between the two:
+///
+/// ```text
+/// MULTI
+/// DEL {prefix}s:{token hash}
+/// PUBLISH {channel} s:{token hash}
+/// EXEC
+/// ```
+///
+/// With the defaults, `{prefix}` is `tcs:` and `{channel}` is `tcs:feed`. The hash may
+/// stay in its customer's index (`{prefix}cs:{customer id}`): `revoke_all` skips hashes
+/// whose session is gone. `PUBLISH {channel} c:{customer id}` drops a customer's cached
+/// sessions after a change to their records, and `PUBLISH {channel} '*'` drops every
+/// cached session.
 ///
 /// # Failures
 ///
 /// Each command is bounded by the [command timeout](RedisStoreBuilder::command_timeout):
-/// a hung server yields [`StoreError::Timeout`] (`503`) rather than a hung request, and a
-/// failed connection is re-established in the background. Nothing is cached from a failed
-/// call, and a failed revocation is reported to the caller.
+/// a hung server yields [`StoreError::Timeout`] (`503`) rather than a hung request. A
+/// connection that fails is re-established in the background; one that stops answering
+/// (half-open: a NAT or firewall that dropped its state, a primary gone in a failover
+/// without a reset) is replaced as soon as a command on it goes unanswered, and so is
+/// one whose command the manager's own
+/// [`store_timeout`](crate::SessionManagerBuilder::store_timeout) abandoned if a `PING`
+/// on it then goes unanswered too. Consecutive replacements wait 50 ms, doubling to 2 s.
+/// Nothing is cached from a failed call, and a failed revocation is reported to the
+/// caller.
 ///
 /// # Servers and topologies
 ///
@@ -104,14 +137,21 @@ use crate::token::TokenHash;
 ///   crate in your own `Cargo.toml` (e.g. `redis = { version = "1", features =
 ///   ["tokio-rustls-comp"] }`); the store uses whatever the driver supports.
 ///
-/// Clones share one connection. `Debug` never shows the URL (it may carry a password).
+/// Clones share one command connection (see [`connection`](Self::connection)). `Debug`
+/// never shows the URL (it may carry a password).
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
 }
 
+/// First pause before reconnecting (the feed) or replacing a connection again (commands);
+/// doubled after each consecutive failure.
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest pause between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
 struct Inner {
-    connection: ConnectionManager,
+    commands: Arc<Commands>,
     keys: Keys,
     scripts: Scripts,
     feed: FeedSettings,
@@ -157,19 +197,54 @@ impl RedisStore {
         &self.inner.feed.channel
     }
 
-    /// The store's connection, for your own commands (it reconnects by itself).
+    /// The store's current command connection, for your own commands. It reconnects by
+    /// itself after an I/O error, and its commands time out after the
+    /// [command timeout](RedisStoreBuilder::command_timeout). When one of the store's own
+    /// commands goes unanswered, the store retires this connection (it may be silently
+    /// dead) and uses a new one: ask again for each use rather than keeping the one you got.
+    ///
+    /// ```no_run
+    /// use tower_customer_session::redis;
+    ///
+    /// # async fn run(store: tower_customer_session::RedisStore) -> redis::RedisResult<()> {
+    /// let mut connection = store.connection();
+    /// let keys: u64 = redis::cmd("DBSIZE").query_async(&mut connection).await?;
+    /// # let _ = keys; Ok(()) }
+    /// ```
     pub fn connection(&self) -> ConnectionManager {
-        self.inner.connection.clone()
+        self.inner.commands.current()
     }
 
-    /// Run one command's future within the command timeout.
+    /// Run one command's future within the command timeout, and report to `call` how it
+    /// ended: an unanswered command retires its connection.
     async fn bounded<T>(
         &self,
+        call: Call<'_>,
         operation: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.inner.command_timeout, operation).await {
-            Ok(result) => result.map_err(redis_error),
-            Err(_) => Err(StoreError::Timeout),
+            Ok(Ok(value)) => {
+                call.answered();
+                Ok(value)
+            }
+            // The driver's own response timeout is the same deadline.
+            Ok(Err(error)) if error.is_timeout() => {
+                call.unanswered();
+                Err(StoreError::Timeout)
+            }
+            Ok(Err(error)) => {
+                if error.is_io_error() {
+                    call.failed();
+                } else {
+                    // An error reply is still an answer.
+                    call.answered();
+                }
+                Err(StoreError::backend(error))
+            }
+            Err(_) => {
+                call.unanswered();
+                Err(StoreError::Timeout)
+            }
         }
     }
 }
@@ -230,9 +305,10 @@ fn expiry_millis(expires_at: DateTime<Utc>) -> i64 {
 impl SessionStore for RedisStore {
     async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
         let hash = *key.token_hash();
-        let mut connection = self.inner.connection.clone();
+        let (mut connection, call) = self.inner.commands.begin();
         let reply: Value = self
             .bounded(
+                call,
                 self.inner
                     .scripts
                     .load
@@ -272,7 +348,7 @@ impl SessionStore for RedisStore {
         self.inner
             .runtime
             .spawn(feed::run(self.inner.feed.clone(), sink));
-        Some(Watch::new(self.inner.feed.heartbeat * 3))
+        Some(Watch::new(self.inner.feed.silence_bound()))
     }
 }
 
@@ -284,9 +360,10 @@ impl SessionAdmin for RedisStore {
         };
         let hex = session.token_hash.to_hex();
         let keys = &self.inner.keys;
-        let mut connection = self.inner.connection.clone();
+        let (mut connection, call) = self.inner.commands.begin();
         let reply: Value = self
             .bounded(
+                call,
                 self.inner
                     .scripts
                     .create
@@ -329,9 +406,10 @@ impl SessionAdmin for RedisStore {
 
     async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
         let hex = token_hash.to_hex();
-        let mut connection = self.inner.connection.clone();
+        let (mut connection, call) = self.inner.commands.begin();
         let existed: i64 = self
             .bounded(
+                call,
                 self.inner
                     .scripts
                     .revoke
@@ -347,9 +425,10 @@ impl SessionAdmin for RedisStore {
     }
 
     async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
-        let mut connection = self.inner.connection.clone();
+        let (mut connection, call) = self.inner.commands.begin();
         let count: i64 = self
             .bounded(
+                call,
                 self.inner
                     .scripts
                     .revoke_all
@@ -370,9 +449,10 @@ impl CustomerStore for RedisStore {
         let id = customer.id;
         let encoded = record::encode_customer(&customer);
         let external_id = customer.external_id.as_deref();
-        let mut connection = self.inner.connection.clone();
+        let (mut connection, call) = self.inner.commands.begin();
         let _: i64 = self
             .bounded(
+                call,
                 self.inner
                     .scripts
                     .upsert_customer
@@ -401,11 +481,12 @@ impl CustomerStore for RedisStore {
     }
 
     async fn customer(&self, by: &CustomerRef) -> Result<Option<Customer>, StoreError> {
-        let mut connection = self.inner.connection.clone();
+        let (mut connection, call) = self.inner.commands.begin();
         match by {
             CustomerRef::Id(id) => {
                 let reply: Value = self
                     .bounded(
+                        call,
                         redis::cmd("HMGET")
                             .arg(self.inner.keys.customer(*id))
                             .arg(&record::CUSTOMER_FIELDS)
@@ -417,6 +498,7 @@ impl CustomerStore for RedisStore {
             CustomerRef::ExternalId(external_id) => {
                 let reply: Value = self
                     .bounded(
+                        call,
                         self.inner
                             .scripts
                             .customer_by_external_id
@@ -434,9 +516,10 @@ impl CustomerStore for RedisStore {
     }
 
     async fn delete_customer(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let mut connection = self.inner.connection.clone();
+        let (mut connection, call) = self.inner.commands.begin();
         let existed: i64 = self
             .bounded(
+                call,
                 self.inner
                     .scripts
                     .delete_customer
@@ -457,7 +540,8 @@ impl fmt::Debug for RedisStore {
             .field("key_prefix", &self.key_prefix())
             .field("channel", &self.channel())
             .field("command_timeout", &self.inner.command_timeout)
-            .field("heartbeat_interval", &self.inner.feed.heartbeat)
+            .field("heartbeat_interval", &self.inner.feed.heartbeat_interval)
+            .field("heartbeat_timeout", &self.inner.feed.heartbeat_timeout)
             .finish_non_exhaustive()
     }
 }

@@ -1,0 +1,209 @@
+//! The store's command connection, replaced when it stops answering.
+//!
+//! The driver's [`ConnectionManager`] reconnects when it sees an I/O error. A connection
+//! made half-open (a NAT or firewall that dropped its state, a primary gone in a failover
+//! without a reset) yields none: requests are written, answers never come, and every
+//! later command would time out on it forever. The driver's own response timeout ends
+//! the call but keeps the connection (it does not count as a dead one). So a command that times out, or a call
+//! abandoned by its caller whose follow-up `PING` times out, retires the connection: the
+//! next calls go to a fresh one, connected on first use. One replacement per connection,
+//! and consecutive replacements wait the [backoff](super::MIN_BACKOFF) in between.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use redis::Client;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::time::Instant;
+
+use super::{MAX_BACKOFF, MIN_BACKOFF};
+
+/// The current connection and the generation it belongs to.
+pub(super) struct Commands {
+    client: Client,
+    config: ConnectionManagerConfig,
+    command_timeout: Duration,
+    /// Where probes run: a call may be dropped outside the runtime's context.
+    runtime: tokio::runtime::Handle,
+    state: RwLock<State>,
+    /// Set by a replacement, cleared by the first answer on a connection: until then,
+    /// timeouts are consecutive and the backoff grows.
+    unproven: AtomicBool,
+    /// A probe is in flight; one at a time is enough.
+    probing: AtomicBool,
+}
+
+struct State {
+    generation: u64,
+    connection: ConnectionManager,
+    /// No replacement before this moment.
+    not_before: Instant,
+    /// The wait after the next replacement.
+    backoff: Duration,
+}
+
+impl Commands {
+    pub(super) fn new(
+        client: Client,
+        config: ConnectionManagerConfig,
+        connection: ConnectionManager,
+        command_timeout: Duration,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        Self {
+            client,
+            config,
+            command_timeout,
+            runtime,
+            state: RwLock::new(State {
+                generation: 0,
+                connection,
+                not_before: Instant::now(),
+                backoff: MIN_BACKOFF,
+            }),
+            unproven: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
+        }
+    }
+
+    /// The connection to use now, and a guard to report how its call ended.
+    pub(super) fn begin(self: &Arc<Self>) -> (ConnectionManager, Call<'_>) {
+        let state = self.read();
+        let call = Call {
+            commands: self,
+            generation: state.generation,
+            settled: false,
+        };
+        (state.connection.clone(), call)
+    }
+
+    /// The connection to use now.
+    pub(super) fn current(&self) -> ConnectionManager {
+        self.read().connection.clone()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // A few plain fields, each written whole: nothing a panic could leave half-done.
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The server answered on `generation`: the backoff starts over.
+    fn answered(&self, generation: u64) {
+        if !self.unproven.load(Ordering::Acquire) {
+            return;
+        }
+        let mut state = self.write();
+        if state.generation == generation {
+            state.backoff = MIN_BACKOFF;
+            self.unproven.store(false, Ordering::Release);
+        }
+    }
+
+    /// A command on `generation` got no answer in time: retire that connection, unless
+    /// it is already retired or the last replacement is too recent.
+    fn unanswered(&self, generation: u64) {
+        let mut state = self.write();
+        let now = Instant::now();
+        if state.generation != generation || now < state.not_before {
+            return;
+        }
+        // The driver spawns its tasks on the current runtime.
+        let entered = self.runtime.enter();
+        let fresh =
+            ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone());
+        drop(entered);
+        let fresh = match fresh {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                drop(state);
+                tracing::warn!(%error, "redis: cannot make a new command connection");
+                return;
+            }
+        };
+        // The old one closes once the calls still holding it end.
+        let _retired = std::mem::replace(&mut state.connection, fresh);
+        state.generation += 1;
+        state.not_before = now + state.backoff;
+        state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+        let generation = state.generation;
+        let again = self.unproven.swap(true, Ordering::AcqRel);
+        drop(state);
+        if again {
+            tracing::debug!(
+                generation,
+                "redis command connection still unanswered, replaced again"
+            );
+        } else {
+            tracing::warn!("redis command connection unanswered, replacing it");
+        }
+    }
+
+    /// A call on `generation` was dropped before it ended (its caller gave up first, e.g.
+    /// the manager's own deadline): ask the connection a `PING` within the command
+    /// timeout, and retire it if that goes unanswered too.
+    fn abandoned(self: &Arc<Self>, generation: u64) {
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut connection = {
+            let state = self.read();
+            if state.generation != generation {
+                self.probing.store(false, Ordering::Release);
+                return;
+            }
+            state.connection.clone()
+        };
+        let commands = Arc::clone(self);
+        self.runtime.spawn(async move {
+            let ping = redis::cmd("PING");
+            let ping = ping.query_async::<redis::Value>(&mut connection);
+            match tokio::time::timeout(commands.command_timeout, ping).await {
+                Ok(Ok(_)) => commands.answered(generation),
+                Ok(Err(error)) if error.is_timeout() => commands.unanswered(generation),
+                // Any other error is the driver's to handle (it reconnects on I/O errors).
+                Ok(Err(_)) => {}
+                Err(_) => commands.unanswered(generation),
+            }
+            commands.probing.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// One call on one connection; report how it ended, or drop it to say it was abandoned.
+pub(super) struct Call<'a> {
+    commands: &'a Arc<Commands>,
+    generation: u64,
+    settled: bool,
+}
+
+impl Call<'_> {
+    /// The server answered (a reply, or an error reply).
+    pub(super) fn answered(mut self) {
+        self.settled = true;
+        self.commands.answered(self.generation);
+    }
+
+    /// No answer within the command timeout.
+    pub(super) fn unanswered(mut self) {
+        self.settled = true;
+        self.commands.unanswered(self.generation);
+    }
+
+    /// Failed otherwise (a refused or reset connection, which the driver handles).
+    pub(super) fn failed(mut self) {
+        self.settled = true;
+    }
+}
+
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.commands.abandoned(self.generation);
+        }
+    }
+}
