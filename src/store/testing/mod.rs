@@ -80,6 +80,7 @@
 //! | `failures.every_call_fails_during_an_outage` | during an outage every call is an error, never `UnknownCustomer`, `Ok(false)`, `Ok(0)` or `Ok(None)` | full stores | `Backend::outage` |
 //! | `concurrency.one_create_wins_per_hash` | concurrent creates of one hash: one wins, the others are `Conflict` | full stores | |
 //! | `concurrency.concurrent_writes_all_land` | concurrent upserts, creates and revocations are all kept | full stores | |
+//! | `rotation.sessions_under_either_key_resolve_and_revoke` | during a session key rotation ([`accept_secrets`](crate::SessionManagerBuilder::accept_secrets)), sessions stored under either key resolve and revoke through managers in either phase | full stores | |
 //! | `feed.goes_live` | both instances' feeds go live | full stores with a feed | `Backend::peer` |
 //! | `feed.revocations_reach_the_peer` | a `revoke` and a `revoke_all` are refused by the other instance within [`PROPAGATION`] | full stores with a feed | `Backend::peer` |
 //! | `feed.customer_changes_reach_the_peer` | an edit is seen and a deletion refused by the other instance within [`PROPAGATION`] | full stores with a feed | `Backend::peer` |

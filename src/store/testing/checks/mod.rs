@@ -6,6 +6,7 @@ mod customers;
 mod failures;
 mod feed;
 mod load;
+mod rotation;
 mod scope;
 mod sessions;
 mod time;
@@ -101,6 +102,7 @@ pub(super) fn full<'b, B: FullBackend + 'b>() -> Vec<Check<'b, B>> {
         check!("failures.every_call_fails_during_an_outage", failures::every_call_fails_during_an_outage),
         check!("concurrency.one_create_wins_per_hash", concurrency::one_create_wins_per_hash),
         check!("concurrency.concurrent_writes_all_land", concurrency::concurrent_writes_all_land),
+        check!("rotation.sessions_under_either_key_resolve_and_revoke", rotation::sessions_under_either_key_resolve_and_revoke),
         check!("feed.goes_live", feed::goes_live),
         check!("feed.revocations_reach_the_peer", feed::revocations_reach_the_peer),
         check!("feed.customer_changes_reach_the_peer", feed::customer_changes_reach_the_peer),
@@ -266,7 +268,19 @@ pub(super) fn manager<B: Backend>(
     backend: &B,
     store: B::Store,
 ) -> Result<SessionManager<B::Store>, Stop> {
-    let mut builder = SessionManager::builder(store).secret(SECRET);
+    manager_with_keys(backend, store, SECRET, &[])
+}
+
+/// As [`manager`], with another current key and other accepted keys (a key rotation).
+pub(super) fn manager_with_keys<B: Backend>(
+    backend: &B,
+    store: B::Store,
+    secret: &[u8],
+    accepted: &[&[u8]],
+) -> Result<SessionManager<B::Store>, Stop> {
+    let mut builder = SessionManager::builder(store)
+        .secret(secret)
+        .accept_secrets(accepted);
     if let Some(clock) = backend.clock() {
         builder = builder.clock(clock);
     }
