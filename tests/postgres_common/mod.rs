@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod servers;
 
 use std::sync::Mutex;
 use std::time::Duration;

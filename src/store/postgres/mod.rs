@@ -126,7 +126,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Timelike, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row};
+use sqlx::{Connection, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 pub use builder::PostgresStoreBuilder;
@@ -170,8 +170,15 @@ struct Inner {
     /// As given, to open peers with the same settings.
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     options: PgConnectOptions,
-    /// With `statement_timeout`, for the feed's own connections.
-    session_options: PgConnectOptions,
+    /// For the pool's connections: as given, less the startup parameters a proxy may refuse.
+    pool_connect: PgConnectOptions,
+    /// For the feed's connection and `migrate`: the direct connection if one was given, else
+    /// as the pool's.
+    listen_connect: PgConnectOptions,
+    /// Whether `listen_connect` is a direct connection of its own (`listen_url`).
+    direct_listen: bool,
+    /// Behind a transaction pooler, what opens each statement's own transaction.
+    begin: Option<String>,
     feed: FeedConfig,
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     settings: PostgresStoreBuilder,
@@ -202,7 +209,7 @@ impl Inner {
         let fresh = self
             .pool_options
             .clone()
-            .connect_lazy_with(self.session_options.clone());
+            .connect_lazy_with(self.pool_connect.clone());
         let old = std::mem::replace(
             &mut *self.pool.write().unwrap_or_else(PoisonError::into_inner),
             fresh,
@@ -240,12 +247,33 @@ impl PostgresStore {
     ///
     /// A database error, or [`PostgresError::MigrationChanged`] if a shipped migration was
     /// recorded with different SQL.
+    ///
+    /// With a [`listen_url`](PostgresStoreBuilder::listen_url), it runs on a connection of its
+    /// own there, off the proxy; otherwise on one of the pool's.
     pub async fn migrate(&self) -> Result<(), PostgresError> {
-        migrate::run(&self.inner.pool(), &self.inner.schema).await
+        let schema = &self.inner.schema;
+        if !self.inner.direct_listen {
+            let mut connection = self.inner.pool().acquire().await?;
+            return migrate::run(&mut connection, schema).await;
+        }
+        // As long as the feed has to open its connection there.
+        let deadline = self.inner.feed.subscribe_timeout;
+        let mut connection = tokio::time::timeout(
+            deadline,
+            PgConnection::connect_with(&self.inner.listen_connect),
+        )
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        let migrated = migrate::run(&mut connection, schema).await;
+        let _ = tokio::time::timeout(deadline, connection.close()).await;
+        migrated
     }
 
     /// The connection pool, for queries of your own. The store replaces its pool when the
-    /// feed recovers from a loss: take it anew for each use rather than keeping it.
+    /// feed recovers from a loss: take it anew for each use rather than keeping it. Behind a
+    /// [`transaction_pooler`](PostgresStoreBuilder::transaction_pooler), run each query of
+    /// your own inside a transaction with `.persistent(false)`, as the store does, or use
+    /// `sqlx::raw_sql`.
     pub fn pool(&self) -> PgPool {
         self.inner.pool()
     }
@@ -285,7 +313,11 @@ impl PostgresStore {
             let result = match Lease::acquire(&pool).await {
                 Ok(mut lease) => {
                     let result = lease
-                        .fetch_optional(query(), self.inner.statement_deadline)
+                        .fetch_optional(
+                            query(),
+                            self.inner.statement_deadline,
+                            self.inner.begin.as_deref(),
+                        )
                         .await;
                     if matches!(result, Ok(_) | Err(sqlx::Error::Database(_))) {
                         self.inner.health.answered();
