@@ -21,7 +21,9 @@ use tower_customer_session::store::postgres::{PostgresStore, PostgresStoreBuilde
 use tower_customer_session::store::testing::{self, refused_within};
 use tower_customer_session::store::{FeedState, SessionStore};
 use tower_customer_session::token::TokenHasher;
-use tower_customer_session::{CreateSession, CredentialSource, SessionKey, SessionManager};
+use tower_customer_session::{
+    CreateSession, CredentialSource, CustomerStore, SessionKey, SessionManager,
+};
 
 type Manager = SessionManager<PostgresStore>;
 
@@ -233,7 +235,8 @@ async fn a_feed_listening_through_a_transaction_pooler_never_comes_up_and_says_w
     }
     let logs = warnings.text();
     assert!(
-        logs.contains("LISTEN cannot work through a transaction-pooling proxy")
+        logs.contains("LISTEN cannot work through one")
+            && logs.contains("a transaction-pooling proxy")
             && logs.contains("listen_url"),
         "the warning says why: {logs}"
     );
@@ -270,5 +273,45 @@ async fn behind_pgbouncer_in_session_mode_the_store_works_unchanged() {
     refused_within(b, &token, "a plain-SQL revocation").await;
 
     drop(instances);
+    schemas.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_not_told_of_a_transaction_pooler_says_what_is_in_its_way() {
+    if !postgres_common::available().await {
+        return;
+    }
+    let warnings = warnings();
+    let Some(bouncer) = PgBouncer::start("transaction", SHARED).await else {
+        return;
+    };
+    let schemas = Schemas::default();
+    let schema = schemas.fresh();
+    postgres_common::store(&schema).await;
+    // Two instances through PgBouncer, opened as if it were the server.
+    let mut stores = Vec::new();
+    for _ in 0..2 {
+        let store = postgres_common::builder(&schema)
+            .connect(&bouncer.url())
+            .await
+            .expect("connect through PgBouncer");
+        stores.push(store);
+    }
+    // Their named statements meet on the server connections they share.
+    let mut failed = 0;
+    for round in 0..20 {
+        let store = &stores[round % 2];
+        if store.upsert_customer(customer("Jane")).await.is_err() {
+            failed += 1;
+        }
+    }
+    assert!(failed > 0, "no statement failed through the pooler");
+    let logs = warnings.text();
+    assert!(
+        logs.contains("the database URL leads to a transaction-pooling proxy")
+            && logs.contains("transaction_pooler(true)"),
+        "the warning says why: {logs}"
+    );
+    drop((stores, bouncer));
     schemas.drop_all().await;
 }

@@ -1,6 +1,7 @@
 //! [`PostgresStoreBuilder`]: the store's settings, each with its default.
 
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -151,7 +152,8 @@ impl PostgresStoreBuilder {
     }
 
     /// How long the feed rests between a heartbeat's answer and the next heartbeat (a
-    /// `SELECT 1` on the feed's own connection). Default: 100 ms.
+    /// `SELECT pg_backend_pid()` on the feed's own connection, which must name the server
+    /// process that subscribed). Default: 100 ms.
     ///
     /// **The silence bound** is `heartbeat_interval + heartbeat_timeout`, 300 ms by default:
     /// with the default [`FeedPolicy`](crate::store::FeedPolicy), a session revoked on
@@ -384,6 +386,7 @@ impl PostgresStoreBuilder {
                 listen_connect,
                 direct_listen: self.listen.is_some(),
                 begin,
+                pooler_reported: AtomicBool::new(false),
                 runtime,
                 feed: FeedConfig {
                     subscribe_timeout: self.acquire_timeout.max(self.feed.heartbeat_timeout),

@@ -111,9 +111,9 @@ enum NotSubscribed {
     Connection(sqlx::Error),
     #[error(
         "the check notification sent on the probe channel {channel:?} did not reach the feed's \
-         connection within {waited:?}: LISTEN cannot work through a transaction-pooling proxy \
-         (PgBouncer pool_mode=transaction, a managed proxy); give the feed a direct connection \
-         with PostgresStoreBuilder::listen_url (the example: DATABASE_LISTEN_URL)"
+         connection within {waited:?}; the likely cause is a transaction-pooling proxy \
+         (PgBouncer pool_mode=transaction, a managed proxy), and LISTEN cannot work through \
+         one: give the feed a direct connection with PostgresStoreBuilder::listen_url"
     )]
     NoNotification { channel: String, waited: Duration },
     #[error("the check notification could not be sent: {0}")]
@@ -245,12 +245,23 @@ async fn send(
     sender.execute(sqlx::raw_sql(&sql)).await.map(drop)
 }
 
-/// Run `prefix` (statements without results) and `SELECT pg_backend_pid()` as one simple
-/// query; the server process's id. Reads the whole answer, up to its `ReadyForQuery`, so
-/// every notification the server sent before it is in the listener's buffer.
+/// The heartbeat's statement: the server process's id.
+const PID: &str = "SELECT pg_backend_pid()";
+
+/// Run `prefix` (statements without results) and [`PID`] as one simple query, so that
+/// through any proxy all of it reaches one server process; that process's id.
 async fn backend_pid(listener: &mut PgListener, prefix: &str) -> Result<i32, sqlx::Error> {
-    let sql = format!("{prefix} SELECT pg_backend_pid()");
-    let rows = listener.fetch_all(sqlx::raw_sql(&sql)).await?;
+    let rows = listener
+        .fetch_all(sqlx::raw_sql(&format!("{prefix} {PID}")))
+        .await?;
+    rows.first().ok_or(sqlx::Error::RowNotFound)?.try_get(0)
+}
+
+/// One heartbeat: [`PID`], prepared once, so each beat costs as little as a `SELECT 1`.
+/// Reads the whole answer, up to its `ReadyForQuery`, so every notification the server sent
+/// before it is in the listener's buffer.
+async fn beat(listener: &mut PgListener) -> Result<i32, sqlx::Error> {
+    let rows = listener.fetch_all(sqlx::query(PID)).await?;
     rows.first().ok_or(sqlx::Error::RowNotFound)?.try_get(0)
 }
 
@@ -304,8 +315,8 @@ async fn serve(mut feed: Feed, sink: &FeedSink, channel: &str, config: &FeedConf
                     return (End::Closed, proven);
                 }
                 let sent = Instant::now();
-                let beat = backend_pid(&mut feed.listener, "");
-                match timeout_at(sent + config.heartbeat_timeout, beat).await {
+                let answer = beat(&mut feed.listener);
+                match timeout_at(sent + config.heartbeat_timeout, answer).await {
                     Ok(Ok(pid)) if pid == feed.pid => {
                         while let Some(message) = feed.listener.next_buffered() {
                             deliver(sink, channel, &message);
