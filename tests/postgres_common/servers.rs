@@ -186,15 +186,18 @@ impl PgBouncer {
             .stderr(Stdio::null())
             .spawn()
             .expect("start pgbouncer");
-        let bouncer = Self {
+        let mut bouncer = Self {
             child,
             port,
             user,
             database,
             dir,
         };
+        // Accepting, and still running: not something else that took the port meanwhile.
+        let started = accepting(port, Duration::from_secs(5)).await
+            && matches!(bouncer.child.try_wait(), Ok(None));
         assert!(
-            accepting(port, Duration::from_secs(5)).await,
+            started,
             "pgbouncer did not start:\n{}",
             bouncer.dir.tail("pgbouncer.log")
         );
@@ -322,6 +325,11 @@ impl OwnPostgres {
         self.server = Some(child);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
+            let running = self
+                .server
+                .as_mut()
+                .is_some_and(|server| matches!(server.try_wait(), Ok(None)));
+            assert!(running, "postgres exited:\n{}", self.dir.tail("server.log"));
             if let Ok(connection) = PgConnection::connect(&self.url()).await {
                 let _ = connection.close().await;
                 return;
