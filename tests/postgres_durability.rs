@@ -9,7 +9,7 @@ mod postgres_common;
 
 use std::time::Duration;
 
-use postgres_common::servers::OwnPostgres;
+use postgres_common::cluster::OwnPostgres;
 use postgres_common::{SECRET, customer};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
