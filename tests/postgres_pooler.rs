@@ -12,6 +12,9 @@ mod log_capture;
 mod postgres_common;
 
 use std::sync::OnceLock;
+
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
 use std::time::Duration;
 
 use log_capture::LogCapture;
@@ -313,5 +316,47 @@ async fn a_store_not_told_of_a_transaction_pooler_says_what_is_in_its_way() {
         "the warning says why: {logs}"
     );
     drop((stores, bouncer));
+    schemas.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_statement_behind_a_transaction_pooler_frees_its_server_connection_at_once() {
+    if !postgres_common::available().await {
+        return;
+    }
+    // One server connection for every client: one left in a transaction blocks the rest.
+    let Some(bouncer) = PgBouncer::start("transaction", 1).await else {
+        return;
+    };
+    let schemas = Schemas::default();
+    let schema = schemas.fresh();
+    let (builder, url) = behind(&bouncer, &schema);
+    let store = builder.connect(&url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+
+    // Two customers with one external id: the database refuses the second.
+    let mut first = customer("Jane");
+    first.make_mut().external_id = Some("ext_1".to_owned());
+    let mut second = customer("John");
+    second.make_mut().external_id = Some("ext_1".to_owned());
+    store.upsert_customer(first).await.unwrap();
+    let refused = store.upsert_customer(second).await;
+    assert!(refused.is_err(), "{refused:?}");
+
+    // Another client of the same PgBouncer gets the server connection at once.
+    let options: PgConnectOptions = url.parse().unwrap();
+    let mut other = PgConnection::connect_with(&options.extra_float_digits(None))
+        .await
+        .unwrap();
+    let answered = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::raw_sql("SELECT 1").execute(&mut other),
+    )
+    .await;
+    assert!(
+        matches!(answered, Ok(Ok(_))),
+        "the failed statement's transaction still holds the only server connection"
+    );
+    drop((other, store, bouncer));
     schemas.drop_all().await;
 }
