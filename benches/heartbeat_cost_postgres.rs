@@ -1,7 +1,7 @@
 //! What the invalidation feed's heartbeat costs PostgreSQL, per instance.
 //!
 //! Each instance (a `PostgresStore` with a `SessionManager`, so its feed runs) beats with a
-//! `SELECT 1` on its `LISTEN` connection every `heartbeat_interval` after the previous
+//! `SELECT pg_backend_pid()` on its `LISTEN` connection every `heartbeat_interval` after the previous
 //! answer. For each row, N instances run for a window (20 s by default) while nothing else
 //! happens on them; then:
 //!
@@ -152,11 +152,12 @@ async fn measure(row: &Row, window: Duration, upstream: SocketAddr, base: &PgCon
         assert!(Instant::now() < deadline, "feeds live");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // A few beats first, so every listener has run `SELECT 1` and shows it.
+    // A few beats first, so every listener has run its heartbeat and shows it.
     tokio::time::sleep(row.interval * 3).await;
     let mut admin = PgConnection::connect_with(base).await.expect("connect");
     let pids: Vec<i32> = sqlx::query_scalar(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query = 'SELECT 1'",
+        "SELECT pid FROM pg_stat_activity \
+         WHERE application_name = $1 AND query = 'SELECT pg_backend_pid()'",
     )
     .bind(APPLICATION)
     .fetch_all(&mut admin)

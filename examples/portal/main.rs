@@ -43,6 +43,7 @@
 //! | `SESSION_STORE` | `memory` | where sessions live: `memory` (this process); `redis` (shared by every instance, feature `redis`); `postgres` (shared, kept across restarts, feature `postgres`); `polar`: merchant mode, accepting sessions issued by Polar or a Polar-compatible server (feature `polar-api`; see `merchant.rs`) |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the Redis server, with `SESSION_STORE=redis` |
 //! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/test` | the database, with `SESSION_STORE=postgres` (feature `postgres`); migrated and seeded idempotently at start |
+//! | `DATABASE_LISTEN_URL` | unset | with `SESSION_STORE=postgres`: set it when `DATABASE_URL` leads to a transaction-pooling proxy (PgBouncer `pool_mode = transaction`), to a direct connection to the same database; the feed listens and the migration runs there, every other statement goes through the proxy (see `postgres.rs`) |
 //! | `RUST_LOG` | `info` | log filter (logs go to stderr) |
 //!
 //! Standard output carries only `KEY=value` lines and the commands, so scripts can read it.

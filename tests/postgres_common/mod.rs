@@ -4,7 +4,9 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod proxy;
+pub mod servers;
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -1,8 +1,11 @@
 //! [`PostgresStoreBuilder`]: the store's settings, each with its default.
 
+use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use sqlx::Executor;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::health::PoolHealth;
@@ -43,6 +46,22 @@ pub struct PostgresStoreBuilder {
     acquire_timeout: Duration,
     statement_timeout: Duration,
     feed: FeedConfig,
+    transaction_pooler: bool,
+    listen: Option<Direct>,
+}
+
+/// Where the feed's connection and `migrate` go instead of the pool's server.
+#[derive(Clone)]
+enum Direct {
+    Url(String),
+    Options(Box<PgConnectOptions>),
+}
+
+impl fmt::Debug for Direct {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the URL or the options: they may hold a password.
+        f.write_str("Direct(..)")
+    }
 }
 
 impl Default for PostgresStoreBuilder {
@@ -59,6 +78,8 @@ impl Default for PostgresStoreBuilder {
                 // Set from `acquire_timeout` when connecting.
                 subscribe_timeout: Duration::from_millis(500),
             },
+            transaction_pooler: false,
+            listen: None,
         }
     }
 }
@@ -109,8 +130,9 @@ impl PostgresStoreBuilder {
         self
     }
 
-    /// The server-side `statement_timeout` of every connection, sent as a connection
-    /// parameter. Default: 1 s (the session manager's default store timeout, so the server
+    /// The server-side `statement_timeout` of the pool's connections, set when each opens
+    /// (or, behind a [`transaction_pooler`](Self::transaction_pooler), in each statement's
+    /// transaction). Default: 1 s (the session manager's default store timeout, so the server
     /// stops working on what nobody waits for). `Duration::ZERO` disables it.
     /// [`migrate`](PostgresStore::migrate) runs with a longer limit of its own.
     ///
@@ -130,7 +152,8 @@ impl PostgresStoreBuilder {
     }
 
     /// How long the feed rests between a heartbeat's answer and the next heartbeat (a
-    /// `SELECT 1` on the feed's own connection). Default: 100 ms.
+    /// `SELECT pg_backend_pid()` on the feed's own connection, which must name the server
+    /// process that subscribed). Default: 100 ms.
     ///
     /// **The silence bound** is `heartbeat_interval + heartbeat_timeout`, 300 ms by default:
     /// with the default [`FeedPolicy`](crate::store::FeedPolicy), a session revoked on
@@ -185,6 +208,69 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// Whether the URL given to [`connect`](Self::connect) leads to a transaction-pooling
+    /// proxy: PgBouncer with `pool_mode = transaction`, or a managed proxy that pools by
+    /// transaction. Such a proxy may hand each transaction of one client connection to
+    /// another server connection, shared with other clients. Default: `false`, for a direct
+    /// connection or a session-pooling proxy (PgBouncer's `pool_mode = session`), which need
+    /// nothing special.
+    ///
+    /// With `true`, each statement of the store runs in a transaction of its own, as an
+    /// unnamed prepared statement, with `statement_timeout` set by `SET LOCAL` inside it:
+    /// nothing outlives the transaction, so nothing can collide with what another client
+    /// left on a shared server connection, or be missing from the next one. That costs
+    /// three more round trips per statement (`BEGIN`, the parse, `COMMIT`), where a direct
+    /// connection runs a cached statement in one.
+    ///
+    /// `LISTEN` cannot work through such a proxy: give the feed a direct connection with
+    /// [`listen_url`](Self::listen_url), which [`migrate`](PostgresStore::migrate) uses too.
+    /// Without one, the feed never comes up and a warning says why; under the default
+    /// [`FeedPolicy`](crate::store::FeedPolicy) every request then asks the database.
+    ///
+    /// ```
+    /// # use tower_customer_session::store::postgres::PostgresStore;
+    /// let builder = PostgresStore::builder()
+    ///     .transaction_pooler(true) // connect() gets PgBouncer's URL
+    ///     .listen_url("postgres://app@db.internal:5432/shop"); // the server itself
+    /// # let _ = builder;
+    /// ```
+    pub fn transaction_pooler(mut self, pooled: bool) -> Self {
+        self.transaction_pooler = pooled;
+        self
+    }
+
+    /// A direct connection to the same database, for the feed's `LISTEN` and for
+    /// [`migrate`](PostgresStore::migrate) (whose advisory lock and DDL are best kept off
+    /// a proxy), when the URL given to [`connect`](Self::connect) leads to a
+    /// transaction-pooling proxy (see [`transaction_pooler`](Self::transaction_pooler)).
+    /// Default: none; the feed and `migrate` then connect where the pool does. `connect`
+    /// parses it and fails on an invalid URL. Each instance keeps one connection open here
+    /// (the feed's), and a second one while it migrates.
+    ///
+    /// ```
+    /// # use tower_customer_session::store::postgres::PostgresStore;
+    /// let builder = PostgresStore::builder().listen_url("postgres://app@db.internal:5432/shop");
+    /// # let _ = builder;
+    /// ```
+    pub fn listen_url(mut self, url: impl Into<String>) -> Self {
+        self.listen = Some(Direct::Url(url.into()));
+        self
+    }
+
+    /// As [`listen_url`](Self::listen_url), with sqlx's connection options. Default: none.
+    ///
+    /// ```
+    /// use tower_customer_session::store::postgres::{PostgresStore, sqlx::postgres::PgConnectOptions};
+    ///
+    /// let direct = PgConnectOptions::new().host("db.internal").username("app").database("shop");
+    /// let builder = PostgresStore::builder().listen_with(direct);
+    /// # let _ = builder;
+    /// ```
+    pub fn listen_with(mut self, options: PgConnectOptions) -> Self {
+        self.listen = Some(Direct::Options(Box::new(options)));
+        self
+    }
+
     /// Open the store on the database at `url` (`postgres://user:password@host:port/db`,
     /// with any of libpq's query parameters sqlx understands, e.g. `sslmode`).
     ///
@@ -230,16 +316,43 @@ impl PostgresStoreBuilder {
         let schema = Schema::new(&self.schema)?;
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| PostgresError::NoRuntime)?;
-        let session_options = options.clone().options([(
-            "statement_timeout",
-            format!("{}ms", self.statement_timeout.as_millis()),
-        )]);
+        // No startup parameter a proxy may refuse (PgBouncer accepts only those it tracks):
+        // sqlx's `extra_float_digits` goes (no float is read here), and `statement_timeout`
+        // is set by a statement instead.
+        let pool_connect = options.clone().extra_float_digits(None);
+        let listen_connect = match &self.listen {
+            None => pool_connect.clone(),
+            Some(Direct::Url(url)) => url.parse::<PgConnectOptions>()?,
+            Some(Direct::Options(direct)) => (**direct).clone(),
+        }
+        .extra_float_digits(None);
+        let limit = (!self.statement_timeout.is_zero())
+            .then(|| format!("statement_timeout = {}", self.statement_timeout.as_millis()));
+        // Through a transaction pooler a session setting would land on a server connection
+        // other clients share: the limit is set in each statement's own transaction.
+        let begin = self.transaction_pooler.then(|| match &limit {
+            Some(limit) => format!("BEGIN; SET LOCAL {limit}"),
+            None => "BEGIN".to_owned(),
+        });
+        let on_connect: Option<Arc<str>> = match (&limit, self.transaction_pooler) {
+            (Some(limit), false) => Some(format!("SET {limit}").into()),
+            _ => None,
+        };
         let pool_options = PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.acquire_timeout)
             // Testing every connection before use costs a round trip per load; test only
             // the ones idle long enough to have been cut off unnoticed, with a deadline.
             .test_before_acquire(false)
+            .after_connect(move |connection, _| {
+                let setting = on_connect.clone();
+                Box::pin(async move {
+                    if let Some(setting) = setting {
+                        connection.execute(&*setting).await?;
+                    }
+                    Ok(())
+                })
+            })
             .before_acquire(move |connection, meta| {
                 Box::pin(async move {
                     if meta.idle_for < TEST_IDLE_AFTER {
@@ -255,7 +368,7 @@ impl PostgresStoreBuilder {
             });
         let pool = pool_options
             .clone()
-            .connect_with(session_options.clone())
+            .connect_with(pool_connect.clone())
             .await?;
         let channel = schema.channel();
         Ok(PostgresStore {
@@ -269,7 +382,11 @@ impl PostgresStoreBuilder {
                 schema,
                 channel,
                 options,
-                session_options,
+                pool_connect,
+                listen_connect,
+                direct_listen: self.listen.is_some(),
+                begin,
+                pooler_reported: AtomicBool::new(false),
                 runtime,
                 feed: FeedConfig {
                     subscribe_timeout: self.acquire_timeout.max(self.feed.heartbeat_timeout),

@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
+use sqlx::Row;
+
 use super::PostgresStore;
 use crate::store::testing::Backend;
 
@@ -35,24 +37,29 @@ impl Backend for PostgresStore {
 
     async fn dump(&self) -> Option<String> {
         let q = self.inner.schema.quoted();
-        let rows: Vec<String> = sqlx::query_scalar(&format!(
+        // A simple query: no prepared statement, so it runs through any proxy.
+        let rows = sqlx::raw_sql(&format!(
             "SELECT row_to_json(c)::text FROM {q}.customers c \
              UNION ALL SELECT row_to_json(s)::text FROM {q}.customer_sessions s"
         ))
         .fetch_all(&self.inner.pool())
         .await
         .expect("dump the tables");
+        let rows: Vec<String> = rows
+            .iter()
+            .map(|row| row.try_get(0).expect("text"))
+            .collect();
         Some(rows.join("\n"))
     }
 
     /// The feed's connections of this store, told apart from its pools' by their last
-    /// statement (`LISTEN`, or the heartbeat's `SELECT 1`); only for a store opened with an
+    /// statement (`LISTEN`, or the heartbeat's `SELECT pg_backend_pid()`); only for a store opened with an
     /// `application_name` of its own, which the count goes by.
     async fn feed_subscriptions(&self) -> Option<usize> {
         let application = self.inner.options.get_application_name()?.to_owned();
         let count: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
-             AND (query = 'SELECT 1' OR query LIKE 'LISTEN %')",
+             AND (query = 'SELECT pg_backend_pid()' OR query LIKE 'LISTEN %')",
         )
         .bind(application)
         .fetch_one(&self.inner.pool())

@@ -43,3 +43,11 @@ pub(super) fn store_error(error: sqlx::Error) -> StoreError {
 pub(super) fn is_broken_connection(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
 }
+
+/// Whether `error` is what sqlx's named prepared statements meet behind a transaction
+/// pooler: a statement this connection prepared is missing (26000), or one of the same name,
+/// prepared by another client on the same server connection, is in the way (42P05).
+pub(super) fn betrays_transaction_pooler(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db)
+        if matches!(db.code().as_deref(), Some("26000" | "42P05")))
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
-use sqlx::{PgPool, Postgres};
+use sqlx::{Connection, PgPool, Postgres};
 
 pub(super) struct Lease {
     connection: PoolConnection<Postgres>,
@@ -32,13 +32,32 @@ impl Lease {
 
     /// Run `query`; past `deadline`, give up on it (a timeout) and leave the connection
     /// busy, so it is closed, not reused.
+    ///
+    /// With `begin` (behind a transaction pooler), the statement runs unnamed inside a
+    /// transaction that `begin` opens: sqlx parses a statement and executes it in two
+    /// exchanges, which a transaction pooler may send to two server connections unless a
+    /// transaction keeps them on one, and a named statement would stay behind on a server
+    /// connection other clients share.
     pub(super) async fn fetch_optional(
         &mut self,
         query: PgQuery<'_>,
         deadline: Option<Duration>,
+        begin: Option<&str>,
     ) -> Result<Option<PgRow>, sqlx::Error> {
         self.busy = true;
-        let statement = query.fetch_optional(&mut *self.connection);
+        let connection = &mut *self.connection;
+        let statement = async move {
+            let Some(begin) = begin else {
+                return query.fetch_optional(connection).await;
+            };
+            let mut transaction = connection.begin_with(begin.to_owned()).await?;
+            let row = query
+                .persistent(false)
+                .fetch_optional(&mut *transaction)
+                .await?;
+            transaction.commit().await?;
+            Ok(row)
+        };
         let result = match deadline {
             Some(deadline) => tokio::time::timeout(deadline, statement)
                 .await

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
-use sqlx::{Executor, PgPool};
+use sqlx::{Connection, Executor, PgConnection};
 
 use super::PostgresError;
 use super::schema::Schema;
@@ -51,16 +51,24 @@ fn lock_key(schema: &Schema) -> i64 {
 
 /// Apply what is missing, in one transaction. Instances starting together queue on the
 /// advisory lock; each then finds the work done.
-pub(super) async fn run(pool: &PgPool, schema: &Schema) -> Result<(), PostgresError> {
+///
+/// Everything here is scoped to the transaction (the lock, the settings) and no statement
+/// is named (`persistent(false)`), so it also runs through a transaction pooler.
+pub(super) async fn run(
+    connection: &mut PgConnection,
+    schema: &Schema,
+) -> Result<(), PostgresError> {
     let q = schema.quoted();
-    let mut tx = pool.begin().await?;
+    let mut tx = connection.begin().await?;
     let connection: &mut sqlx::PgConnection = &mut tx;
     sqlx::query("SELECT set_config('statement_timeout', $1, true)")
         .bind(MIGRATION_TIMEOUT)
+        .persistent(false)
         .execute(&mut *connection)
         .await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(lock_key(schema))
+        .persistent(false)
         .execute(&mut *connection)
         .await?;
     let bootstrap = format!(
@@ -77,6 +85,7 @@ pub(super) async fn run(pool: &PgPool, schema: &Schema) -> Result<(), PostgresEr
     let applied: HashMap<i64, Vec<u8>> = sqlx::query_as(&format!(
         "SELECT version, checksum FROM {q}.customer_session_migrations"
     ))
+    .persistent(false)
     .fetch_all(&mut *connection)
     .await?
     .into_iter()
@@ -85,6 +94,7 @@ pub(super) async fn run(pool: &PgPool, schema: &Schema) -> Result<(), PostgresEr
     // The migrations' names are unqualified: they land in the store's schema.
     sqlx::query("SELECT set_config('search_path', $1, true)")
         .bind(&q)
+        .persistent(false)
         .execute(&mut *connection)
         .await?;
     for migration in MIGRATIONS {
@@ -106,6 +116,7 @@ pub(super) async fn run(pool: &PgPool, schema: &Schema) -> Result<(), PostgresEr
         .bind(migration.version)
         .bind(migration.description)
         .bind(&checksum)
+        .persistent(false)
         .execute(&mut *connection)
         .await?;
         tracing::info!(

@@ -56,9 +56,11 @@
 //! any message a listener does not recognise flushes everything.
 //!
 //! Each [`SessionManager`](crate::SessionManager) on this store listens on a dedicated
-//! connection and proves it alive with a `SELECT 1` on that connection,
+//! connection, once a notification it sent itself from another connection has reached it
+//! there, and proves it alive with a `SELECT pg_backend_pid()` on that connection,
 //! [`heartbeat_interval`](PostgresStoreBuilder::heartbeat_interval) after each answer; an
-//! answer proves that every change committed before the beat was sent has reached the cache.
+//! answer from the server process that subscribed proves that every change committed
+//! before the beat was sent has reached the cache.
 //! On a failure or a missed deadline it reports the feed lost (the cache is flushed and
 //! bypassed), reconnects with a capped backoff, subscribes again and reports it live. A
 //! session revoked on another instance is refused here within the **silence bound**,
@@ -94,13 +96,25 @@
 //!
 //! # Deployment caveats
 //!
-//! - `LISTEN` needs a direct session with the server: connect through a session-pooling
-//!   proxy or none, not through a transaction-pooling one (PgBouncer in `transaction` mode
-//!   drops the subscription between statements; the feed then looks silent and is treated
-//!   as lost).
-//! - `statement_timeout` is sent as a startup parameter; a proxy that refuses startup
-//!   parameters needs `statement_timeout(Duration::ZERO)` and a limit set on the role
-//!   instead (`ALTER ROLE … SET statement_timeout = '1s'`).
+//! - Proxies: through a session-pooling one (PgBouncer's `pool_mode = session`) the store
+//!   works as it does directly. A transaction-pooling one (PgBouncer's `pool_mode =
+//!   transaction`, most managed proxies) needs
+//!   [`transaction_pooler(true)`](PostgresStoreBuilder::transaction_pooler), so that no
+//!   prepared statement or setting outlives a transaction, and a
+//!   [`listen_url`](PostgresStoreBuilder::listen_url) to the server itself, for the feed's
+//!   `LISTEN` (which cannot work through such a proxy) and for `migrate`. Before it counts as
+//!   live, the feed checks that a notification sent from another connection reaches it:
+//!   through a transaction pooler none does, so a feed listening there never comes up, and
+//!   says why in a warning. A heartbeat answered by another server process than the one that
+//!   subscribed ends the feed too.
+//! - The store sends only startup parameters a proxy accepts (no `extra_float_digits`, no
+//!   `options`): `statement_timeout` is set with `SET` when a pooled connection opens, or
+//!   with `SET LOCAL` in each statement's transaction behind a transaction pooler.
+//! - Durability: a revocation that returned `Ok` survives a crash of the server as long as
+//!   the commit was durable when it returned: `synchronous_commit` `on` (the default) and
+//!   `fsync` on. With `synchronous_commit = off` a crash can undo the last commits; with
+//!   replicas, a failover keeps them only with synchronous standbys
+//!   (`synchronous_standby_names`, `synchronous_commit` `on` or `remote_apply`).
 //! - TLS: this feature brings no TLS library. For TLS with rustls, enable one of sqlx's
 //!   rustls features in your own `Cargo.toml` (for example
 //!   `sqlx = { version = "0.8", features = ["tls-rustls-ring-webpki"] }`) and set `sslmode`
@@ -121,12 +135,13 @@ mod schema;
 mod sweep;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Timelike, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row};
+use sqlx::{Connection, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 pub use builder::PostgresStoreBuilder;
@@ -134,7 +149,7 @@ pub use error::PostgresError;
 /// The sqlx this store is built on, for [`PgConnectOptions`] and [`PostgresStore::pool`].
 pub use sqlx;
 
-use error::{is_broken_connection, store_error};
+use error::{betrays_transaction_pooler, is_broken_connection, store_error};
 use health::PoolHealth;
 use lease::{Lease, PgQuery};
 use listen::FeedConfig;
@@ -170,8 +185,17 @@ struct Inner {
     /// As given, to open peers with the same settings.
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     options: PgConnectOptions,
-    /// With `statement_timeout`, for the feed's own connections.
-    session_options: PgConnectOptions,
+    /// For the pool's connections: as given, less the startup parameters a proxy may refuse.
+    pool_connect: PgConnectOptions,
+    /// For the feed's connection and `migrate`: the direct connection if one was given, else
+    /// as the pool's.
+    listen_connect: PgConnectOptions,
+    /// Whether `listen_connect` is a direct connection of its own (`listen_url`).
+    direct_listen: bool,
+    /// Behind a transaction pooler, what opens each statement's own transaction.
+    begin: Option<String>,
+    /// Whether a failure that betrays an undeclared transaction pooler was reported.
+    pooler_reported: AtomicBool,
     feed: FeedConfig,
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     settings: PostgresStoreBuilder,
@@ -202,7 +226,7 @@ impl Inner {
         let fresh = self
             .pool_options
             .clone()
-            .connect_lazy_with(self.session_options.clone());
+            .connect_lazy_with(self.pool_connect.clone());
         let old = std::mem::replace(
             &mut *self.pool.write().unwrap_or_else(PoisonError::into_inner),
             fresh,
@@ -240,12 +264,33 @@ impl PostgresStore {
     ///
     /// A database error, or [`PostgresError::MigrationChanged`] if a shipped migration was
     /// recorded with different SQL.
+    ///
+    /// With a [`listen_url`](PostgresStoreBuilder::listen_url), it runs on a connection of its
+    /// own there, off the proxy; otherwise on one of the pool's.
     pub async fn migrate(&self) -> Result<(), PostgresError> {
-        migrate::run(&self.inner.pool(), &self.inner.schema).await
+        let schema = &self.inner.schema;
+        if !self.inner.direct_listen {
+            let mut connection = self.inner.pool().acquire().await?;
+            return migrate::run(&mut connection, schema).await;
+        }
+        // As long as the feed has to open its connection there.
+        let deadline = self.inner.feed.subscribe_timeout;
+        let mut connection = tokio::time::timeout(
+            deadline,
+            PgConnection::connect_with(&self.inner.listen_connect),
+        )
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        let migrated = migrate::run(&mut connection, schema).await;
+        let _ = tokio::time::timeout(deadline, connection.close()).await;
+        migrated
     }
 
     /// The connection pool, for queries of your own. The store replaces its pool when the
-    /// feed recovers from a loss: take it anew for each use rather than keeping it.
+    /// feed recovers from a loss: take it anew for each use rather than keeping it. Behind a
+    /// [`transaction_pooler`](PostgresStoreBuilder::transaction_pooler), run each query of
+    /// your own inside a transaction with `.persistent(false)`, as the store does, or use
+    /// `sqlx::raw_sql`.
     pub fn pool(&self) -> PgPool {
         self.inner.pool()
     }
@@ -285,7 +330,11 @@ impl PostgresStore {
             let result = match Lease::acquire(&pool).await {
                 Ok(mut lease) => {
                     let result = lease
-                        .fetch_optional(query(), self.inner.statement_deadline)
+                        .fetch_optional(
+                            query(),
+                            self.inner.statement_deadline,
+                            self.inner.begin.as_deref(),
+                        )
                         .await;
                     if matches!(result, Ok(_) | Err(sqlx::Error::Database(_))) {
                         self.inner.health.answered();
@@ -305,6 +354,9 @@ impl PostgresStore {
                     Err(error)
                 }
             };
+            if let Err(error) = &result {
+                self.report_pooler(error);
+            }
             match result {
                 Err(error) if retries > 0 && is_broken_connection(&error) => {
                     retries -= 1;
@@ -313,6 +365,23 @@ impl PostgresStore {
                 }
                 other => return other.map_err(store_error),
             }
+        }
+    }
+
+    /// Say once what a statement's failure betrays: a transaction pooler in the way of a
+    /// store not told of it.
+    fn report_pooler(&self, error: &sqlx::Error) {
+        if self.inner.begin.is_none()
+            && betrays_transaction_pooler(error)
+            && !self.inner.pooler_reported.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                %error,
+                "a prepared statement of this connection is missing, or another client's \
+                 is in its place: the database URL leads to a transaction-pooling proxy \
+                 (PgBouncer pool_mode=transaction, a managed proxy); open the store with \
+                 PostgresStoreBuilder::transaction_pooler(true) and a listen_url"
+            );
         }
     }
 
