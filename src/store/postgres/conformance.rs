@@ -29,7 +29,9 @@ impl Backend for PostgresStore {
 
     /// Loads compare `expires_at` with the database's `now()`, so the kit reads that.
     async fn now(&self) -> DateTime<Utc> {
+        // Unnamed: it runs through a transaction pooler too.
         sqlx::query_scalar("SELECT now()")
+            .persistent(false)
             .fetch_one(&self.inner.pool())
             .await
             .expect("the database's clock")
@@ -62,6 +64,7 @@ impl Backend for PostgresStore {
              AND (query = 'SELECT pg_backend_pid()' OR query LIKE 'LISTEN %')",
         )
         .bind(application)
+        .persistent(false)
         .fetch_one(&self.inner.pool())
         .await
         .expect("count the feed's connections");
