@@ -7,6 +7,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::commands::Commands;
+use super::durability::RedisDurability;
 use super::feed::FeedSettings;
 use super::keys::Keys;
 use super::scripts::Scripts;
@@ -39,6 +40,7 @@ pub struct RedisStoreBuilder {
     command_timeout: Duration,
     heartbeat_interval: Duration,
     heartbeat_timeout: Duration,
+    durability: RedisDurability,
 }
 
 impl RedisStoreBuilder {
@@ -51,7 +53,44 @@ impl RedisStoreBuilder {
             command_timeout: Duration::from_millis(500),
             heartbeat_interval: Duration::from_millis(100),
             heartbeat_timeout: Duration::from_millis(200),
+            durability: RedisDurability::Primary,
         }
+    }
+
+    /// What `revoke`, `revoke_all` and `delete_customer` wait for before returning `Ok`.
+    /// Default: [`RedisDurability::Primary`], the primary's memory.
+    ///
+    /// A change the server loses afterwards (a restart from an older snapshot, a failover
+    /// to a replica it had not reached) comes undone: a revoked session is valid again on
+    /// every instance but the one that revoked it. With
+    /// [`RedisDurability::Replicas`], the call returns `Ok` only once that many replicas
+    /// hold the change (`WAIT`), and an error, never `Ok`, when fewer did within the
+    /// timeout; with [`RedisDurability::Fsync`] (Redis ≥ 7.2), once it is fsynced to the
+    /// append-only file (`WAITAOF`). An error then means the change was made on the
+    /// primary but may not survive it. Each such call takes one replica round trip (or
+    /// one fsync) longer; loads and creations are not affected.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use tower_customer_session::RedisStore;
+    /// use tower_customer_session::store::RedisDurability;
+    ///
+    /// let builder = RedisStore::builder("redis://127.0.0.1:6379");
+    /// assert_eq!(builder.durability_setting(), RedisDurability::Primary);
+    /// let builder = builder.durability(RedisDurability::replicas(1, Duration::from_millis(500)));
+    /// assert_eq!(
+    ///     builder.durability_setting(),
+    ///     RedisDurability::Replicas { count: 1, timeout: Duration::from_millis(500) }
+    /// );
+    /// ```
+    pub fn durability(mut self, durability: RedisDurability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The durability this builder is set to.
+    pub fn durability_setting(&self) -> RedisDurability {
+        self.durability
     }
 
     /// What every key of this store starts with; several applications (or test runs) can
@@ -198,7 +237,8 @@ impl RedisStoreBuilder {
     ///
     /// [`StoreError::Timeout`] if the server did not answer in time;
     /// [`StoreError::Backend`] for a bad URL, a refused connection, a server older than
-    /// Redis 6.2, or a call outside a Tokio runtime.
+    /// Redis 6.2, a [durability](Self::durability) the server cannot give (`WAITAOF` on a
+    /// server older than 7.2 or without `appendonly`), or a call outside a Tokio runtime.
     ///
     /// ```no_run
     /// # use tower_customer_session::RedisStore;
@@ -222,7 +262,6 @@ impl RedisStoreBuilder {
                 ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
             // Best effort: a server may refuse INFO to this user; PXAT then fails loudly later.
             let info = redis::cmd("INFO")
-                .arg("server")
                 .query_async::<String>(&mut connection)
                 .await
                 .ok();
@@ -239,6 +278,15 @@ impl RedisStoreBuilder {
                     MIN_VERSION.0, MIN_VERSION.1, version.0, version.1
                 )));
             }
+        }
+        match info.as_deref() {
+            Some(info) => self.durability.supported_by(info)?,
+            None if self.durability != RedisDurability::Primary => {
+                return Err(StoreError::backend(
+                    "the server refused INFO: cannot check that it supports the durability asked",
+                ));
+            }
+            None => {}
         }
         let commands = Commands::new(
             client.clone(),
@@ -261,6 +309,7 @@ impl RedisStoreBuilder {
                 scripts: Scripts::new(),
                 feed,
                 command_timeout: self.command_timeout,
+                durability: self.durability,
                 runtime,
                 settings: self,
             }),
@@ -269,7 +318,7 @@ impl RedisStoreBuilder {
 }
 
 /// `redis_version:7.0.15` in `INFO server` → `(7, 0)`.
-fn server_version(info: &str) -> Option<(u32, u32)> {
+pub(super) fn server_version(info: &str) -> Option<(u32, u32)> {
     let version = info
         .lines()
         .find_map(|line| line.strip_prefix("redis_version:"))?;
@@ -287,6 +336,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("command_timeout", &self.command_timeout)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("durability", &self.durability)
             .finish_non_exhaustive()
     }
 }

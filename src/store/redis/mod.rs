@@ -5,6 +5,7 @@ mod builder;
 mod commands;
 #[cfg(feature = "testing")]
 mod conformance;
+mod durability;
 mod feed;
 mod keys;
 mod record;
@@ -17,10 +18,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
-use redis::{RedisError, RedisResult, Value};
+use redis::{RedisError, RedisResult, Script, Value};
 use uuid::Uuid;
 
 pub use builder::RedisStoreBuilder;
+pub use durability::RedisDurability;
 
 use self::commands::{Call, Commands};
 use self::feed::FeedSettings;
@@ -156,6 +158,7 @@ struct Inner {
     scripts: Scripts,
     feed: FeedSettings,
     command_timeout: Duration,
+    durability: RedisDurability,
     /// Where feed tasks run: `watch` is synchronous and may be called outside a runtime.
     runtime: tokio::runtime::Handle,
     /// How this store was made, for a second instance in tests.
@@ -222,7 +225,18 @@ impl RedisStore {
         call: Call<'_>,
         operation: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.inner.command_timeout, operation).await {
+        self.bounded_within(self.inner.command_timeout, call, operation)
+            .await
+    }
+
+    /// [`bounded`](Self::bounded), with a deadline of its own.
+    async fn bounded_within<T>(
+        &self,
+        deadline: Duration,
+        call: Call<'_>,
+        operation: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(deadline, operation).await {
             Ok(Ok(value)) => {
                 call.answered();
                 Ok(value)
@@ -247,6 +261,54 @@ impl RedisStore {
             }
         }
     }
+
+    /// Run a script that changes what instances may serve (`revoke`, `revoke_all`,
+    /// `delete_customer`), then wait for the configured [`RedisDurability`]: the script and the
+    /// wait go in one pipeline, so the wait counts this very write.
+    async fn change(
+        &self,
+        script: &Script,
+        key: String,
+        args: &[&str],
+    ) -> Result<Value, StoreError> {
+        let durability = self.inner.durability;
+        let (mut connection, call) = self.inner.commands.begin();
+        if durability == RedisDurability::Primary {
+            let mut invocation = script.key(key);
+            for arg in args {
+                invocation.arg(*arg);
+            }
+            return self
+                .bounded(call, invocation.invoke_async(&mut connection))
+                .await;
+        }
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("EVALSHA")
+            .arg(script.get_hash())
+            .arg(1)
+            .arg(&key)
+            .arg(args);
+        durability.add_wait(&mut pipeline);
+        pipeline.ignore_errors();
+        let run = async {
+            let replies: Vec<Value> = pipeline.query_async(&mut connection).await?;
+            let unknown =
+                matches!(replies.first(), Some(Value::ServerError(e)) if e.code() == "NOSCRIPT");
+            if !unknown {
+                return Ok(replies);
+            }
+            // A restarted or new server: load the script, then change and wait again.
+            script.prepare_invoke().load_async(&mut connection).await?;
+            pipeline.query_async(&mut connection).await
+        };
+        let deadline = self.inner.command_timeout + durability.timeout();
+        let mut replies = self.bounded_within(deadline, call, run).await?.into_iter();
+        let reply = replies.next().ok_or_else(|| unexpected_reply("change"))?;
+        let reply = reply.extract_error().map_err(StoreError::backend)?;
+        durability.check(replies.next())?;
+        Ok(reply)
+    }
 }
 
 /// A driver error as a store error; the driver's own response timeout counts as a timeout.
@@ -255,6 +317,14 @@ fn redis_error(error: RedisError) -> StoreError {
         StoreError::Timeout
     } else {
         StoreError::backend(error)
+    }
+}
+
+/// An integer reply.
+fn int(value: Value, script: &'static str) -> Result<i64, StoreError> {
+    match value {
+        Value::Int(value) => Ok(value),
+        _ => Err(unexpected_reply(script)),
     }
 }
 
@@ -406,41 +476,37 @@ impl SessionAdmin for RedisStore {
 
     async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
         let hex = token_hash.to_hex();
-        let (mut connection, call) = self.inner.commands.begin();
-        let existed: i64 = self
-            .bounded(
-                call,
-                self.inner
-                    .scripts
-                    .revoke
-                    .key(self.inner.keys.session_hex(&hex))
-                    .arg(self.inner.keys.index_prefix())
-                    .arg(self.channel())
-                    .arg(feed::message(Invalidation::Session(*token_hash)))
-                    .arg(&hex)
-                    .invoke_async(&mut connection),
+        let message = feed::message(Invalidation::Session(*token_hash));
+        let existed = self
+            .change(
+                &self.inner.scripts.revoke,
+                self.inner.keys.session_hex(&hex),
+                &[
+                    self.inner.keys.index_prefix(),
+                    self.channel(),
+                    &message,
+                    &hex,
+                ],
             )
             .await?;
-        Ok(existed == 1)
+        Ok(int(existed, "revoke")? == 1)
     }
 
     async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
-        let (mut connection, call) = self.inner.commands.begin();
-        let count: i64 = self
-            .bounded(
-                call,
-                self.inner
-                    .scripts
-                    .revoke_all
-                    .key(self.inner.keys.index(customer_id))
-                    .arg(self.inner.keys.session_prefix())
-                    .arg(self.channel())
-                    .arg(feed::message(Invalidation::Customer(customer_id)))
-                    .arg(customer_id.to_string())
-                    .invoke_async(&mut connection),
+        let message = feed::message(Invalidation::Customer(customer_id));
+        let count = self
+            .change(
+                &self.inner.scripts.revoke_all,
+                self.inner.keys.index(customer_id),
+                &[
+                    self.inner.keys.session_prefix(),
+                    self.channel(),
+                    &message,
+                    &customer_id.to_string(),
+                ],
             )
             .await?;
-        Ok(count.max(0) as u64)
+        Ok(int(count, "revoke_all")?.max(0) as u64)
     }
 }
 
@@ -516,21 +582,15 @@ impl CustomerStore for RedisStore {
     }
 
     async fn delete_customer(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let (mut connection, call) = self.inner.commands.begin();
-        let existed: i64 = self
-            .bounded(
-                call,
-                self.inner
-                    .scripts
-                    .delete_customer
-                    .key(self.inner.keys.customer(id))
-                    .arg(self.channel())
-                    .arg(feed::message(Invalidation::Customer(id)))
-                    .arg(record::encode_deleted_at(at))
-                    .invoke_async(&mut connection),
+        let message = feed::message(Invalidation::Customer(id));
+        let existed = self
+            .change(
+                &self.inner.scripts.delete_customer,
+                self.inner.keys.customer(id),
+                &[self.channel(), &message, &record::encode_deleted_at(at)],
             )
             .await?;
-        Ok(existed == 1)
+        Ok(int(existed, "delete_customer")? == 1)
     }
 }
 
