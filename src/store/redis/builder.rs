@@ -9,6 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use super::commands::Commands;
 use super::durability::RedisDurability;
 use super::feed::FeedSettings;
+use super::identity::{Changes, Identity};
 use super::keys::Keys;
 use super::scripts::Scripts;
 use super::{Inner, RedisStore, redis_error};
@@ -257,6 +258,7 @@ impl RedisStoreBuilder {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(6);
+        let marker = Keys::new(&self.key_prefix).epoch();
         let connect = async {
             let mut connection =
                 ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
@@ -265,9 +267,10 @@ impl RedisStoreBuilder {
                 .query_async::<String>(&mut connection)
                 .await
                 .ok();
-            Ok::<_, redis::RedisError>((connection, info))
+            let identity = Identity::read(&mut connection, &marker).await?;
+            Ok::<_, redis::RedisError>((connection, info, identity))
         };
-        let (connection, info) = tokio::time::timeout(self.connect_timeout, connect)
+        let (connection, info, identity) = tokio::time::timeout(self.connect_timeout, connect)
             .await
             .map_err(|_| StoreError::Timeout)?
             .map_err(redis_error)?;
@@ -301,6 +304,9 @@ impl RedisStoreBuilder {
             heartbeat_interval: self.heartbeat_interval,
             heartbeat_timeout: self.heartbeat_timeout,
             connect_timeout: self.connect_timeout,
+            marker,
+            initial: identity,
+            changes: Changes::default(),
         };
         Ok(RedisStore {
             inner: Arc::new(Inner {

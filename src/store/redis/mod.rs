@@ -7,6 +7,7 @@ mod commands;
 mod conformance;
 mod durability;
 mod feed;
+mod identity;
 mod keys;
 mod record;
 mod scripts;
@@ -67,6 +68,7 @@ use crate::token::TokenHash;
 /// | `{prefix}c:{customer id}` | a customer (hash) |
 /// | `{prefix}cs:{customer id}` | the customer's session hashes (set) |
 /// | `{prefix}x:{external id}` | the customer id of an external id |
+/// | `{prefix}epoch` | a random id marking the data set (see below) |
 ///
 /// # Consistency
 ///
@@ -86,6 +88,28 @@ use crate::token::TokenHash;
 /// time while the subscription works, and within the
 /// [silence bound](RedisStoreBuilder::silence_bound) (300 ms by default) of `revoke`
 /// returning when it has died silently.
+///
+/// # Durability
+///
+/// By default a change returns `Ok` once the primary applied it, in memory; a server that
+/// later loses it (a restart from an older snapshot, a failover to a replica it had not
+/// reached) undoes it. [`RedisStoreBuilder::durability`] makes revocations and deletions
+/// wait for replicas (`WAIT`) or an fsync (`WAITAOF`) and fail when they are not
+/// confirmed.
+///
+/// # Server identity
+///
+/// At connect the store writes `{prefix}epoch` (a random id, `SET NX`: the first store
+/// wins, later ones read it), and each feed reads it with the server's `run_id` every
+/// time it subscribes. A different `run_id` (a restart, a failover) or marker (the data
+/// set was lost, flushed or replaced) is logged (`warn`), counted
+/// ([`identity_changes`](Self::identity_changes)) and handled as a lost feed: the cache
+/// is flushed, as on any resubscription. What it cannot do is bring back what the server
+/// lost: a revocation the old server acknowledged but the new one never received is
+/// undone on every instance but the one that made it, unless the configured durability
+/// kept it. A change of server between two subscriptions of the same connection cannot
+/// happen (a restart or failover closes the connection); a `FLUSHALL` on a live server is
+/// noticed at the next resubscription only.
 ///
 /// # Revoking from outside the crate
 ///
@@ -198,6 +222,21 @@ impl RedisStore {
     /// The channel invalidations are published on.
     pub fn channel(&self) -> &str {
         &self.inner.feed.channel
+    }
+
+    /// How many times a feed of this store (one per [`SessionManager`](crate::SessionManager)
+    /// watching it) found, on subscribing again, a different server or data set than the
+    /// one it knew: a restart, a failover, or data lost or replaced (see
+    /// [Server identity](Self#server-identity)). Each is logged (`warn`) and handled as a
+    /// lost feed. Shared by clones.
+    ///
+    /// ```no_run
+    /// # async fn run(store: tower_customer_session::RedisStore) {
+    /// assert_eq!(store.identity_changes(), 0);
+    /// # }
+    /// ```
+    pub fn identity_changes(&self) -> u64 {
+        self.inner.feed.changes.count()
     }
 
     /// The store's current command connection, for your own commands. It reconnects by
