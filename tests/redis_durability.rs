@@ -118,7 +118,17 @@ async fn asking_more_replicas_than_there_are_is_an_error() {
         return;
     };
     let _replica = primary.replica();
-    let sessions = manager(&primary.url(), RedisDurability::replicas(2, WAIT)).await;
+    // A wait longer than the command timeout is the wait's to end, not the timeout's.
+    let store = RedisStore::builder(primary.url())
+        .command_timeout(Duration::from_millis(100))
+        .durability(RedisDurability::replicas(2, Duration::from_millis(300)))
+        .connect()
+        .await
+        .unwrap();
+    let sessions = SessionManager::builder(store)
+        .secret(SECRET)
+        .build()
+        .unwrap();
     let jane = sessions.upsert_customer(customer("Jane")).await.unwrap();
     let session = sessions
         .create(jane.id, CreateSession::default())

@@ -12,6 +12,7 @@ use super::feed::FeedSettings;
 use super::identity::{Changes, Identity};
 use super::keys::Keys;
 use super::scripts::Scripts;
+use super::target::Target;
 use super::{Inner, RedisStore, redis_error};
 use crate::store::StoreError;
 
@@ -34,7 +35,7 @@ const MIN_VERSION: (u32, u32) = (6, 2);
 #[derive(Clone)]
 #[must_use]
 pub struct RedisStoreBuilder {
-    url: String,
+    endpoint: Endpoint,
     key_prefix: String,
     channel: Option<String>,
     connect_timeout: Duration,
@@ -44,10 +45,28 @@ pub struct RedisStoreBuilder {
     durability: RedisDurability,
 }
 
+/// Where the primary is.
+#[derive(Clone)]
+enum Endpoint {
+    Url(String),
+    Sentinel {
+        sentinels: Vec<String>,
+        master: String,
+    },
+}
+
 impl RedisStoreBuilder {
     pub(super) fn new(url: impl Into<String>) -> Self {
+        Self::with_endpoint(Endpoint::Url(url.into()))
+    }
+
+    pub(super) fn sentinel(sentinels: Vec<String>, master: String) -> Self {
+        Self::with_endpoint(Endpoint::Sentinel { sentinels, master })
+    }
+
+    fn with_endpoint(endpoint: Endpoint) -> Self {
         Self {
-            url: url.into(),
+            endpoint,
             key_prefix: "tcs:".to_owned(),
             channel: None,
             connect_timeout: Duration::from_secs(1),
@@ -251,15 +270,25 @@ impl RedisStoreBuilder {
         // The feed task is spawned on this runtime later, from a synchronous `watch`.
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| StoreError::backend("RedisStore::connect must run in a Tokio runtime"))?;
-        let client = redis::Client::open(self.url.as_str()).map_err(redis_error)?;
+        let target = match &self.endpoint {
+            Endpoint::Url(url) => {
+                Target::Url(redis::Client::open(url.as_str()).map_err(redis_error)?)
+            }
+            Endpoint::Sentinel { sentinels, master } => {
+                Target::sentinels(sentinels, master, self.connect_timeout).map_err(redis_error)?
+            }
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.command_timeout))
+            // A change waits for replicas (or an fsync) on top of its round trip; every
+            // call is bounded by its own deadline besides.
+            .set_response_timeout(Some(self.command_timeout + self.durability.timeout()))
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(6);
         let marker = Keys::new(&self.key_prefix).epoch();
         let connect = async {
+            let client = target.client().await?;
             let mut connection =
                 ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
             // Best effort: a server may refuse INFO to this user; PXAT then fails loudly later.
@@ -268,12 +297,13 @@ impl RedisStoreBuilder {
                 .await
                 .ok();
             let identity = Identity::read(&mut connection, &marker).await?;
-            Ok::<_, redis::RedisError>((connection, info, identity))
+            Ok::<_, redis::RedisError>((client, connection, info, identity))
         };
-        let (connection, info, identity) = tokio::time::timeout(self.connect_timeout, connect)
-            .await
-            .map_err(|_| StoreError::Timeout)?
-            .map_err(redis_error)?;
+        let (client, connection, info, identity) =
+            tokio::time::timeout(self.connect_timeout, connect)
+                .await
+                .map_err(|_| StoreError::Timeout)?
+                .map_err(redis_error)?;
         if let Some(version) = info.as_deref().and_then(server_version) {
             if version < MIN_VERSION {
                 return Err(StoreError::backend(format!(
@@ -292,14 +322,15 @@ impl RedisStoreBuilder {
             None => {}
         }
         let commands = Commands::new(
-            client.clone(),
+            target.clone(),
+            client,
             config,
             connection,
             self.command_timeout,
             runtime.clone(),
         );
         let feed = FeedSettings {
-            client,
+            target,
             channel: self.channel_name(),
             heartbeat_interval: self.heartbeat_interval,
             heartbeat_timeout: self.heartbeat_timeout,
@@ -335,8 +366,13 @@ pub(super) fn server_version(info: &str) -> Option<(u32, u32)> {
 impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Not the URL: it may carry a password.
-        f.debug_struct("RedisStoreBuilder")
-            .field("key_prefix", &self.key_prefix)
+        let mut f = f.debug_struct("RedisStoreBuilder");
+        if let Endpoint::Sentinel { master, sentinels } = &self.endpoint {
+            // Only how many sentinels: their URLs may carry a password.
+            f.field("sentinel_master", master)
+                .field("sentinels", &sentinels.len());
+        }
+        f.field("key_prefix", &self.key_prefix)
             .field("channel", &self.channel_name())
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)

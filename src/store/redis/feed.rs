@@ -17,12 +17,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
-use redis::Client;
 use redis::aio::PubSub;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::identity::{Changes, Identity};
+use super::target::Target;
 use super::{MAX_BACKOFF, MIN_BACKOFF};
 use crate::store::{FeedSink, Invalidation};
 use crate::token::TokenHash;
@@ -63,7 +63,8 @@ pub(super) fn parse(payload: &[u8]) -> Invalidation {
 /// What the feed task needs; cloned from the store for each manager.
 #[derive(Clone)]
 pub(super) struct FeedSettings {
-    pub(super) client: Client,
+    /// Asked again on each subscription: through Sentinel, the primary may have moved.
+    pub(super) target: Target,
     pub(super) channel: String,
     pub(super) heartbeat_interval: Duration,
     pub(super) heartbeat_timeout: Duration,
@@ -136,9 +137,10 @@ pub(super) async fn run(settings: FeedSettings, sink: FeedSink) {
 /// identity read after that (so a change after the reading reaches the subscription).
 async fn subscribe(settings: &FeedSettings) -> Result<(PubSub, Identity), SubscribeError> {
     let attempt = async {
-        let mut pubsub = settings.client.get_async_pubsub().await?;
+        let client = settings.target.client().await?;
+        let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(&settings.channel).await?;
-        let mut connection = settings.client.get_multiplexed_async_connection().await?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
         let identity = Identity::read(&mut connection, &settings.marker).await?;
         Ok::<_, redis::RedisError>((pubsub, identity))
     };

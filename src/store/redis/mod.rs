@@ -11,6 +11,7 @@ mod identity;
 mod keys;
 mod record;
 mod scripts;
+mod target;
 
 use std::fmt;
 use std::future::Future;
@@ -203,6 +204,29 @@ impl RedisStore {
         RedisStoreBuilder::new(url)
     }
 
+    /// Start configuring a store that finds its primary through Redis Sentinel: the
+    /// Sentinels' addresses (`host:port`, or `redis://[user:password@]host:port` URLs) and
+    /// the name they monitor the primary under. The store asks them for the primary at
+    /// connect, again whenever a command fails or goes unanswered (at most every 50 ms),
+    /// and on each resubscription of the feed, so it follows a failover by itself; see
+    /// [Servers and topologies](Self#servers-and-topologies).
+    ///
+    /// ```
+    /// use tower_customer_session::RedisStore;
+    ///
+    /// let builder = RedisStore::sentinel(["10.0.0.1:26379", "10.0.0.2:26379"], "sessions");
+    /// assert_eq!(builder.prefix(), "tcs:");
+    /// ```
+    pub fn sentinel(
+        sentinels: impl IntoIterator<Item = impl Into<String>>,
+        master: impl Into<String>,
+    ) -> RedisStoreBuilder {
+        RedisStoreBuilder::sentinel(
+            sentinels.into_iter().map(Into::into).collect(),
+            master.into(),
+        )
+    }
+
     /// Connect to `url` with every default; see [`RedisStoreBuilder`].
     ///
     /// ```no_run
@@ -286,7 +310,7 @@ impl RedisStore {
                 Err(StoreError::Timeout)
             }
             Ok(Err(error)) => {
-                if error.is_io_error() {
+                if error.is_io_error() || error.code() == Some("READONLY") {
                     call.failed();
                 } else {
                     // An error reply is still an answer.
@@ -302,11 +326,14 @@ impl RedisStore {
     }
 
     /// Run a script that changes what instances may serve (`revoke`, `revoke_all`,
-    /// `delete_customer`), then wait for the configured [`RedisDurability`]: the script and the
-    /// wait go in one pipeline, so the wait counts this very write.
+    /// `delete_customer`; `code` is its source), then wait for the configured
+    /// [`RedisDurability`]: the script and the wait go in one pipeline, so the wait counts
+    /// this very write. With a wait the script goes whole (`EVAL`): after `NOSCRIPT` (a
+    /// new primary) the wait would have to run twice.
     async fn change(
         &self,
         script: &Script,
+        code: &str,
         key: String,
         args: &[&str],
     ) -> Result<Value, StoreError> {
@@ -322,27 +349,14 @@ impl RedisStore {
                 .await;
         }
         let mut pipeline = redis::pipe();
-        pipeline
-            .cmd("EVALSHA")
-            .arg(script.get_hash())
-            .arg(1)
-            .arg(&key)
-            .arg(args);
+        pipeline.cmd("EVAL").arg(code).arg(1).arg(&key).arg(args);
         durability.add_wait(&mut pipeline);
         pipeline.ignore_errors();
-        let run = async {
-            let replies: Vec<Value> = pipeline.query_async(&mut connection).await?;
-            let unknown =
-                matches!(replies.first(), Some(Value::ServerError(e)) if e.code() == "NOSCRIPT");
-            if !unknown {
-                return Ok(replies);
-            }
-            // A restarted or new server: load the script, then change and wait again.
-            script.prepare_invoke().load_async(&mut connection).await?;
-            pipeline.query_async(&mut connection).await
-        };
         let deadline = self.inner.command_timeout + durability.timeout();
-        let mut replies = self.bounded_within(deadline, call, run).await?.into_iter();
+        let replies: Vec<Value> = self
+            .bounded_within(deadline, call, pipeline.query_async(&mut connection))
+            .await?;
+        let mut replies = replies.into_iter();
         let reply = replies.next().ok_or_else(|| unexpected_reply("change"))?;
         let reply = reply.extract_error().map_err(StoreError::backend)?;
         durability.check(replies.next())?;
@@ -519,6 +533,7 @@ impl SessionAdmin for RedisStore {
         let existed = self
             .change(
                 &self.inner.scripts.revoke,
+                scripts::REVOKE,
                 self.inner.keys.session_hex(&hex),
                 &[
                     self.inner.keys.index_prefix(),
@@ -536,6 +551,7 @@ impl SessionAdmin for RedisStore {
         let count = self
             .change(
                 &self.inner.scripts.revoke_all,
+                scripts::REVOKE_ALL,
                 self.inner.keys.index(customer_id),
                 &[
                     self.inner.keys.session_prefix(),
@@ -625,6 +641,7 @@ impl CustomerStore for RedisStore {
         let existed = self
             .change(
                 &self.inner.scripts.delete_customer,
+                scripts::DELETE_CUSTOMER,
                 self.inner.keys.customer(id),
                 &[self.channel(), &message, &record::encode_deleted_at(at)],
             )
