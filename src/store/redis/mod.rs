@@ -151,10 +151,19 @@ use crate::token::TokenHash;
 ///   [`connect`](RedisStoreBuilder::connect) refuses an older server. Tested with Redis 7.0.
 ///   A server that restricts scripts to the keys they declare (Dragonfly's default) does
 ///   not work, for the reason Cluster does not (below).
-/// - A standalone server, or the primary of a replicated setup (Sentinel, a managed
-///   service's primary endpoint) reached through its URL. Reads go to the primary too:
-///   a replica may lag behind a revocation. After a failover the connection and the feed
-///   reconnect to whatever the URL points to.
+/// - A standalone server, or the primary of a replicated setup (a managed service's
+///   primary endpoint) reached through its URL. Reads go to the primary too: a replica
+///   may lag behind a revocation. After a failover the connection and the feed reconnect
+///   to whatever the URL points to.
+/// - Redis Sentinel ([`RedisStore::sentinel`]): the store asks the Sentinels for the
+///   primary (one that confirms its role with `ROLE` and is not marked down) at connect,
+///   after a command that fails (refused, reset, `READONLY`) or goes unanswered (at most
+///   every 50 ms), and on each resubscription of the feed; so commands and feed follow a
+///   failover by themselves. The switch is a lost feed (messages published on the old
+///   primary may not have reached anyone) and a [server change](Self#server-identity);
+///   calls answer `503` until the new primary is up. The primary is reached without a
+///   password (the Sentinels' URLs may carry theirs). Revocations survive the failover
+///   only as the [durability](RedisStoreBuilder::durability) asked ensures.
 /// - Not Redis Cluster. A script there may only touch keys of one hash slot, and these
 ///   read and write keys they find in other keys (a session's customer, the customer's
 ///   index), which hash anywhere. And Cluster relays pub/sub messages between nodes over
