@@ -97,3 +97,34 @@ fn kill_subscriptions(server: &OwnRedis) {
         .query(&mut server.connection())
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_refused_info_still_connects_and_subscribes() {
+    let Some(server) = OwnRedis::start() else {
+        return;
+    };
+    let _: String = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "limited",
+            "on",
+            ">secret-pw",
+            "~*",
+            "&*",
+            "+@all",
+            "-info",
+        ])
+        .query(&mut server.connection())
+        .unwrap();
+    let url = format!("redis://limited:secret-pw@127.0.0.1:{}", server.port());
+    let store = RedisStore::connect(url).await.expect("INFO is optional");
+    let sessions = manager(store.clone());
+    wait_for_feed(&sessions, FeedState::Live, Duration::from_secs(5)).await;
+    let jane = sessions.upsert_customer(customer("Jane")).await.unwrap();
+    let session = sessions
+        .create(jane.id, CreateSession::default())
+        .await
+        .unwrap();
+    authenticates(&sessions, session.token.expose_secret()).await;
+    assert_eq!(store.identity_changes(), 0);
+}

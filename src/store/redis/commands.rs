@@ -193,7 +193,8 @@ impl Commands {
                 Ok(_) => None,
                 Err(error) => {
                     tracing::debug!(%error, "redis: no primary from the sentinels yet");
-                    None
+                    // An unanswered connection is replaced all the same.
+                    (replace && state.generation == generation).then(|| state.client.clone())
                 }
             };
             if let Some(client) = moved {

@@ -25,7 +25,8 @@ impl Identity {
         marker: &str,
     ) -> redis::RedisResult<Self> {
         let fresh = uuid::Uuid::new_v4().simple().to_string();
-        let (info, _, epoch): (String, redis::Value, String) = redis::pipe()
+        let mut pipeline = redis::pipe();
+        pipeline
             .cmd("INFO")
             .arg("server")
             .cmd("SET")
@@ -34,10 +35,33 @@ impl Identity {
             .arg("NX")
             .cmd("GET")
             .arg(marker)
-            .query_async(connection)
-            .await?;
+            // A user may be refused INFO: the marker alone then tells data sets apart.
+            .ignore_errors();
+        let replies: Vec<redis::Value> = pipeline.query_async(connection).await?;
+        let mut replies = replies.into_iter();
+        let info = replies
+            .next()
+            .and_then(|info| redis::from_redis_value::<String>(info).ok());
+        let _set = replies
+            .next()
+            .map(redis::Value::extract_error)
+            .transpose()?;
+        let epoch = replies.next().map(redis::from_redis_value::<String>);
+        let epoch = match epoch {
+            Some(Ok(epoch)) => epoch,
+            Some(Err(_)) | None => {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "the store's marker key cannot be read",
+                )));
+            }
+        };
         Ok(Self {
-            run_id: info_field(&info, "run_id").unwrap_or_default().to_owned(),
+            run_id: info
+                .as_deref()
+                .and_then(|info| info_field(info, "run_id"))
+                .unwrap_or_default()
+                .to_owned(),
             epoch,
         })
     }
