@@ -203,10 +203,12 @@ impl Commands {
                     commands.config.clone(),
                 ) {
                     Ok(fresh) => {
-                        let _retired = std::mem::replace(&mut state.connection, fresh);
+                        // Dropped after the lock: closing it may take a while.
+                        let retired = std::mem::replace(&mut state.connection, fresh);
                         state.client = client;
                         state.generation += 1;
                         drop(state);
+                        drop(retired);
                         tracing::warn!("redis: commands moved to the primary the sentinels name");
                     }
                     Err(error) => {
