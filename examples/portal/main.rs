@@ -42,6 +42,9 @@
 //! | `COOKIE_SECURE` | `true` | `false` drops `Secure` (and the `__Host-` prefix) from the portal's session cookie, for browsers that refuse secure cookies over plain http |
 //! | `SESSION_STORE` | `memory` | where sessions live: `memory` (this process); `redis` (shared by every instance, feature `redis`); `postgres` (shared, kept across restarts, feature `postgres`); `polar`: merchant mode, accepting sessions issued by Polar or a Polar-compatible server (feature `polar-api`; see `merchant.rs`) |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the Redis server, with `SESSION_STORE=redis` |
+//! | `REDIS_SENTINELS` | unset | instead of `REDIS_URL`: the Sentinels (comma-separated `host:port`) that name the primary, which the store follows through failovers |
+//! | `REDIS_SENTINEL_MASTER` | unset | the name the Sentinels monitor the primary under; required with `REDIS_SENTINELS` |
+//! | `REDIS_DURABILITY` | `none` | what a revocation waits for before it succeeds: `none` (the primary), `replicas:N` (`WAIT N`), `fsync:N` (`WAITAOF 1 N`, Redis ≥ 7.2); 500 ms, then an error |
 //! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/test` | the database, with `SESSION_STORE=postgres` (feature `postgres`); migrated and seeded idempotently at start |
 //! | `DATABASE_LISTEN_URL` | unset | with `SESSION_STORE=postgres`: set it when `DATABASE_URL` leads to a transaction-pooling proxy (PgBouncer `pool_mode = transaction`), to a direct connection to the same database; the feed listens and the migration runs there, every other statement goes through the proxy (see `postgres.rs`) |
 //! | `RUST_LOG` | `info` | log filter (logs go to stderr) |
@@ -56,6 +59,8 @@ mod merchant;
 mod metrics;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 mod seed;
 
 use std::error::Error;
@@ -300,11 +305,7 @@ async fn open_store() -> Result<(DynStore, seed::Demo), Box<dyn Error>> {
         }
         #[cfg(feature = "redis")]
         "redis" => {
-            let url = non_empty_env("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into());
-            // Not the URL in the message: it may carry a password.
-            let store = tower_customer_session::RedisStore::connect(url)
-                .await
-                .map_err(|e| format!("cannot connect to the Redis at REDIS_URL: {e}"))?;
+            let store = redis::open().await?;
             let demo = seed::upsert(&store).await?;
             Ok((DynStore::new(store), demo))
         }

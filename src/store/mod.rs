@@ -230,7 +230,7 @@ mod resolve;
 pub mod testing;
 
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisStore, RedisStoreBuilder};
+pub use self::redis::{RedisDurability, RedisStore, RedisStoreBuilder};
 pub use admin::{CustomerStore, SessionAdmin};
 pub use dynamic::DynStore;
 pub use feed::{FeedPolicy, FeedSink, FeedState, Invalidation, Watch};

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod sentinel;
 pub mod server;
 
 use std::sync::Mutex;

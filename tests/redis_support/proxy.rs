@@ -33,6 +33,8 @@ enum Flow {
     Open,
     Frozen,
     Reset,
+    /// Ended by one side (a store drops short-lived connections): counted nowhere.
+    Closed,
 }
 
 struct Link {
@@ -178,7 +180,16 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, link: Arc<Link>, 
     loop {
         let n = tokio::select! {
             read = from.read(&mut buffer) => match read {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => {
+                    link.flow.send_if_modified(|flow| {
+                        let open = *flow == Flow::Open;
+                        if open {
+                            *flow = Flow::Closed;
+                        }
+                        open
+                    });
+                    return;
+                }
                 Ok(n) => n,
             },
             _ = flow.wait_for(|f| *f == Flow::Reset) => return reset(to),

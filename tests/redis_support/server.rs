@@ -1,7 +1,10 @@
 //! A `redis-server` of the test's own, on a free port, that the test may kill, restart,
 //! pause and resume without touching the shared one.
 
+use tower_customer_session::redis;
+
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -9,17 +12,42 @@ use std::time::{Duration, Instant};
 pub struct OwnRedis {
     port: u16,
     child: Option<Child>,
+    /// Arguments after the defaults (later ones win), e.g. `--replicaof`.
+    extra: Vec<String>,
+    /// Its own working directory (a replica writes the primary's snapshot there), removed
+    /// on drop.
+    dir: PathBuf,
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 impl OwnRedis {
     /// Start one on a free port; `None` (test skipped, loudly) if `redis-server` is not on
     /// `PATH`, except under `CI=true`, where that fails the test.
     pub fn start() -> Option<Self> {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let mut server = Self { port, child: None };
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start), with more `redis-server` arguments.
+    pub fn start_with(extra: &[&str]) -> Option<Self> {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "tcs-redis-{port}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("a directory for redis-server");
+        let mut server = Self {
+            port,
+            child: None,
+            extra: extra.iter().map(|arg| (*arg).to_owned()).collect(),
+            dir,
+        };
         match server.spawn() {
             Ok(()) => Some(server),
             Err(error) if super::ci() => panic!("CI=true and redis-server cannot start: {error}"),
@@ -38,6 +66,35 @@ impl OwnRedis {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// A replica of this server, started and synchronised.
+    pub fn replica(&self) -> Self {
+        let port = self.port.to_string();
+        let replica = Self::start_with(&["--replicaof", "127.0.0.1", &port])
+            .expect("redis-server starts (it just did)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !replica.info().contains("master_link_status:up") {
+            assert!(
+                Instant::now() < deadline,
+                "the replica did not sync within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        replica
+    }
+
+    /// `INFO` (every default section), through a fresh connection.
+    pub fn info(&self) -> String {
+        let mut connection = self.connection();
+        redis::cmd("INFO").query(&mut connection).expect("INFO")
+    }
+
+    /// A blocking connection for checks.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
+            .expect("a connection to the test's own redis-server")
     }
 
     /// The server's process id, while it runs (for reading its CPU time).
@@ -85,7 +142,8 @@ impl OwnRedis {
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .arg("--dir")
-            .arg(std::env::temp_dir())
+            .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
@@ -123,5 +181,6 @@ impl Drop for OwnRedis {
     fn drop(&mut self) {
         // SIGKILL ends a paused server too.
         self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -7,9 +7,12 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::commands::Commands;
+use super::durability::RedisDurability;
 use super::feed::FeedSettings;
+use super::identity::{Changes, Identity};
 use super::keys::Keys;
 use super::scripts::Scripts;
+use super::target::Target;
 use super::{Inner, RedisStore, redis_error};
 use crate::store::StoreError;
 
@@ -32,26 +35,82 @@ const MIN_VERSION: (u32, u32) = (6, 2);
 #[derive(Clone)]
 #[must_use]
 pub struct RedisStoreBuilder {
-    url: String,
+    endpoint: Endpoint,
     key_prefix: String,
     channel: Option<String>,
     connect_timeout: Duration,
     command_timeout: Duration,
     heartbeat_interval: Duration,
     heartbeat_timeout: Duration,
+    durability: RedisDurability,
+}
+
+/// Where the primary is.
+#[derive(Clone)]
+enum Endpoint {
+    Url(String),
+    Sentinel {
+        sentinels: Vec<String>,
+        master: String,
+    },
 }
 
 impl RedisStoreBuilder {
     pub(super) fn new(url: impl Into<String>) -> Self {
+        Self::with_endpoint(Endpoint::Url(url.into()))
+    }
+
+    pub(super) fn sentinel(sentinels: Vec<String>, master: String) -> Self {
+        Self::with_endpoint(Endpoint::Sentinel { sentinels, master })
+    }
+
+    fn with_endpoint(endpoint: Endpoint) -> Self {
         Self {
-            url: url.into(),
+            endpoint,
             key_prefix: "tcs:".to_owned(),
             channel: None,
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_millis(500),
             heartbeat_interval: Duration::from_millis(100),
             heartbeat_timeout: Duration::from_millis(200),
+            durability: RedisDurability::Primary,
         }
+    }
+
+    /// What `revoke`, `revoke_all` and `delete_customer` wait for before returning `Ok`.
+    /// Default: [`RedisDurability::Primary`], the primary's memory.
+    ///
+    /// A change the server loses afterwards (a restart from an older snapshot, a failover
+    /// to a replica it had not reached) comes undone: a revoked session is valid again on
+    /// every instance but the one that revoked it. With
+    /// [`RedisDurability::Replicas`], the call returns `Ok` only once that many replicas
+    /// hold the change (`WAIT`), and an error, never `Ok`, when fewer did within the
+    /// timeout; with [`RedisDurability::Fsync`] (Redis ≥ 7.2), once it is fsynced to the
+    /// append-only file (`WAITAOF`). An error then means the change was made on the
+    /// primary but may not survive it. Each such call takes one replica round trip (or
+    /// one fsync) longer; loads and creations are not affected.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use tower_customer_session::RedisStore;
+    /// use tower_customer_session::store::RedisDurability;
+    ///
+    /// let builder = RedisStore::builder("redis://127.0.0.1:6379");
+    /// assert_eq!(builder.durability_setting(), RedisDurability::Primary);
+    /// let builder = builder.durability(RedisDurability::replicas(1, Duration::from_millis(500)));
+    /// assert_eq!(
+    ///     builder.durability_setting(),
+    ///     RedisDurability::Replicas { count: 1, timeout: Duration::from_millis(500) }
+    /// );
+    /// ```
+    pub fn durability(mut self, durability: RedisDurability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The durability this builder is set to.
+    pub fn durability_setting(&self) -> RedisDurability {
+        self.durability
     }
 
     /// What every key of this store starts with; several applications (or test runs) can
@@ -198,7 +257,8 @@ impl RedisStoreBuilder {
     ///
     /// [`StoreError::Timeout`] if the server did not answer in time;
     /// [`StoreError::Backend`] for a bad URL, a refused connection, a server older than
-    /// Redis 6.2, or a call outside a Tokio runtime.
+    /// Redis 6.2, a [durability](Self::durability) the server cannot give (`WAITAOF` on a
+    /// server older than 7.2 or without `appendonly`), or a call outside a Tokio runtime.
     ///
     /// ```no_run
     /// # use tower_customer_session::RedisStore;
@@ -210,28 +270,40 @@ impl RedisStoreBuilder {
         // The feed task is spawned on this runtime later, from a synchronous `watch`.
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| StoreError::backend("RedisStore::connect must run in a Tokio runtime"))?;
-        let client = redis::Client::open(self.url.as_str()).map_err(redis_error)?;
+        let target = match &self.endpoint {
+            Endpoint::Url(url) => {
+                Target::Url(redis::Client::open(url.as_str()).map_err(redis_error)?)
+            }
+            Endpoint::Sentinel { sentinels, master } => {
+                Target::sentinels(sentinels, master, self.connect_timeout).map_err(redis_error)?
+            }
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.command_timeout))
+            // A change waits for replicas (or an fsync) on top of its round trip; every
+            // call is bounded by its own deadline besides.
+            .set_response_timeout(Some(self.command_timeout + self.durability.timeout()))
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(6);
+        let marker = Keys::new(&self.key_prefix).epoch();
         let connect = async {
+            let client = target.client().await?;
             let mut connection =
                 ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
             // Best effort: a server may refuse INFO to this user; PXAT then fails loudly later.
             let info = redis::cmd("INFO")
-                .arg("server")
                 .query_async::<String>(&mut connection)
                 .await
                 .ok();
-            Ok::<_, redis::RedisError>((connection, info))
+            let identity = Identity::read(&mut connection, &marker).await?;
+            Ok::<_, redis::RedisError>((client, connection, info, identity))
         };
-        let (connection, info) = tokio::time::timeout(self.connect_timeout, connect)
-            .await
-            .map_err(|_| StoreError::Timeout)?
-            .map_err(redis_error)?;
+        let (client, connection, info, identity) =
+            tokio::time::timeout(self.connect_timeout, connect)
+                .await
+                .map_err(|_| StoreError::Timeout)?
+                .map_err(redis_error)?;
         if let Some(version) = info.as_deref().and_then(server_version) {
             if version < MIN_VERSION {
                 return Err(StoreError::backend(format!(
@@ -240,19 +312,32 @@ impl RedisStoreBuilder {
                 )));
             }
         }
+        match info.as_deref() {
+            Some(info) => self.durability.supported_by(info)?,
+            None if self.durability != RedisDurability::Primary => {
+                return Err(StoreError::backend(
+                    "the server refused INFO: cannot check that it supports the durability asked",
+                ));
+            }
+            None => {}
+        }
         let commands = Commands::new(
-            client.clone(),
+            target.clone(),
+            client,
             config,
             connection,
             self.command_timeout,
             runtime.clone(),
         );
         let feed = FeedSettings {
-            client,
+            target,
             channel: self.channel_name(),
             heartbeat_interval: self.heartbeat_interval,
             heartbeat_timeout: self.heartbeat_timeout,
             connect_timeout: self.connect_timeout,
+            marker,
+            initial: identity,
+            changes: Changes::default(),
         };
         Ok(RedisStore {
             inner: Arc::new(Inner {
@@ -261,6 +346,7 @@ impl RedisStoreBuilder {
                 scripts: Scripts::new(),
                 feed,
                 command_timeout: self.command_timeout,
+                durability: self.durability,
                 runtime,
                 settings: self,
             }),
@@ -269,7 +355,7 @@ impl RedisStoreBuilder {
 }
 
 /// `redis_version:7.0.15` in `INFO server` → `(7, 0)`.
-fn server_version(info: &str) -> Option<(u32, u32)> {
+pub(super) fn server_version(info: &str) -> Option<(u32, u32)> {
     let version = info
         .lines()
         .find_map(|line| line.strip_prefix("redis_version:"))?;
@@ -280,13 +366,19 @@ fn server_version(info: &str) -> Option<(u32, u32)> {
 impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Not the URL: it may carry a password.
-        f.debug_struct("RedisStoreBuilder")
-            .field("key_prefix", &self.key_prefix)
+        let mut f = f.debug_struct("RedisStoreBuilder");
+        if let Endpoint::Sentinel { master, sentinels } = &self.endpoint {
+            // Only how many sentinels: their URLs may carry a password.
+            f.field("sentinel_master", master)
+                .field("sentinels", &sentinels.len());
+        }
+        f.field("key_prefix", &self.key_prefix)
             .field("channel", &self.channel_name())
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("durability", &self.durability)
             .finish_non_exhaustive()
     }
 }

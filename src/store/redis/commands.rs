@@ -8,6 +8,10 @@
 //! abandoned by its caller whose follow-up `PING` times out, retires the connection: the
 //! next calls go to a fresh one, connected on first use. One replacement per connection,
 //! and consecutive replacements wait the [backoff](super::MIN_BACKOFF) in between.
+//!
+//! Through Sentinel, the primary can move: a call that fails (refused, reset, `READONLY`
+//! from a demoted primary) or goes unanswered makes the store ask the Sentinels again, at
+//! most every [`MIN_BACKOFF`], and move to the primary they name if it is another.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -17,11 +21,12 @@ use redis::Client;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::time::Instant;
 
+use super::target::{Target, address};
 use super::{MAX_BACKOFF, MIN_BACKOFF};
 
 /// The current connection and the generation it belongs to.
 pub(super) struct Commands {
-    client: Client,
+    target: Target,
     config: ConnectionManagerConfig,
     command_timeout: Duration,
     /// Where probes run: a call may be dropped outside the runtime's context.
@@ -32,11 +37,17 @@ pub(super) struct Commands {
     unproven: AtomicBool,
     /// A probe is in flight; one at a time is enough.
     probing: AtomicBool,
+    /// A Sentinel lookup is in flight.
+    resolving: AtomicBool,
 }
 
 struct State {
     generation: u64,
     connection: ConnectionManager,
+    /// The primary `connection` goes to.
+    client: Client,
+    /// No Sentinel lookup before this moment.
+    resolve_not_before: Instant,
     /// No replacement before this moment.
     not_before: Instant,
     /// The wait after the next replacement.
@@ -45,6 +56,7 @@ struct State {
 
 impl Commands {
     pub(super) fn new(
+        target: Target,
         client: Client,
         config: ConnectionManagerConfig,
         connection: ConnectionManager,
@@ -52,18 +64,21 @@ impl Commands {
         runtime: tokio::runtime::Handle,
     ) -> Self {
         Self {
-            client,
+            target,
             config,
             command_timeout,
             runtime,
             state: RwLock::new(State {
                 generation: 0,
                 connection,
+                client,
+                resolve_not_before: Instant::now(),
                 not_before: Instant::now(),
                 backoff: MIN_BACKOFF,
             }),
             unproven: AtomicBool::new(false),
             probing: AtomicBool::new(false),
+            resolving: AtomicBool::new(false),
         }
     }
 
@@ -106,7 +121,10 @@ impl Commands {
 
     /// A command on `generation` got no answer in time: retire that connection, unless
     /// it is already retired or the last replacement is too recent.
-    fn unanswered(&self, generation: u64) {
+    fn unanswered(self: &Arc<Self>, generation: u64) {
+        if self.target.follows_failovers() {
+            return self.resolve(generation, true);
+        }
         let mut state = self.write();
         let now = Instant::now();
         if state.generation != generation || now < state.not_before {
@@ -115,7 +133,7 @@ impl Commands {
         // The driver spawns its tasks on the current runtime.
         let entered = self.runtime.enter();
         let fresh =
-            ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone());
+            ConnectionManager::new_lazy_with_config(state.client.clone(), self.config.clone());
         drop(entered);
         let fresh = match fresh {
             Ok(fresh) => fresh,
@@ -141,6 +159,68 @@ impl Commands {
         } else {
             tracing::warn!("redis command connection unanswered, replacing it");
         }
+    }
+
+    /// A call on `generation` failed: through Sentinel, the primary may have moved.
+    fn failed(self: &Arc<Self>, generation: u64) {
+        if self.target.follows_failovers() {
+            self.resolve(generation, false);
+        }
+    }
+
+    /// Ask the Sentinels where the primary is, and move there if it is elsewhere (or,
+    /// with `replace`, in any case: the connection went unanswered).
+    fn resolve(self: &Arc<Self>, generation: u64, replace: bool) {
+        {
+            let state = self.read();
+            if state.generation != generation || Instant::now() < state.resolve_not_before {
+                return;
+            }
+        }
+        if self.resolving.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let commands = Arc::clone(self);
+        self.runtime.spawn(async move {
+            let resolved = commands.target.client().await;
+            let mut state = commands.write();
+            state.resolve_not_before = Instant::now() + MIN_BACKOFF;
+            let moved = match resolved {
+                Ok(client) if state.generation == generation => {
+                    let elsewhere = address(&client) != address(&state.client);
+                    (elsewhere || replace).then_some(client)
+                }
+                Ok(_) => None,
+                Err(error) => {
+                    tracing::debug!(%error, "redis: no primary from the sentinels yet");
+                    // An unanswered connection is replaced all the same.
+                    (replace && state.generation == generation).then(|| state.client.clone())
+                }
+            };
+            if let Some(client) = moved {
+                match ConnectionManager::new_lazy_with_config(
+                    client.clone(),
+                    commands.config.clone(),
+                ) {
+                    Ok(fresh) => {
+                        // Dropped after the lock: closing it may take a while.
+                        let retired = std::mem::replace(&mut state.connection, fresh);
+                        state.client = client;
+                        state.generation += 1;
+                        drop(state);
+                        drop(retired);
+                        tracing::warn!("redis: commands moved to the primary the sentinels name");
+                    }
+                    Err(error) => {
+                        drop(state);
+                        tracing::warn!(%error, "redis: cannot make a new command connection");
+                    }
+                }
+            } else {
+                drop(state);
+            }
+            commands.resolving.store(false, Ordering::Release);
+        });
     }
 
     /// A call on `generation` was dropped before it ended (its caller gave up first, e.g.
@@ -194,9 +274,11 @@ impl Call<'_> {
         self.commands.unanswered(self.generation);
     }
 
-    /// Failed otherwise (a refused or reset connection, which the driver handles).
+    /// Failed otherwise (a refused or reset connection, which the driver handles; a
+    /// `READONLY` reply from a demoted primary).
     pub(super) fn failed(mut self) {
         self.settled = true;
+        self.commands.failed(self.generation);
     }
 }
 

@@ -17,11 +17,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
-use redis::Client;
 use redis::aio::PubSub;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::identity::{Changes, Identity};
+use super::target::Target;
 use super::{MAX_BACKOFF, MIN_BACKOFF};
 use crate::store::{FeedSink, Invalidation};
 use crate::token::TokenHash;
@@ -62,11 +63,17 @@ pub(super) fn parse(payload: &[u8]) -> Invalidation {
 /// What the feed task needs; cloned from the store for each manager.
 #[derive(Clone)]
 pub(super) struct FeedSettings {
-    pub(super) client: Client,
+    /// Asked again on each subscription: through Sentinel, the primary may have moved.
+    pub(super) target: Target,
     pub(super) channel: String,
     pub(super) heartbeat_interval: Duration,
     pub(super) heartbeat_timeout: Duration,
     pub(super) connect_timeout: Duration,
+    /// The key of the store's marker (see [`Identity`]).
+    pub(super) marker: String,
+    /// The server as the store saw it at connect.
+    pub(super) initial: Identity,
+    pub(super) changes: Changes,
 }
 
 impl FeedSettings {
@@ -83,11 +90,24 @@ impl FeedSettings {
 pub(super) async fn run(settings: FeedSettings, sink: FeedSink) {
     let mut backoff = MIN_BACKOFF;
     let mut failures = 0u32;
+    let mut known = settings.initial.clone();
     while !sink.is_closed() {
         match subscribe(&settings).await {
-            Ok(pubsub) => {
+            Ok((pubsub, identity)) => {
                 backoff = MIN_BACKOFF;
                 failures = 0;
+                if let Some(why) = known.change(&identity) {
+                    // Messages, and perhaps acknowledged writes, were lost with the old
+                    // server: a lost feed, whose reconnection flushes the cache.
+                    settings.changes.record();
+                    tracing::warn!(
+                        why,
+                        "the redis server behind the invalidation feed changed; \
+                         changes it acknowledged before may be lost"
+                    );
+                    sink.lost();
+                    known = identity;
+                }
                 sink.connected();
                 let why = listen(pubsub, &settings, &sink).await;
                 if sink.is_closed() {
@@ -113,15 +133,19 @@ pub(super) async fn run(settings: FeedSettings, sink: FeedSink) {
     tracing::debug!("redis invalidation feed stopped: its session manager is gone");
 }
 
-/// A dedicated connection, subscribed once `SUBSCRIBE` is confirmed.
-async fn subscribe(settings: &FeedSettings) -> Result<PubSub, SubscribeError> {
+/// A dedicated connection, subscribed once `SUBSCRIBE` is confirmed, and the server's
+/// identity read after that (so a change after the reading reaches the subscription).
+async fn subscribe(settings: &FeedSettings) -> Result<(PubSub, Identity), SubscribeError> {
     let attempt = async {
-        let mut pubsub = settings.client.get_async_pubsub().await?;
+        let client = settings.target.client().await?;
+        let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(&settings.channel).await?;
-        Ok::<_, redis::RedisError>(pubsub)
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        let identity = Identity::read(&mut connection, &settings.marker).await?;
+        Ok::<_, redis::RedisError>((pubsub, identity))
     };
     match tokio::time::timeout(settings.connect_timeout, attempt).await {
-        Ok(Ok(pubsub)) => Ok(pubsub),
+        Ok(Ok(subscribed)) => Ok(subscribed),
         Ok(Err(error)) => Err(SubscribeError::Redis(error)),
         Err(_) => Err(SubscribeError::Timeout),
     }

@@ -6,6 +6,7 @@
 //! | `{prefix}c:{customer id}` | hash | a customer: `v`, `data`, optional `del`, `ext` | never |
 //! | `{prefix}cs:{customer id}` | set | token hashes of the customer's sessions | with its longest-lived member |
 //! | `{prefix}x:{external id}` | string | the customer id of an external id | never |
+//! | `{prefix}epoch` | string | a random id, written once (`SET NX`): which data set this is | never |
 //!
 //! The Lua scripts get these sub-prefixes as arguments, so the layout is spelled out here
 //! only.
@@ -33,6 +34,11 @@ impl Keys {
             index: format!("{prefix}cs:"),
             external: format!("{prefix}x:"),
         }
+    }
+
+    /// The marker of the data set.
+    pub(super) fn epoch(&self) -> String {
+        format!("{}epoch", self.prefix)
     }
 
     /// The prefix every key starts with.

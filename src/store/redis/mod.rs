@@ -5,10 +5,13 @@ mod builder;
 mod commands;
 #[cfg(feature = "testing")]
 mod conformance;
+mod durability;
 mod feed;
+mod identity;
 mod keys;
 mod record;
 mod scripts;
+mod target;
 
 use std::fmt;
 use std::future::Future;
@@ -17,10 +20,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
-use redis::{RedisError, RedisResult, Value};
+use redis::{RedisError, RedisResult, Script, Value};
 use uuid::Uuid;
 
 pub use builder::RedisStoreBuilder;
+pub use durability::RedisDurability;
 
 use self::commands::{Call, Commands};
 use self::feed::FeedSettings;
@@ -65,6 +69,7 @@ use crate::token::TokenHash;
 /// | `{prefix}c:{customer id}` | a customer (hash) |
 /// | `{prefix}cs:{customer id}` | the customer's session hashes (set) |
 /// | `{prefix}x:{external id}` | the customer id of an external id |
+/// | `{prefix}epoch` | a random id marking the data set (see below) |
 ///
 /// # Consistency
 ///
@@ -84,6 +89,28 @@ use crate::token::TokenHash;
 /// time while the subscription works, and within the
 /// [silence bound](RedisStoreBuilder::silence_bound) (300 ms by default) of `revoke`
 /// returning when it has died silently.
+///
+/// # Durability
+///
+/// By default a change returns `Ok` once the primary applied it, in memory; a server that
+/// later loses it (a restart from an older snapshot, a failover to a replica it had not
+/// reached) undoes it. [`RedisStoreBuilder::durability`] makes revocations and deletions
+/// wait for replicas (`WAIT`) or an fsync (`WAITAOF`) and fail when they are not
+/// confirmed.
+///
+/// # Server identity
+///
+/// At connect the store writes `{prefix}epoch` (a random id, `SET NX`: the first store
+/// wins, later ones read it), and each feed reads it with the server's `run_id` every
+/// time it subscribes. A different `run_id` (a restart, a failover) or marker (the data
+/// set was lost, flushed or replaced) is logged (`warn`), counted
+/// ([`identity_changes`](Self::identity_changes)) and handled as a lost feed: the cache
+/// is flushed, as on any resubscription. What it cannot do is bring back what the server
+/// lost: a revocation the old server acknowledged but the new one never received is
+/// undone on every instance but the one that made it, unless the configured durability
+/// kept it. A change of server between two subscriptions of the same connection cannot
+/// happen (a restart or failover closes the connection); a `FLUSHALL` on a live server is
+/// noticed at the next resubscription only.
 ///
 /// # Revoking from outside the crate
 ///
@@ -124,10 +151,19 @@ use crate::token::TokenHash;
 ///   [`connect`](RedisStoreBuilder::connect) refuses an older server. Tested with Redis 7.0.
 ///   A server that restricts scripts to the keys they declare (Dragonfly's default) does
 ///   not work, for the reason Cluster does not (below).
-/// - A standalone server, or the primary of a replicated setup (Sentinel, a managed
-///   service's primary endpoint) reached through its URL. Reads go to the primary too:
-///   a replica may lag behind a revocation. After a failover the connection and the feed
-///   reconnect to whatever the URL points to.
+/// - A standalone server, or the primary of a replicated setup (a managed service's
+///   primary endpoint) reached through its URL. Reads go to the primary too: a replica
+///   may lag behind a revocation. After a failover the connection and the feed reconnect
+///   to whatever the URL points to.
+/// - Redis Sentinel ([`RedisStore::sentinel`]): the store asks the Sentinels for the
+///   primary (one that confirms its role with `ROLE` and is not marked down) at connect,
+///   after a command that fails (refused, reset, `READONLY`) or goes unanswered (at most
+///   every 50 ms), and on each resubscription of the feed; so commands and feed follow a
+///   failover by themselves. The switch is a lost feed (messages published on the old
+///   primary may not have reached anyone) and a [server change](Self#server-identity);
+///   calls answer `503` until the new primary is up. The primary is reached without a
+///   password (the Sentinels' URLs may carry theirs). Revocations survive the failover
+///   only as the [durability](RedisStoreBuilder::durability) asked ensures.
 /// - Not Redis Cluster. A script there may only touch keys of one hash slot, and these
 ///   read and write keys they find in other keys (a session's customer, the customer's
 ///   index), which hash anywhere. And Cluster relays pub/sub messages between nodes over
@@ -156,6 +192,7 @@ struct Inner {
     scripts: Scripts,
     feed: FeedSettings,
     command_timeout: Duration,
+    durability: RedisDurability,
     /// Where feed tasks run: `watch` is synchronous and may be called outside a runtime.
     runtime: tokio::runtime::Handle,
     /// How this store was made, for a second instance in tests.
@@ -174,6 +211,29 @@ impl RedisStore {
     /// ```
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder::new(url)
+    }
+
+    /// Start configuring a store that finds its primary through Redis Sentinel: the
+    /// Sentinels' addresses (`host:port`, or `redis://[user:password@]host:port` URLs) and
+    /// the name they monitor the primary under. The store asks them for the primary at
+    /// connect, again whenever a command fails or goes unanswered (at most every 50 ms),
+    /// and on each resubscription of the feed, so it follows a failover by itself; see
+    /// [Servers and topologies](Self#servers-and-topologies).
+    ///
+    /// ```
+    /// use tower_customer_session::RedisStore;
+    ///
+    /// let builder = RedisStore::sentinel(["10.0.0.1:26379", "10.0.0.2:26379"], "sessions");
+    /// assert_eq!(builder.prefix(), "tcs:");
+    /// ```
+    pub fn sentinel(
+        sentinels: impl IntoIterator<Item = impl Into<String>>,
+        master: impl Into<String>,
+    ) -> RedisStoreBuilder {
+        RedisStoreBuilder::sentinel(
+            sentinels.into_iter().map(Into::into).collect(),
+            master.into(),
+        )
     }
 
     /// Connect to `url` with every default; see [`RedisStoreBuilder`].
@@ -195,6 +255,21 @@ impl RedisStore {
     /// The channel invalidations are published on.
     pub fn channel(&self) -> &str {
         &self.inner.feed.channel
+    }
+
+    /// How many times a feed of this store (one per [`SessionManager`](crate::SessionManager)
+    /// watching it) found, on subscribing again, a different server or data set than the
+    /// one it knew: a restart, a failover, or data lost or replaced (see
+    /// [Server identity](Self#server-identity)). Each is logged (`warn`) and handled as a
+    /// lost feed. Shared by clones.
+    ///
+    /// ```no_run
+    /// # async fn run(store: tower_customer_session::RedisStore) {
+    /// assert_eq!(store.identity_changes(), 0);
+    /// # }
+    /// ```
+    pub fn identity_changes(&self) -> u64 {
+        self.inner.feed.changes.count()
     }
 
     /// The store's current command connection, for your own commands. It reconnects by
@@ -222,7 +297,18 @@ impl RedisStore {
         call: Call<'_>,
         operation: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.inner.command_timeout, operation).await {
+        self.bounded_within(self.inner.command_timeout, call, operation)
+            .await
+    }
+
+    /// [`bounded`](Self::bounded), with a deadline of its own.
+    async fn bounded_within<T>(
+        &self,
+        deadline: Duration,
+        call: Call<'_>,
+        operation: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(deadline, operation).await {
             Ok(Ok(value)) => {
                 call.answered();
                 Ok(value)
@@ -233,7 +319,7 @@ impl RedisStore {
                 Err(StoreError::Timeout)
             }
             Ok(Err(error)) => {
-                if error.is_io_error() {
+                if error.is_io_error() || error.code() == Some("READONLY") {
                     call.failed();
                 } else {
                     // An error reply is still an answer.
@@ -247,6 +333,44 @@ impl RedisStore {
             }
         }
     }
+
+    /// Run a script that changes what instances may serve (`revoke`, `revoke_all`,
+    /// `delete_customer`; `code` is its source), then wait for the configured
+    /// [`RedisDurability`]: the script and the wait go in one pipeline, so the wait counts
+    /// this very write. With a wait the script goes whole (`EVAL`): after `NOSCRIPT` (a
+    /// new primary) the wait would have to run twice.
+    async fn change(
+        &self,
+        script: &Script,
+        code: &str,
+        key: String,
+        args: &[&str],
+    ) -> Result<Value, StoreError> {
+        let durability = self.inner.durability;
+        let (mut connection, call) = self.inner.commands.begin();
+        if durability == RedisDurability::Primary {
+            let mut invocation = script.key(key);
+            for arg in args {
+                invocation.arg(*arg);
+            }
+            return self
+                .bounded(call, invocation.invoke_async(&mut connection))
+                .await;
+        }
+        let mut pipeline = redis::pipe();
+        pipeline.cmd("EVAL").arg(code).arg(1).arg(&key).arg(args);
+        durability.add_wait(&mut pipeline);
+        pipeline.ignore_errors();
+        let deadline = self.inner.command_timeout + durability.timeout();
+        let replies: Vec<Value> = self
+            .bounded_within(deadline, call, pipeline.query_async(&mut connection))
+            .await?;
+        let mut replies = replies.into_iter();
+        let reply = replies.next().ok_or_else(|| unexpected_reply("change"))?;
+        let reply = reply.extract_error().map_err(StoreError::backend)?;
+        durability.check(replies.next())?;
+        Ok(reply)
+    }
 }
 
 /// A driver error as a store error; the driver's own response timeout counts as a timeout.
@@ -255,6 +379,14 @@ fn redis_error(error: RedisError) -> StoreError {
         StoreError::Timeout
     } else {
         StoreError::backend(error)
+    }
+}
+
+/// An integer reply.
+fn int(value: Value, script: &'static str) -> Result<i64, StoreError> {
+    match value {
+        Value::Int(value) => Ok(value),
+        _ => Err(unexpected_reply(script)),
     }
 }
 
@@ -406,41 +538,39 @@ impl SessionAdmin for RedisStore {
 
     async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
         let hex = token_hash.to_hex();
-        let (mut connection, call) = self.inner.commands.begin();
-        let existed: i64 = self
-            .bounded(
-                call,
-                self.inner
-                    .scripts
-                    .revoke
-                    .key(self.inner.keys.session_hex(&hex))
-                    .arg(self.inner.keys.index_prefix())
-                    .arg(self.channel())
-                    .arg(feed::message(Invalidation::Session(*token_hash)))
-                    .arg(&hex)
-                    .invoke_async(&mut connection),
+        let message = feed::message(Invalidation::Session(*token_hash));
+        let existed = self
+            .change(
+                &self.inner.scripts.revoke,
+                scripts::REVOKE,
+                self.inner.keys.session_hex(&hex),
+                &[
+                    self.inner.keys.index_prefix(),
+                    self.channel(),
+                    &message,
+                    &hex,
+                ],
             )
             .await?;
-        Ok(existed == 1)
+        Ok(int(existed, "revoke")? == 1)
     }
 
     async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
-        let (mut connection, call) = self.inner.commands.begin();
-        let count: i64 = self
-            .bounded(
-                call,
-                self.inner
-                    .scripts
-                    .revoke_all
-                    .key(self.inner.keys.index(customer_id))
-                    .arg(self.inner.keys.session_prefix())
-                    .arg(self.channel())
-                    .arg(feed::message(Invalidation::Customer(customer_id)))
-                    .arg(customer_id.to_string())
-                    .invoke_async(&mut connection),
+        let message = feed::message(Invalidation::Customer(customer_id));
+        let count = self
+            .change(
+                &self.inner.scripts.revoke_all,
+                scripts::REVOKE_ALL,
+                self.inner.keys.index(customer_id),
+                &[
+                    self.inner.keys.session_prefix(),
+                    self.channel(),
+                    &message,
+                    &customer_id.to_string(),
+                ],
             )
             .await?;
-        Ok(count.max(0) as u64)
+        Ok(int(count, "revoke_all")?.max(0) as u64)
     }
 }
 
@@ -516,21 +646,16 @@ impl CustomerStore for RedisStore {
     }
 
     async fn delete_customer(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let (mut connection, call) = self.inner.commands.begin();
-        let existed: i64 = self
-            .bounded(
-                call,
-                self.inner
-                    .scripts
-                    .delete_customer
-                    .key(self.inner.keys.customer(id))
-                    .arg(self.channel())
-                    .arg(feed::message(Invalidation::Customer(id)))
-                    .arg(record::encode_deleted_at(at))
-                    .invoke_async(&mut connection),
+        let message = feed::message(Invalidation::Customer(id));
+        let existed = self
+            .change(
+                &self.inner.scripts.delete_customer,
+                scripts::DELETE_CUSTOMER,
+                self.inner.keys.customer(id),
+                &[self.channel(), &message, &record::encode_deleted_at(at)],
             )
             .await?;
-        Ok(existed == 1)
+        Ok(int(existed, "delete_customer")? == 1)
     }
 }
 

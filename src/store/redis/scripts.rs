@@ -57,7 +57,7 @@ return {'ok', customer}
 ///
 /// KEYS: session. ARGV: index prefix, channel, message, token hash (hex).
 /// Returns 1 if the session existed.
-const REVOKE: &str = r"
+pub(super) const REVOKE: &str = r"
 local session = redis.call('GET', KEYS[1])
 local existed = 0
 if session then
@@ -75,7 +75,7 @@ return existed
 /// index itself, publish.
 ///
 /// KEYS: index. ARGV: session prefix, channel, message, customer id. Returns the count.
-const REVOKE_ALL: &str = r"
+pub(super) const REVOKE_ALL: &str = r"
 local count = 0
 for _, hash in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local key = ARGV[1] .. hash
@@ -116,7 +116,7 @@ return 1
 /// time stands), publish.
 ///
 /// KEYS: customer. ARGV: channel, message, deletion time. Returns 1 if it existed.
-const DELETE_CUSTOMER: &str = r"
+pub(super) const DELETE_CUSTOMER: &str = r"
 local exists = redis.call('EXISTS', KEYS[1])
 if exists == 1 then redis.call('HSETNX', KEYS[1], 'del', ARGV[3]) end
 redis.call('PUBLISH', ARGV[1], ARGV[2])

@@ -1,0 +1,162 @@
+//! A failover under Redis Sentinel, on a topology the test starts itself on free ports (one
+//! primary, one replica, three sentinels) with two `SessionManager`s connected through the
+//! sentinels and revocations confirmed by a replica (`WAIT 1`). Under traffic the primary
+//! is killed:
+//!
+//! - until the new primary is up, requests are refused with 503, never 401 for a valid
+//!   session, and a session revoked before is never accepted;
+//! - both instances then recover by themselves, the switch counted as a server change;
+//! - the revocation made before the failover still holds on both;
+//! - a revocation after it reaches the other instance within 100 ms.
+
+mod redis_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use redis_support::sentinel::{MASTER, Topology};
+use redis_support::{PROPAGATION, SECRET, authenticates, customer, refused_within, wait_for_feed};
+use reqwest::StatusCode;
+use tower_customer_session::store::{FeedState, RedisDurability};
+use tower_customer_session::{CreateSession, CredentialSource, RedisStore, SessionManager};
+
+type Manager = SessionManager<RedisStore>;
+
+async fn instance(topology: &Topology) -> (Manager, RedisStore) {
+    let store = RedisStore::sentinel(topology.sentinels(), MASTER)
+        .command_timeout(Duration::from_millis(250))
+        .durability(RedisDurability::replicas(1, Duration::from_millis(500)))
+        .connect()
+        .await
+        .expect("connect through the sentinels");
+    let sessions = SessionManager::builder(store.clone())
+        .secret(SECRET)
+        .store_timeout(Duration::from_secs(1))
+        .build()
+        .expect("a secret is configured");
+    (sessions, store)
+}
+
+/// What the traffic saw.
+#[derive(Default)]
+struct Seen {
+    ok: AtomicUsize,
+    unavailable: AtomicUsize,
+    /// A valid session refused as invalid (401), or a revoked one accepted.
+    wrong: AtomicUsize,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_is_followed_by_both_instances_and_keeps_confirmed_revocations() {
+    let Some(mut topology) = Topology::start() else {
+        return;
+    };
+    let (a, store_a) = instance(&topology).await;
+    let (b, store_b) = instance(&topology).await;
+    for side in [&a, &b] {
+        wait_for_feed(side, FeedState::Live, Duration::from_secs(5)).await;
+    }
+    let jane = a.upsert_customer(customer("Jane")).await.unwrap();
+    let kept = a.create(jane.id, CreateSession::default()).await.unwrap();
+    let kept = kept.token.expose_secret().to_owned();
+    let revoked = a.create(jane.id, CreateSession::default()).await.unwrap();
+    let revoked = revoked.token.expose_secret().to_owned();
+    authenticates(&b, &kept).await;
+    authenticates(&b, &revoked).await;
+    // Confirmed by the replica before `Ok`.
+    assert!(a.revoke(&revoked).await.unwrap());
+    refused_within(
+        &b,
+        &revoked,
+        PROPAGATION,
+        "the revocation before the failover",
+    )
+    .await;
+
+    let seen = Arc::new(Seen::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut traffic = Vec::new();
+    for side in [a.clone(), b.clone()] {
+        let (seen, stop) = (Arc::clone(&seen), Arc::clone(&stop));
+        let (kept, revoked) = (kept.clone(), revoked.clone());
+        traffic.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match side.authenticate(&kept, CredentialSource::Header).await {
+                    Ok(_) => seen.ok.fetch_add(1, Ordering::Relaxed),
+                    Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                        seen.unavailable.fetch_add(1, Ordering::Relaxed)
+                    }
+                    Err(_) => seen.wrong.fetch_add(1, Ordering::Relaxed),
+                };
+                if side
+                    .authenticate(&revoked, CredentialSource::Header)
+                    .await
+                    .is_ok()
+                {
+                    seen.wrong.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let killed = Instant::now();
+    topology.primary.kill();
+    // Both instances serve the valid session again, with no restart.
+    for side in [&a, &b] {
+        loop {
+            if side
+                .authenticate(&kept, CredentialSource::Header)
+                .await
+                .is_ok()
+                && side.feed_state() == FeedState::Live
+            {
+                break;
+            }
+            assert!(
+                killed.elapsed() < Duration::from_secs(30),
+                "no recovery within 30 s of the primary's death"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    eprintln!(
+        "recovered {:?} after the primary was killed",
+        killed.elapsed()
+    );
+    stop.store(true, Ordering::Relaxed);
+    for task in traffic {
+        task.await.unwrap();
+    }
+    let unavailable = seen.unavailable.load(Ordering::Relaxed);
+    assert!(unavailable > 0, "the outage was seen as 503");
+    assert_eq!(
+        seen.wrong.load(Ordering::Relaxed),
+        0,
+        "no 401, no revoked session"
+    );
+
+    // The replica that acknowledged the revocation is the primary now.
+    for side in [&a, &b] {
+        assert!(
+            side.authenticate(&revoked, CredentialSource::Header)
+                .await
+                .is_err()
+        );
+    }
+    assert!(store_a.identity_changes() >= 1 && store_b.identity_changes() >= 1);
+
+    // A revocation on the new primary reaches the other instance within 100 ms.
+    let after = a.create(jane.id, CreateSession::default()).await.unwrap();
+    let after = after.token.expose_secret();
+    authenticates(&b, after).await;
+    // Made on the new primary, and announced; but no replica is left to confirm it.
+    let unconfirmed = a.revoke(after).await.expect_err("no replica to confirm it");
+    assert!(
+        unconfirmed.to_string().contains("not confirmed durable"),
+        "{unconfirmed}"
+    );
+    refused_within(&b, after, PROPAGATION, "the revocation after the failover").await;
+}

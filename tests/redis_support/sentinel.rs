@@ -1,0 +1,108 @@
+//! A Sentinel topology of the test's own, on free ports: one primary, one replica and
+//! three `redis-server --sentinel` processes monitoring them; every process is killed on
+//! drop.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tower_customer_session::redis;
+
+use super::server::{OwnRedis, free_port};
+
+/// The name the sentinels monitor the primary under.
+pub const MASTER: &str = "sessions";
+
+pub struct Topology {
+    pub primary: OwnRedis,
+    pub replica: OwnRedis,
+    sentinels: Vec<(u16, Child, std::path::PathBuf)>,
+}
+
+impl Topology {
+    /// Start everything and wait until each sentinel knows the replica and the two other
+    /// sentinels (so a failover can be agreed). `None` as [`OwnRedis::start`] says.
+    pub fn start() -> Option<Self> {
+        let primary = OwnRedis::start()?;
+        let replica = primary.replica();
+        let mut sentinels = Vec::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let dir = std::env::temp_dir().join(format!(
+                "tcs-sentinel-{port}-{}",
+                uuid::Uuid::new_v4().simple()
+            ));
+            std::fs::create_dir_all(&dir).expect("a directory for the sentinel");
+            let config = dir.join("sentinel.conf");
+            std::fs::write(
+                &config,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\n\
+                     sentinel monitor {MASTER} 127.0.0.1 {} 2\n\
+                     sentinel down-after-milliseconds {MASTER} 400\n\
+                     sentinel failover-timeout {MASTER} 2000\n",
+                    dir.display(),
+                    primary.port()
+                ),
+            )
+            .expect("the sentinel's configuration");
+            let child = Command::new("redis-server")
+                .arg(&config)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server --sentinel starts");
+            sentinels.push((port, child, dir));
+        }
+        let topology = Self {
+            primary,
+            replica,
+            sentinels,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !topology.ready() {
+            assert!(
+                Instant::now() < deadline,
+                "the sentinels did not find each other within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(topology)
+    }
+
+    /// `host:port` of each sentinel.
+    pub fn sentinels(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|(port, _, _)| format!("127.0.0.1:{port}"))
+            .collect()
+    }
+
+    fn ready(&self) -> bool {
+        self.sentinels.iter().all(|(port, _, _)| {
+            let count = |what: &str| -> Option<usize> {
+                let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+                let mut connection = client
+                    .get_connection_with_timeout(Duration::from_millis(500))
+                    .ok()?;
+                let list: Vec<redis::Value> = redis::cmd("SENTINEL")
+                    .arg(what)
+                    .arg(MASTER)
+                    .query(&mut connection)
+                    .ok()?;
+                Some(list.len())
+            };
+            count("REPLICAS") == Some(1) && count("SENTINELS") == Some(2)
+        })
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for (_, child, dir) in &mut self.sentinels {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
