@@ -221,9 +221,12 @@ fn hits(rt: &Runtime, keys: usize, key: &[u8]) -> Setup {
     (sessions, requests)
 }
 
-/// Every row: its id and its set-up. The first of each kind has no other key.
-fn rows() -> Vec<(String, Box<dyn Fn(&Runtime) -> Setup>)> {
-    let mut rows: Vec<(String, Box<dyn Fn(&Runtime) -> Setup>)> = Vec::new();
+/// A row's id and its set-up.
+type Row = (String, Box<dyn Fn(&Runtime) -> Setup>);
+
+/// Every row. The first of each kind has no other key.
+fn rows() -> Vec<Row> {
+    let mut rows: Vec<Row> = Vec::new();
     for keys in 0..=2 {
         rows.push((
             format!("negative_hit/keys_{keys}"),

@@ -9,6 +9,8 @@
 
 #![cfg(feature = "polar-api")]
 
+// Only its load counter is used here.
+#[allow(dead_code)]
 #[path = "common/instrumented.rs"]
 mod instrumented;
 
