@@ -107,6 +107,16 @@ struct Merchant {
 }
 
 async fn merchant(polar: &Polar, org_token: Option<&str>, cache_max_ttl: Duration) -> Merchant {
+    merchant_with(polar, org_token, cache_max_ttl, &[WEBHOOK_SECRET]).await
+}
+
+/// [`merchant`] with these webhook secrets.
+async fn merchant_with(
+    polar: &Polar,
+    org_token: Option<&str>,
+    cache_max_ttl: Duration,
+    webhook_secrets: &[&str],
+) -> Merchant {
     let mut store = PolarApiStore::builder().base_url(&polar.base);
     if let Some(token) = org_token {
         store = store.organization_token(token);
@@ -117,7 +127,7 @@ async fn merchant(polar: &Polar, org_token: Option<&str>, cache_max_ttl: Duratio
         .store_timeout(Duration::from_secs(3))
         .build()
         .unwrap();
-    let router = merchant::router(sessions, Some(WEBHOOK_SECRET)).unwrap();
+    let router = merchant::router(sessions, webhook_secrets).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -144,6 +154,12 @@ impl Merchant {
 
     /// A `customer.*` event for `customer_id`, signed as Polar signs deliveries.
     async fn webhook(&self, event: &str, customer_id: Uuid) -> StatusCode {
+        self.webhook_signed(WEBHOOK_SECRET, event, customer_id)
+            .await
+    }
+
+    /// [`webhook`](Self::webhook), signed with `secret`.
+    async fn webhook_signed(&self, secret: &str, event: &str, customer_id: Uuid) -> StatusCode {
         let body = json!({
             "type": event,
             "timestamp": "2026-01-01T00:00:00Z",
@@ -152,10 +168,9 @@ impl Merchant {
         .to_string();
         let id = format!("msg_{}", Uuid::new_v4().simple());
         let now = chrono::Utc::now().timestamp();
-        let signature =
-            WebhookSecret::polar(WEBHOOK_SECRET)
-                .unwrap()
-                .sign(&id, now, body.as_bytes());
+        let signature = WebhookSecret::polar(secret)
+            .unwrap()
+            .sign(&id, now, body.as_bytes());
         self.http
             .post(format!("{}/webhooks/polar", self.base))
             .header("webhook-id", id)
@@ -397,6 +412,52 @@ async fn a_customer_deleted_upstream_is_refused_at_once_after_the_signed_webhook
     );
     let (status, _) = merchant.me(&token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn while_the_webhook_secret_changes_either_signs_and_a_third_is_refused() {
+    // As the example reads POLAR_WEBHOOK_SECRET=" polar_whs_old " and
+    // POLAR_WEBHOOK_SECRETS=",polar_whs_new,, ".
+    let secrets = merchant::webhook_secrets(Some(" polar_whs_old "), Some(",polar_whs_new,, "));
+    assert_eq!(secrets, ["polar_whs_old", "polar_whs_new"]);
+    assert_eq!(
+        merchant::webhook_secrets(None, Some("polar_whs_new")),
+        ["polar_whs_new"]
+    );
+    assert!(merchant::webhook_secrets(None, Some(" , ")).is_empty());
+
+    let polar = polar().await;
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let merchant = merchant_with(&polar, Some(ORG_TOKEN), LONG, &secrets).await;
+    let id = polar.demo.individual.id;
+    for secret in ["polar_whs_old", "polar_whs_new"] {
+        assert_eq!(
+            merchant
+                .webhook_signed(secret, "customer.updated", id)
+                .await,
+            StatusCode::NO_CONTENT,
+            "{secret}"
+        );
+    }
+    assert_eq!(
+        merchant
+            .webhook_signed("polar_whs_other", "customer.updated", id)
+            .await,
+        StatusCode::FORBIDDEN
+    );
+
+    // Applied under the second secret: a deletion shows at once.
+    let token = polar.token(json!({"customer_id": id})).await;
+    assert_eq!(merchant.me(&token).await.0, StatusCode::OK);
+    polar.delete_customer(id).await;
+    assert_eq!(merchant.me(&token).await.0, StatusCode::OK, "cached");
+    assert_eq!(
+        merchant
+            .webhook_signed("polar_whs_new", "customer.deleted", id)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(merchant.me(&token).await.0, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

@@ -124,7 +124,7 @@ async fn pair() -> Pair {
         .store_timeout(Duration::from_secs(3))
         .build()
         .unwrap();
-    let merchant = serve(merchant::router(sessions, Some(WEBHOOK_SECRET)).unwrap()).await;
+    let merchant = serve(merchant::router(sessions, &[WEBHOOK_SECRET]).unwrap()).await;
     Pair {
         upstream,
         merchant,

@@ -4,9 +4,15 @@
 //! refusal: stale timestamps, bad signatures, missing or malformed headers. Then what each
 //! event does: customer and member events drop the customer's cached sessions (a member
 //! event's customer read from `data.customer_id`), any other type is acknowledged whatever
-//! its `data`, and a handled event without its ids is refused.
+//! its `data`, and a handled event without its ids is refused. A change of secret (either
+//! accepted, a third refused) and replayed deliveries (acknowledged, applied once).
 
 #![cfg(feature = "polar-api")]
+
+// Only its load counter is used here.
+#[allow(dead_code)]
+#[path = "common/instrumented.rs"]
+mod instrumented;
 
 use std::process::Command;
 
@@ -23,6 +29,11 @@ use tower_customer_session::{
 };
 use uuid::Uuid;
 
+use instrumented::Instrumented;
+
+/// A memory store that counts its loads.
+type Store = Instrumented<MemoryStore>;
+
 /// The Standard Webhooks specification's published vector (its libraries' shared test case).
 const VECTOR_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const VECTOR_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
@@ -37,8 +48,8 @@ const POLAR_SECRET: &str = "polar_whs_w3bh00kTestSecretFromTheDashboard0123";
 /// on a manual clock.
 struct Receiver {
     url: String,
-    sessions: SessionManager<MemoryStore>,
-    store: MemoryStore,
+    sessions: SessionManager<Store>,
+    store: Store,
     clock: ManualClock,
     customer: Customer,
     token: String,
@@ -46,11 +57,20 @@ struct Receiver {
 }
 
 async fn receiver(secret: WebhookSecret, now: DateTime<Utc>) -> Receiver {
+    receiver_with(secret, now, |webhooks| webhooks).await
+}
+
+/// [`receiver`] with more settings of its `PolarWebhooks`.
+async fn receiver_with(
+    secret: WebhookSecret,
+    now: DateTime<Utc>,
+    configure: impl FnOnce(PolarWebhooks<Store>) -> PolarWebhooks<Store>,
+) -> Receiver {
     let clock = ManualClock::new(now);
-    let store = MemoryStore::with_clock(clock.clone());
+    let store = Instrumented::new(MemoryStore::with_clock(clock.clone()));
     let mut data = CustomerData::new(now);
     data.name = Some("Before".to_owned());
-    let customer = store.insert_customer(data);
+    let customer = store.memory().insert_customer(data);
     let sessions = SessionManager::builder(store.clone())
         .clock(clock.clone())
         .build()
@@ -62,7 +82,7 @@ async fn receiver(secret: WebhookSecret, now: DateTime<Utc>) -> Receiver {
     let token = session.token.expose_secret().to_owned();
     let router = Router::new().route_service(
         "/webhooks/polar",
-        PolarWebhooks::with_secret(secret, sessions.clone()).max_body(64 * 1024),
+        configure(PolarWebhooks::with_secret(secret, sessions.clone()).max_body(64 * 1024)),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -95,7 +115,7 @@ impl Receiver {
     fn rename_upstream(&self, name: &str) {
         let mut customer = self.customer.clone();
         customer.make_mut().name = Some(name.to_owned());
-        self.store.insert_customer(customer);
+        self.store.memory().insert_customer(customer);
     }
 
     fn now(&self) -> i64 {
@@ -128,14 +148,16 @@ impl Receiver {
         .0
     }
 
-    /// Sign `body` with the Polar secret and post it now; the status and JSON body.
+    /// Sign `body` with the Polar secret and post it now under a new `webhook-id`; the
+    /// status and JSON body.
     async fn signed(&self, body: &Value) -> (StatusCode, Value) {
         let body = body.to_string();
         let now = self.now();
-        let signature = polar_secret().sign("msg_signed", now, body.as_bytes());
+        let id = format!("msg_{}", Uuid::new_v4().simple());
+        let signature = polar_secret().sign(&id, now, body.as_bytes());
         self.post(
             &[
-                ("webhook-id", "msg_signed"),
+                ("webhook-id", &id),
                 ("webhook-timestamp", &now.to_string()),
                 ("webhook-signature", &signature),
             ],
@@ -674,6 +696,150 @@ async fn a_store_of_your_own_keeps_answering_with_the_member_it_holds() {
             .unwrap();
         assert_eq!(info.role(), Some(&MemberRole::BillingManager), "{kind}");
     }
+}
+
+#[tokio::test]
+async fn during_a_change_of_secret_either_is_accepted_and_a_third_refused() {
+    let current = polar_secret();
+    let next = WebhookSecret::polar("polar_whs_theNextSecretFromTheDashboard4567").unwrap();
+    let third = WebhookSecret::polar("polar_whs_neitherOfTheTwo").unwrap();
+    let receiver = receiver_with(current.clone(), Utc::now(), |webhooks| {
+        webhooks.accept_secrets([next.clone()])
+    })
+    .await;
+    let body = receiver.event("customer.updated");
+    let now = receiver.now();
+    for (id, secret, name) in [("msg_1", &current, "Current"), ("msg_2", &next, "Next")] {
+        receiver.rename_upstream(name);
+        let signature = secret.sign(id, now, body.as_bytes());
+        assert_eq!(
+            receiver.deliver(id, now, &signature, &body).await,
+            StatusCode::NO_CONTENT,
+            "{name}"
+        );
+        assert_eq!(receiver.name_seen().await, name, "{name}: applied");
+    }
+    receiver.rename_upstream("Third");
+    let signature = third.sign("msg_3", now, body.as_bytes());
+    let timestamp = now.to_string();
+    let (status, response) = receiver
+        .post(
+            &[
+                ("webhook-id", "msg_3"),
+                ("webhook-timestamp", &timestamp),
+                ("webhook-signature", &signature),
+            ],
+            &body,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(response["detail"], "no webhook signature matches");
+    assert_eq!(
+        receiver.name_seen().await,
+        "Next",
+        "refused: nothing dropped"
+    );
+
+    // Without it, or once it is replaced by an empty list, the other secret is refused.
+    for configure in [
+        (|webhooks| webhooks) as fn(PolarWebhooks<Store>) -> PolarWebhooks<Store>,
+        |webhooks| {
+            let next = WebhookSecret::polar("polar_whs_theNextSecretFromTheDashboard4567");
+            webhooks.accept_secrets([next.unwrap()]).accept_secrets([])
+        },
+    ] {
+        let receiver = receiver_with(current.clone(), Utc::now(), configure).await;
+        let now = receiver.now();
+        let signature = next.sign("msg_1", now, body.as_bytes());
+        assert_eq!(
+            receiver.deliver("msg_1", now, &signature, &body).await,
+            StatusCode::FORBIDDEN
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_delivery_is_acknowledged_and_applied_once() {
+    let receiver = receiver(polar_secret(), Utc::now()).await;
+    let secret = polar_secret();
+    let body = receiver.event("customer.updated");
+    let deliver = |timestamp: i64| {
+        let signature = secret.sign("msg_once", timestamp, body.as_bytes());
+        let receiver = &receiver;
+        let body = &body;
+        async move {
+            receiver
+                .deliver("msg_once", timestamp, &signature, body)
+                .await
+        }
+    };
+    // The session is cached: asking again loads nothing.
+    let loads = receiver.store.loads();
+    receiver.name_seen().await;
+    assert_eq!(receiver.store.loads(), loads, "cached");
+
+    let sent = receiver.now();
+    assert_eq!(deliver(sent).await, StatusCode::NO_CONTENT);
+    receiver.name_seen().await;
+    assert_eq!(
+        receiver.store.loads(),
+        loads + 1,
+        "dropped, so reloaded once"
+    );
+    receiver.name_seen().await;
+    assert_eq!(receiver.store.loads(), loads + 1, "cached again");
+
+    // The same delivery again (the same bytes), then sent anew with a fresh timestamp and
+    // signature, then that copy again later, when the first could no longer pass: each
+    // acknowledged, none applied.
+    receiver.clock.advance(chrono::TimeDelta::seconds(120));
+    assert_eq!(deliver(sent).await, StatusCode::NO_CONTENT);
+    let resent = receiver.now();
+    assert_eq!(deliver(resent).await, StatusCode::NO_CONTENT);
+    receiver.clock.advance(chrono::TimeDelta::seconds(250));
+    assert_eq!(deliver(sent).await, StatusCode::FORBIDDEN, "stale");
+    assert_eq!(deliver(resent).await, StatusCode::NO_CONTENT);
+    receiver.name_seen().await;
+    assert_eq!(receiver.store.loads(), loads + 1, "no replay was applied");
+
+    // Later (Polar redelivering an old event by hand), the id is forgotten: applied.
+    receiver.clock.advance(chrono::TimeDelta::minutes(10));
+    assert_eq!(deliver(receiver.now()).await, StatusCode::NO_CONTENT);
+    receiver.name_seen().await;
+    assert_eq!(receiver.store.loads(), loads + 2, "applied again");
+}
+
+#[tokio::test]
+async fn a_full_replay_memory_forgets_rather_than_refuses() {
+    let receiver = receiver_with(polar_secret(), Utc::now(), |webhooks| {
+        webhooks.replay_memory(1)
+    })
+    .await;
+    let body = receiver.event("customer.deleted");
+    let now = receiver.now();
+    let deliver = |id: &'static str| {
+        let signature = polar_secret().sign(id, now, body.as_bytes());
+        let receiver = &receiver;
+        let body = &body;
+        async move { receiver.deliver(id, now, &signature, body).await }
+    };
+    let loads = receiver.store.loads();
+    for (id, applied) in [
+        ("msg_a", true),
+        ("msg_a", false),
+        ("msg_b", true),
+        ("msg_a", true),
+    ] {
+        assert_eq!(deliver(id).await, StatusCode::NO_CONTENT, "{id}");
+        let before = receiver.store.loads();
+        receiver.name_seen().await;
+        assert_eq!(
+            receiver.store.loads() - before,
+            usize::from(applied),
+            "{id}"
+        );
+    }
+    assert!(receiver.store.loads() > loads);
 }
 
 #[test]

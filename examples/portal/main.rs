@@ -38,6 +38,7 @@
 //! |---|---|---|
 //! | `PORT` | `3000` | port on 127.0.0.1; `0` picks a free one |
 //! | `SESSION_SECRET` | random with `memory`, required otherwise | HMAC key for session token hashes (Polar's `SECRET`), the same on every instance; at least 32 bytes, or the example refuses to start |
+//! | `SESSION_ACCEPTED_SECRETS` | none | older keys whose sessions still work while `SESSION_SECRET` is being changed (README, "Rotating the session key"), comma-separated, so a key cannot contain a comma; spaces around an entry and empty entries are ignored; never used for new sessions |
 //! | `ORG_TOKEN` | random `polar_oat_…` | the organization token `POST /v1/customer-sessions/` wants |
 //! | `COOKIE_SECURE` | `true` | `false` drops `Secure` (and the `__Host-` prefix) from the portal's session cookie, for browsers that refuse secure cookies over plain http |
 //! | `SESSION_STORE` | `memory` | where sessions live: `memory` (this process); `redis` (shared by every instance, feature `redis`); `postgres` (shared, kept across restarts, feature `postgres`); `polar`: merchant mode, accepting sessions issued by Polar or a Polar-compatible server (feature `polar-api`; see `merchant.rs`) |
@@ -135,6 +136,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     };
     let sessions = SessionManager::builder(store)
         .secret(secret)
+        .accept_secrets(comma_separated(non_empty_env("SESSION_ACCEPTED_SECRETS")))
         // Where `customer_portal_url` in created sessions points.
         .portal_url(format!("http://{addr}/portal"))
         .build()?;
@@ -339,6 +341,16 @@ fn random_secret() -> Vec<u8> {
 
 fn non_empty_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// The entries of a comma-separated list, trimmed, the empty ones left out.
+fn comma_separated(list: Option<String>) -> Vec<String> {
+    list.iter()
+        .flat_map(|list| list.split(','))
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `polar_oat_` + 43 random characters of `[A-Za-z0-9]`, the shape of Polar's organization

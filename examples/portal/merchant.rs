@@ -15,6 +15,7 @@
 //! | `POLAR_API_URL` | `https://api.polar.sh` | Polar's API, the sandbox's, or any Polar-compatible server |
 //! | `POLAR_ORG_TOKEN` | none | organization access token (`customers:read`): full customers with metadata and external id |
 //! | `POLAR_WEBHOOK_SECRET` | none | the webhook endpoint's secret; mounts `POST /webhooks/polar` |
+//! | `POLAR_WEBHOOK_SECRETS` | none | more secrets accepted besides it while the secret is changed at Polar, comma-separated (spaces around an entry and empty entries ignored); a delivery signed with any of them is accepted, and this alone also mounts the receiver |
 //! | `SESSION_SECRET` | random | HMAC key of cache entries and derived session ids, at least 32 bytes; set it so every instance agrees |
 //!
 //! | route | answer |
@@ -31,16 +32,19 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tower_customer_session::model::Member;
-use tower_customer_session::store::polar::{PolarApiStore, PolarWebhooks, WebhookSecretError};
+use tower_customer_session::store::polar::{
+    PolarApiStore, PolarWebhooks, WebhookSecret, WebhookSecretError,
+};
 use tower_customer_session::token::{MIN_SECRET_LEN, TokenKind};
 use tower_customer_session::{
     Customer, CustomerSessionLayer, RequireRole, SessionInfo, SessionManager,
 };
 
-/// The merchant API on `sessions`, with the webhook receiver if a secret is given.
+/// The merchant API on `sessions`, with the webhook receiver if any secret is given (a
+/// delivery signed with any of them is accepted).
 pub fn router(
     sessions: SessionManager<PolarApiStore>,
-    webhook_secret: Option<&str>,
+    webhook_secrets: &[&str],
 ) -> Result<Router, WebhookSecretError> {
     let billing = Router::new()
         .route("/api/billing", get(billing))
@@ -49,10 +53,27 @@ pub fn router(
         .route("/api/me", get(me))
         .merge(billing)
         .route_layer(CustomerSessionLayer::new(sessions.clone()));
-    Ok(match webhook_secret {
-        Some(secret) => api.route_service("/webhooks/polar", PolarWebhooks::new(secret, sessions)?),
-        None => api,
-    })
+    let Some((first, others)) = webhook_secrets.split_first() else {
+        return Ok(api);
+    };
+    let others = others
+        .iter()
+        .map(|secret| WebhookSecret::polar(secret))
+        .collect::<Result<Vec<_>, _>>()?;
+    let webhooks = PolarWebhooks::new(first, sessions)?.accept_secrets(others);
+    Ok(api.route_service("/webhooks/polar", webhooks))
+}
+
+/// The webhook secrets `POLAR_WEBHOOK_SECRET` (`single`) and `POLAR_WEBHOOK_SECRETS`
+/// (`list`, comma-separated) give, in that order: entries trimmed, empty ones left out.
+pub fn webhook_secrets(single: Option<&str>, list: Option<&str>) -> Vec<String> {
+    single
+        .into_iter()
+        .chain(list.into_iter().flat_map(|list| list.split(',')))
+        .map(str::trim)
+        .filter(|secret| !secret.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The merchant API as the environment configures it (see the module docs).
@@ -92,13 +113,17 @@ pub fn from_env() -> Result<Router, Box<dyn Error>> {
         // A miss is two rounds of requests to Polar.
         .store_timeout(Duration::from_secs(3))
         .build()?;
-    let webhook_secret = env("POLAR_WEBHOOK_SECRET");
-    if webhook_secret.is_none() {
+    let webhook_secrets = webhook_secrets(
+        env("POLAR_WEBHOOK_SECRET").as_deref(),
+        env("POLAR_WEBHOOK_SECRETS").as_deref(),
+    );
+    if webhook_secrets.is_empty() {
         tracing::info!(
             "POLAR_WEBHOOK_SECRET not set: changes at Polar show within the cache's 60 s"
         );
     }
-    Ok(router(sessions, webhook_secret.as_deref())?)
+    let webhook_secrets: Vec<&str> = webhook_secrets.iter().map(String::as_str).collect();
+    Ok(router(sessions, &webhook_secrets)?)
 }
 
 /// The body of `GET /api/me`. Typed rather than `json!`, so the customer is written as it

@@ -35,6 +35,7 @@ impl ExampleProcess {
             .env("RUST_LOG", "warn")
             .env_remove("ORG_TOKEN")
             .env_remove("SESSION_SECRET")
+            .env_remove("SESSION_ACCEPTED_SECRETS")
             .env_remove("COOKIE_SECURE")
             .stdout(Stdio::piped())
             .kill_on_drop(true);

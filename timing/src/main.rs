@@ -52,6 +52,8 @@ const AA_MARGIN: f64 = 2.0;
 /// and then; only one above this bound, or a consistent growing sign, holds back a pass.
 const PASS_FLOOR: f64 = 6.0;
 const SECRET: &[u8] = b"timing harness secret, 32 bytes!";
+/// The older key the rotation rows accept besides [`SECRET`].
+const OLD_SECRET: &[u8] = b"timing harness older key, 32 b!!";
 
 /// splitmix64: fast, and good enough to pick classes and make inputs (not secrets).
 struct Rng(u64);
@@ -543,6 +545,119 @@ fn fixed_pool_row(runtime: &tokio::runtime::Runtime, n: usize) -> Row<'_> {
     }
 }
 
+/// A manager on `SECRET` accepting `OLD_SECRET`, with `POOL` sessions per class in a fresh
+/// store, interleaved: a slot of the `related` class holds a session stored under the
+/// accepted key, any other slot one stored under the current key (in the A/A control, every
+/// slot). Each token is authenticated once, in slot order, before the manager is returned.
+fn rotation_fixture(
+    runtime: &tokio::runtime::Runtime,
+    related: Option<usize>,
+    pool: usize,
+    cache_capacity: u64,
+) -> (SessionManager<MemoryStore>, Vec<[u8; TOKEN_LEN]>) {
+    let store = MemoryStore::new();
+    let customer = store.insert_customer(CustomerData::new(Utc::now()));
+    let builder = |secret: &[u8]| {
+        SessionManager::builder(store.clone())
+            .secret(secret)
+            .session_ttl(Duration::from_secs(24 * 3600))
+            .cache_max_ttl(Duration::from_secs(24 * 3600))
+            .cache_capacity(cache_capacity)
+            .store_timeout(Duration::from_secs(5))
+    };
+    let manager = builder(SECRET)
+        .accept_secrets([OLD_SECRET])
+        .build()
+        .expect("manager");
+    let old = builder(OLD_SECRET).build().expect("manager");
+    let tokens = runtime.block_on(async {
+        let mut tokens = Vec::with_capacity(2 * pool);
+        for slot in 0..2 * pool {
+            let maker = if related == Some(slot & 1) {
+                &old
+            } else {
+                &manager
+            };
+            let session = maker
+                .create(customer.id, CreateSession::default())
+                .await
+                .expect("create");
+            let token: [u8; TOKEN_LEN] = session
+                .token
+                .expose_secret()
+                .as_bytes()
+                .try_into()
+                .expect("53 bytes");
+            tokens.push(token);
+        }
+        tokens
+    });
+    for token in &tokens {
+        assert!(
+            authenticate(runtime, &manager, token),
+            "every session is live"
+        );
+    }
+    (manager, tokens)
+}
+
+/// (r) Key rotation, hits: with one accepted key, cached sessions stored under the
+/// accepted key (found by the fallback, cached under the hash they are presented by) vs
+/// cached sessions stored under the current key. Both classes are 4,096 sessions in one
+/// store and one cache, each presented over and over.
+fn rotation_hit_row(runtime: &tokio::runtime::Runtime, n: usize) -> Row<'_> {
+    const POOL: usize = 4096;
+    Row {
+        name: "(r) rotation, hits: cached sessions stored under the accepted key vs under the current key",
+        gate: Gate::Gated,
+        n,
+        calls: 1,
+        run: Box::new(move |related, samples, rng| {
+            let (manager, tokens) = rotation_fixture(runtime, related, POOL, 1 << 20);
+            assert_eq!(
+                manager.cached_sessions(),
+                2 * POOL as u64,
+                "every session is cached"
+            );
+            measure(
+                samples,
+                1,
+                rng,
+                |class, rng| tokens[2 * rng.below(POOL) + class],
+                |token| {
+                    black_box(authenticate(runtime, &manager, token));
+                },
+            )
+        }),
+    }
+}
+
+/// (r') Report only: the same classes with no cache, so every request is a miss: a session
+/// stored under the accepted key costs one more HMAC and one more store lookup, by design.
+/// Shows the harness sees that difference, and how large it is.
+fn rotation_miss_row(runtime: &tokio::runtime::Runtime, n: usize) -> Row<'_> {
+    const POOL: usize = 4096;
+    Row {
+        name: "(r') rotation, misses, report only: stored under the accepted key vs under the current key, no cache",
+        gate: Gate::Report,
+        n,
+        calls: 1,
+        run: Box::new(move |related, samples, rng| {
+            let (manager, tokens) = rotation_fixture(runtime, related, POOL, 0);
+            assert_eq!(manager.cached_sessions(), 0, "nothing is cached");
+            measure(
+                samples,
+                1,
+                rng,
+                |class, rng| tokens[2 * rng.below(POOL) + class],
+                |token| {
+                    black_box(authenticate(runtime, &manager, token));
+                },
+            )
+        }),
+    }
+}
+
 /// (c) Negative control: `Vec<u8> ==` on 4 KiB, an early-exit compare. Related: the other
 /// vector differs only in its last byte; plain: in its first.
 fn vec_control(n: usize) -> Row<'static> {
@@ -717,6 +832,8 @@ fn main() -> ExitCode {
         ),
         auth_row(&runtime, 250_000),
         fixed_pool_row(&runtime, 62_500),
+        rotation_hit_row(&runtime, 62_500),
+        rotation_miss_row(&runtime, 62_500),
         vec_control(62_500),
         array_control(250_000),
     ];

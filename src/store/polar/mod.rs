@@ -110,6 +110,7 @@ mod client;
 mod error;
 mod event;
 mod load;
+mod replay;
 mod signature;
 mod webhook;
 

@@ -4,7 +4,8 @@
 //! `webhook-signature`: space-separated `v1,<base64 HMAC-SHA256>` entries over
 //! `"{id}.{timestamp}.{body}"`. Entries of other versions (`v1a` asymmetric signatures) are
 //! skipped; one matching `v1` entry is enough, so a sender can rotate keys by signing with
-//! both.
+//! both. Polar does not: it switches to a new secret at once, so the receiver may hold
+//! several secrets and accept a match under any of them.
 
 use std::fmt;
 
@@ -65,7 +66,7 @@ pub enum SignatureError {
     /// `webhook-timestamp` is further from now than the tolerance: a replay, or a clock off.
     #[error("the webhook-timestamp is outside the accepted window")]
     Stale,
-    /// No `v1` signature matches the body under the configured secret.
+    /// No `v1` signature matches the body under the configured secret (any of them).
     #[error("no webhook signature matches")]
     NoMatch,
 }
@@ -154,34 +155,14 @@ impl WebhookSecret {
         now: i64,
         tolerance_secs: i64,
     ) -> Result<(), SignatureError> {
-        let id = header(headers, ID)?;
-        let timestamp = header(headers, TIMESTAMP)?;
-        let signatures = header(headers, SIGNATURE)?;
-        // A `.` in the id would let `id.timestamp` be split two ways.
-        if id.is_empty() || id.len() > MAX_ID_LEN || id.contains('.') {
-            return Err(SignatureError::InvalidHeader(ID));
-        }
-        let sent = parse_timestamp(timestamp).ok_or(SignatureError::InvalidHeader(TIMESTAMP))?;
-        if now.abs_diff(sent) > tolerance_secs.unsigned_abs() {
-            return Err(SignatureError::Stale);
-        }
-        let expected = self.digest(id, timestamp, body);
-        let mut matched = false;
-        for entry in signatures.split(' ').filter(|e| !e.is_empty()) {
-            let Some(("v1", encoded)) = entry.split_once(',') else {
-                continue;
-            };
-            let Ok(candidate) = STANDARD.decode(encoded) else {
-                continue;
-            };
-            // Lengths are public (32 bytes); the contents are compared in constant time.
-            matched |= candidate.len() == expected.len() && bool::from(candidate.ct_eq(&expected));
-        }
-        if matched {
-            Ok(())
-        } else {
-            Err(SignatureError::NoMatch)
-        }
+        verify_any(
+            std::slice::from_ref(self),
+            headers,
+            body,
+            now,
+            tolerance_secs,
+        )
+        .map(|_| ())
     }
 
     fn digest(&self, id: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
@@ -192,6 +173,57 @@ impl WebhookSecret {
         mac.update(b".");
         mac.update(body);
         mac.finalize().into_bytes().into()
+    }
+}
+
+/// A delivery whose signature matched: its `webhook-id` and `webhook-timestamp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Verified<'a> {
+    pub(super) id: &'a str,
+    pub(super) sent: i64,
+}
+
+/// [`WebhookSecret::verify`] with several secrets: one `v1` entry matching under any of
+/// them is enough.
+pub(super) fn verify_any<'a>(
+    secrets: &[WebhookSecret],
+    headers: &'a HeaderMap,
+    body: &[u8],
+    now: i64,
+    tolerance_secs: i64,
+) -> Result<Verified<'a>, SignatureError> {
+    let id = header(headers, ID)?;
+    let timestamp = header(headers, TIMESTAMP)?;
+    let signatures = header(headers, SIGNATURE)?;
+    // A `.` in the id would let `id.timestamp` be split two ways.
+    if id.is_empty() || id.len() > MAX_ID_LEN || id.contains('.') {
+        return Err(SignatureError::InvalidHeader(ID));
+    }
+    let sent = parse_timestamp(timestamp).ok_or(SignatureError::InvalidHeader(TIMESTAMP))?;
+    if now.abs_diff(sent) > tolerance_secs.unsigned_abs() {
+        return Err(SignatureError::Stale);
+    }
+    let expected: Vec<[u8; 32]> = secrets
+        .iter()
+        .map(|secret| secret.digest(id, timestamp, body))
+        .collect();
+    let mut matched = false;
+    for entry in signatures.split(' ').filter(|e| !e.is_empty()) {
+        let Some(("v1", encoded)) = entry.split_once(',') else {
+            continue;
+        };
+        let Ok(candidate) = STANDARD.decode(encoded) else {
+            continue;
+        };
+        for expected in &expected {
+            // Lengths are public (32 bytes); the contents are compared in constant time.
+            matched |= candidate.len() == expected.len() && bool::from(candidate.ct_eq(expected));
+        }
+    }
+    if matched {
+        Ok(Verified { id, sent })
+    } else {
+        Err(SignatureError::NoMatch)
     }
 }
 

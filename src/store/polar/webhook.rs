@@ -16,7 +16,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use tower_service::Service;
 
 use super::event::{self, Event};
-use super::signature::{SignatureError, WebhookSecret, WebhookSecretError};
+use super::replay::Replays;
+use super::signature::{self, SignatureError, WebhookSecret, WebhookSecretError};
 use crate::SessionManager;
 use crate::store::SessionStore;
 
@@ -125,10 +126,11 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// for event in events {
 /// #   let body = event.to_string();
 /// #   let now = sessions.now().timestamp();
+/// #   let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
 /// #   let request = http::Request::post("/webhooks/polar")
-/// #       .header("webhook-id", "msg_1")
+/// #       .header("webhook-id", &id)
 /// #       .header("webhook-timestamp", now)
-/// #       .header("webhook-signature", secret.sign("msg_1", now, body.as_bytes()))
+/// #       .header("webhook-signature", secret.sign(&id, now, body.as_bytes()))
 /// #       .body(Full::new(bytes::Bytes::from(body)))
 /// #       .unwrap();
 /// #   let response = webhooks.clone().oneshot(request).await.unwrap();
@@ -164,7 +166,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 ///
 /// | request | answer |
 /// |---|---|
-/// | verified; one of the events above, applied; or any other type, whatever its `data` | `204` |
+/// | verified; one of the events above, applied, or a replay of one (see [Replays](#replays)); or any other type, whatever its `data` | `204` |
 /// | not `POST` | `405` |
 /// | body over the limit | `413` |
 /// | a `webhook-*` header missing or malformed; a verified body that is not a JSON object with a string `type`; one of the events above without the ids it needs | `400` |
@@ -179,17 +181,37 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// `cache_max_ttl`, as without webhooks.
 ///
 /// Error bodies are `{"error": …, "detail": …}`, naming the problem and never the secret.
-/// The timestamp is judged by the manager's [`Clock`](crate::Clock). A replayed delivery
-/// within the tolerance does no harm: dropping cached sessions twice is the same as once.
+/// The timestamp is judged by the manager's [`Clock`](crate::Clock).
+///
+/// # Replays
+///
+/// Once a delivery of one of the events above is applied, its `webhook-id` is remembered
+/// for as long as a copy of it can still pass the timestamp check: the
+/// [`tolerance`](Self::tolerance) past the later of its `webhook-timestamp` and its arrival,
+/// extended the same way by each copy that arrives meanwhile. The same id arriving again in
+/// that time, whatever its timestamp (a captured delivery replayed, or Polar sending it
+/// again after our answer was lost), is answered `204` and not applied.
+/// Deliveries refused (`4xx`) and events of other types are not remembered: a refusal is
+/// answered the same way again, and acknowledging another type costs nothing.
+///
+/// The memory holds at most [`replay_memory`](Self::replay_memory) ids (10,000 by
+/// default). When it is full the id recorded first is forgotten to make room; no delivery is
+/// ever refused or delayed for want of room, and a replay of a forgotten id is applied
+/// again. That is harmless: applying an event drops cached sessions and nothing else, so a
+/// second time costs each of the customer's sessions one more store load, as the first did.
+/// The bound only limits what the memory can cost, since only a holder of the secret (Polar)
+/// can sign new ids. Each instance remembers its own deliveries.
 pub struct PolarWebhooks<S> {
     inner: Arc<Config<S>>,
 }
 
 struct Config<S> {
-    secret: WebhookSecret,
+    /// The endpoint's secret first, then any other accepted during a change of secret.
+    secrets: Vec<WebhookSecret>,
     sessions: SessionManager<S>,
     tolerance: Duration,
     max_body: usize,
+    replays: Replays,
 }
 
 impl<S> Clone for PolarWebhooks<S> {
@@ -203,8 +225,10 @@ impl<S> Clone for PolarWebhooks<S> {
 impl<S> fmt::Debug for PolarWebhooks<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PolarWebhooks")
+            .field("secrets", &self.inner.secrets.len())
             .field("tolerance", &self.inner.tolerance)
             .field("max_body", &self.inner.max_body)
+            .field("replay_memory", &self.inner.replays.capacity())
             .finish_non_exhaustive()
     }
 }
@@ -240,12 +264,60 @@ impl<S: SessionStore> PolarWebhooks<S> {
     pub fn with_secret(secret: WebhookSecret, sessions: SessionManager<S>) -> Self {
         Self {
             inner: Arc::new(Config {
-                secret,
+                secrets: vec![secret],
                 sessions,
                 tolerance: Duration::from_secs(5 * 60),
                 max_body: 1024 * 1024,
+                replays: Replays::new(10_000),
             }),
         }
+    }
+
+    /// Other secrets a delivery may be signed with besides the endpoint's, for replacing
+    /// that secret at Polar. Default: none.
+    ///
+    /// Polar signs with one secret at a time and switches to a new one at once. To change
+    /// it without refusing a delivery: deploy with the new secret accepted here; replace the
+    /// secret at Polar; once deliveries carry the new one, deploy with it alone. A delivery
+    /// matching any of the secrets is accepted; one matching none is refused with `403`.
+    ///
+    /// ```
+    /// use tower_customer_session::store::polar::{PolarWebhooks, WebhookSecret};
+    /// # use tower_customer_session::{MemoryStore, SessionManager};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sessions = SessionManager::builder(MemoryStore::new()).build()?;
+    /// let webhooks = PolarWebhooks::new("polar_whs_current", sessions)?;
+    /// assert!(format!("{webhooks:?}").contains("secrets: 1"));
+    /// let webhooks = webhooks.accept_secrets([WebhookSecret::polar("polar_whs_next")?]);
+    /// assert!(format!("{webhooks:?}").contains("secrets: 2"));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn accept_secrets(self, secrets: impl IntoIterator<Item = WebhookSecret>) -> Self {
+        let secrets: Vec<WebhookSecret> = secrets.into_iter().collect();
+        self.configure(|c| {
+            c.secrets.truncate(1);
+            c.secrets.extend(secrets);
+        })
+    }
+
+    /// How many delivery ids are remembered to recognise a replay (see
+    /// [Replays](Self#replays)); `0` remembers none, so every replay within the tolerance is
+    /// applied again. An id takes about 100 bytes plus its length (36 for Polar's, at most
+    /// 256). Default: 10,000.
+    ///
+    /// ```
+    /// # use tower_customer_session::store::polar::PolarWebhooks;
+    /// # use tower_customer_session::{MemoryStore, SessionManager};
+    /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
+    /// let webhooks = PolarWebhooks::new("polar_whs_x", sessions).unwrap();
+    /// assert!(format!("{webhooks:?}").contains("replay_memory: 10000"));
+    /// let webhooks = webhooks.replay_memory(50_000);
+    /// # let _ = webhooks;
+    /// ```
+    #[must_use]
+    pub fn replay_memory(self, ids: usize) -> Self {
+        self.configure(|c| c.replays = Replays::new(ids))
     }
 
     /// How far a delivery's `webhook-timestamp` may be from now, either way. Default: 5
@@ -284,10 +356,11 @@ impl<S: SessionStore> PolarWebhooks<S> {
         let mut config = match Arc::try_unwrap(self.inner) {
             Ok(config) => config,
             Err(shared) => Config {
-                secret: shared.secret.clone(),
+                secrets: shared.secrets.clone(),
                 sessions: shared.sessions.clone(),
                 tolerance: shared.tolerance,
                 max_body: shared.max_body,
+                replays: Replays::new(shared.replays.capacity()),
             },
         };
         change(&mut config);
@@ -353,14 +426,18 @@ async fn receive<S: SessionStore, B: Body<Error: Into<BoxError>>>(
     };
     let now = config.sessions.now().timestamp();
     let tolerance = i64::try_from(config.tolerance.as_secs()).unwrap_or(i64::MAX);
-    if let Err(error) = config.secret.verify(&parts.headers, &body, now, tolerance) {
-        tracing::warn!(%error, "Polar webhook refused");
-        let status = match error {
-            SignatureError::Stale | SignatureError::NoMatch => StatusCode::FORBIDDEN,
-            _ => StatusCode::BAD_REQUEST,
+    let delivery =
+        match signature::verify_any(&config.secrets, &parts.headers, &body, now, tolerance) {
+            Ok(delivery) => delivery,
+            Err(error) => {
+                tracing::warn!(%error, "Polar webhook refused");
+                let status = match error {
+                    SignatureError::Stale | SignatureError::NoMatch => StatusCode::FORBIDDEN,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                return problem(status, "WebhookVerificationError", &error.to_string());
+            }
         };
-        return problem(status, "WebhookVerificationError", &error.to_string());
-    }
     let (kind, customer_id, member_id) = match event::read(&body) {
         Ok(Event::Customer {
             kind,
@@ -376,6 +453,16 @@ async fn receive<S: SessionStore, B: Body<Error: Into<BoxError>>>(
             return problem(StatusCode::BAD_REQUEST, "InvalidPayload", detail);
         }
     };
+    // Remembered while a copy of this delivery could still pass the timestamp check.
+    let until = delivery.sent.max(now).saturating_add(tolerance);
+    if !config.replays.first(delivery.id, until, now) {
+        tracing::info!(
+            event = kind,
+            webhook_id = delivery.id,
+            "Polar webhook replayed: acknowledged, not applied again"
+        );
+        return no_content();
+    }
     config.sessions.invalidate_customer(customer_id);
     tracing::info!(
         event = kind,
