@@ -254,25 +254,38 @@ async fn a_hung_database_answers_503_within_the_deadline_and_the_feed_notices() 
     fleet.stop().await;
 }
 
+/// A store with a one-connection pool, reached only through a proxy, on a migrated schema
+/// of its own, with no session manager (so no feed renews anything).
+async fn lone_store(
+    configure: impl FnOnce(PostgresStoreBuilder) -> PostgresStoreBuilder,
+) -> (Schemas, Proxy, PostgresStore) {
+    let schemas = Schemas::default();
+    let schema = schemas.fresh();
+    postgres_common::store(&schema).await;
+    let proxy = Proxy::start(upstream_of(&database_url()).await).await;
+    let store = configure(postgres_common::builder(&schema).max_connections(1))
+        .connect(&proxy.url(&database_url()))
+        .await
+        .unwrap();
+    (schemas, proxy, store)
+}
+
+/// A well-formed token no store knows, and its hash.
+fn lone_token() -> (&'static str, tower_customer_session::token::TokenHash) {
+    let token = "polar_cst_not-a-session";
+    (token, TokenHasher::new(postgres_common::SECRET).hash(token))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_abandoned_on_a_hung_connection_does_not_keep_its_pool_slot() {
     if !postgres_common::available().await {
         return;
     }
-    let schemas = Schemas::default();
-    let schema = schemas.fresh();
-    postgres_common::store(&schema).await;
-    let proxy = Proxy::start(upstream_of(&database_url()).await).await;
     // No session manager, so no feed: nothing renews the pool; its one slot must come back
     // by itself.
-    let store = postgres_common::builder(&schema)
-        .max_connections(1)
-        .acquire_timeout(Duration::from_millis(200))
-        .connect(&proxy.url(&database_url()))
-        .await
-        .unwrap();
-    let token = "polar_cst_not-a-session";
-    let hash = TokenHasher::new(postgres_common::SECRET).hash(token);
+    let (schemas, proxy, store) =
+        lone_store(|builder| builder.acquire_timeout(Duration::from_millis(200))).await;
+    let (token, hash) = lone_token();
     let load = || store.load(SessionKey::new(&hash, token));
     assert!(load().await.unwrap().is_none(), "answers through the proxy");
     // Let the release of that connection finish before the network stalls.
@@ -300,19 +313,10 @@ async fn a_statement_unanswered_past_its_deadline_times_out_and_its_connection_i
     if !postgres_common::available().await {
         return;
     }
-    let schemas = Schemas::default();
-    let schema = schemas.fresh();
-    postgres_common::store(&schema).await;
-    let proxy = Proxy::start(upstream_of(&database_url()).await).await;
     // No session manager, so no caller's deadline: the store's own must hold.
-    let store = postgres_common::builder(&schema)
-        .max_connections(1)
-        .statement_timeout(Duration::from_millis(300))
-        .connect(&proxy.url(&database_url()))
-        .await
-        .unwrap();
-    let token = "polar_cst_not-a-session";
-    let hash = TokenHasher::new(postgres_common::SECRET).hash(token);
+    let (schemas, proxy, store) =
+        lone_store(|builder| builder.statement_timeout(Duration::from_millis(300))).await;
+    let (token, hash) = lone_token();
     let load = || store.load(SessionKey::new(&hash, token));
     assert!(load().await.unwrap().is_none(), "answers through the proxy");
     tokio::time::sleep(Duration::from_millis(100)).await;
