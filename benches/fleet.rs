@@ -4,7 +4,7 @@
 //! are served (1,000,000 cached sessions), and a type-erased `DynStore` against the
 //! concrete store, hit and miss.
 //!
-//! `cargo bench --bench fleet` (add `-- --quick` for a shorter run).
+//! `cargo bench -p tower-customer-session-benches --bench fleet` (add `-- --quick` for a shorter run).
 
 mod common;
 

@@ -10,7 +10,7 @@
 //!    each phase reached it, which gives the live sessions' hit rate after the flood. The
 //!    same is done with 100,000 tokens that fail the checksum.
 //!
-//! Run: `cargo bench --bench flood` (writes `benches/results/flood.md`).
+//! Run: `cargo bench -p tower-customer-session-benches --bench flood` (writes `benches/results/flood.md`).
 
 mod common;
 
@@ -397,7 +397,7 @@ fn main() {
         .ok();
     }
     print!("{out}");
-    std::fs::create_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/results")).ok();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/results/flood.md");
+    std::fs::create_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/results")).ok();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/results/flood.md");
     std::fs::write(path, out).expect("write results");
 }

@@ -7,7 +7,7 @@
 //! `idle` row has the same instances and subscriptions with a heartbeat of an hour, so the
 //! difference is what the pings cost. Per instance = (row − idle) ÷ instances.
 //!
-//! Run: `cargo bench --features redis --bench heartbeat_cost`. Settings (environment):
+//! Run: `cargo bench -p tower-customer-session-benches --features redis --bench heartbeat_cost`. Settings (environment):
 //! `HEARTBEAT_COST_INSTANCES` (default 100), `HEARTBEAT_COST_SECS` (default 20). Needs
 //! `redis-server` on `PATH`; Linux (`/proc`).
 //!

@@ -13,7 +13,7 @@
 //! - traffic: the bytes each way through a counting TCP forwarder in front of each
 //!   instance (protocol payload; TCP/IP headers not included), per instance.
 //!
-//! Run: `cargo bench --features postgres --bench heartbeat_cost_postgres` (PostgreSQL at
+//! Run: `cargo bench -p tower-customer-session-benches --features postgres --bench heartbeat_cost_postgres` (PostgreSQL at
 //! 127.0.0.1:5432, or `TEST_DATABASE_URL`). `HEARTBEAT_SECONDS` sets the window,
 //! `HEARTBEAT_ROWS` the rows as `instances@interval_ms` (default `1@100,8@100,8@1000`).
 //! Creates no table: the feed needs only the channel.

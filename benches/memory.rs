@@ -15,7 +15,7 @@
 //!   load, as a Redis or PostgreSQL backend does when it decodes a row. This is what a
 //!   production deployment pays.
 //!
-//! Run: `cargo bench --bench memory` (writes `benches/results/memory.md`).
+//! Run: `cargo bench -p tower-customer-session-benches --bench memory` (writes `benches/results/memory.md`).
 
 mod common;
 
@@ -96,7 +96,7 @@ async fn measure<S: SessionAdmin>(
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
-        // `cargo bench -- --list` asks every target for its benchmarks.
+        // `cargo bench -p tower-customer-session-benches -- --list` asks every target for its benchmarks.
         return;
     }
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -178,7 +178,7 @@ fn main() {
         .ok();
     }
     print!("{out}");
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/results/memory.md");
-    std::fs::create_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/results")).ok();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/results/memory.md");
+    std::fs::create_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/results")).ok();
     std::fs::write(path, out).expect("write results");
 }

@@ -7,7 +7,7 @@
 //! Before measuring, every row is called once per request template and the status is
 //! asserted, so a mis-wired row fails instead of measuring a rejection.
 //!
-//! Run: `cargo bench --bench middleware`; then `python3 benches/report.py` writes the
+//! Run: `cargo bench -p tower-customer-session-benches --bench middleware`; then `python3 benches/report.py` writes the
 //! table and the chart to `benches/results/`. With `--features metrics` the rows run with a
 //! Prometheus recorder installed, which measures what the metrics cost.
 

@@ -4,7 +4,7 @@
 //! `PostgresStore` next to the same `SELECT` issued directly with sqlx, in the same run; and
 //! how long a revocation on one instance takes to be refused on another.
 //!
-//! Run: `cargo bench --features postgres --bench postgres` (PostgreSQL at 127.0.0.1:5432, or
+//! Run: `cargo bench -p tower-customer-session-benches --features postgres --bench postgres` (PostgreSQL at 127.0.0.1:5432, or
 //! `TEST_DATABASE_URL`). Works in a schema of its own, dropped at the end.
 //!
 //! Rows of the `postgres_miss` group (criterion, one tokio current-thread runtime):

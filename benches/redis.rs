@@ -15,7 +15,7 @@
 //!
 //! The goal is `RedisStore::load` ≤ 1.5 × `raw script`.
 //!
-//! Run: `cargo bench --features redis --bench redis`. Skipped (with a message) when no
+//! Run: `cargo bench -p tower-customer-session-benches --features redis --bench redis`. Skipped (with a message) when no
 //! Redis answers.
 
 use std::hint::black_box;

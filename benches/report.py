@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Summarise `cargo bench --bench middleware` into benches/results/.
+"""Summarise `cargo bench -p tower-customer-session-benches --bench middleware` into benches/results/.
 
 Reads criterion's target/criterion/per_request/<row>/new/estimates.json and writes
   per_request.json  the medians and confidence intervals, in ns;
@@ -154,7 +154,7 @@ def svg(found):
 def main():
     found = load()
     if "bare" not in found:
-        sys.exit("no criterion results: run `cargo bench --bench middleware` first")
+        sys.exit("no criterion results: run `cargo bench -p tower-customer-session-benches --bench middleware` first")
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "per_request.json"), "w") as f:
         json.dump(found, f, indent=2)

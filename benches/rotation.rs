@@ -20,7 +20,7 @@
 //! other work, load that comes and goes between two criterion rows moves their ratio, and
 //! interleaving spreads it over both. That table is printed at the end.
 //!
-//! Run: `cargo bench --bench rotation`, then `python3 benches/rotation_report.py` for the
+//! Run: `cargo bench -p tower-customer-session-benches --bench rotation`, then `python3 benches/rotation_report.py` for the
 //! criterion rows' table (about four minutes in all).
 
 // criterion_group! generates an undocumented public function.

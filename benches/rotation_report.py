@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Summarise `cargo bench --bench rotation`: criterion's medians of the run just made
+"""Summarise `cargo bench -p tower-customer-session-benches --bench rotation`: criterion's medians of the run just made
 (target/criterion/key_rotation/<row>/new/estimates.json) as a table, each row with its
 ratio to the row without a rotation in the same run. Standard library only.
 """

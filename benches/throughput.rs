@@ -11,15 +11,15 @@
 //!   request misses, takes the in-flight map and an epoch stripe, loads from the
 //!   `MemoryStore` and inserts: the path where a global lock would show.
 //!
-//! Run: `cargo bench --bench throughput` (1 thread and every core). Thread counts and time
-//! per row: `THROUGHPUT_THREADS=1,2,4,8 THROUGHPUT_SECS=5 cargo bench --bench throughput`.
-//! `cargo bench --bench throughput_mimalloc` runs the same rows with mimalloc as the global
+//! Run: `cargo bench -p tower-customer-session-benches --bench throughput` (1 thread and every core). Thread counts and time
+//! per row: `THROUGHPUT_THREADS=1,2,4,8 THROUGHPUT_SECS=5 cargo bench -p tower-customer-session-benches --bench throughput`.
+//! `cargo bench -p tower-customer-session-benches --bench throughput_mimalloc` runs the same rows with mimalloc as the global
 //! allocator (`benches/results/throughput-mimalloc.md`): with glibc's allocator, memory
 //! freed on another thread than the one that allocated it takes an arena lock, and the cache's
 //! deferred frees do exactly that.
 //!
 //! Rows whose key (`bare`, `hit`, `miss`) contains the first argument run alone:
-//! `cargo bench --bench throughput -- miss`. Writes `benches/results/throughput.md`.
+//! `cargo bench -p tower-customer-session-benches --bench throughput -- miss`. Writes `benches/results/throughput.md`.
 
 mod common;
 
@@ -250,6 +250,6 @@ pub fn run_rows(name: &str) {
         writeln!(table, " {} |", scaling.join(", ")).unwrap();
     }
     println!("{table}");
-    let out = format!("{}/benches/results/{name}.md", env!("CARGO_MANIFEST_DIR"));
+    let out = format!("{}/results/{name}.md", env!("CARGO_MANIFEST_DIR"));
     std::fs::write(&out, &table).expect("write the results table");
 }

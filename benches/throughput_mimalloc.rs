@@ -1,6 +1,6 @@
 //! The throughput bench (`throughput.rs`) with mimalloc as the global allocator.
 //!
-//! Run: `cargo bench --bench throughput_mimalloc`; options as for `throughput`.
+//! Run: `cargo bench -p tower-customer-session-benches --bench throughput_mimalloc`; options as for `throughput`.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -27,7 +27,7 @@ command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2;
 command -v taskset >/dev/null || { echo "taskset not found: apt-get install -y util-linux" >&2; exit 1; }
 
 # Build in release (the bench profile) and find the server binary.
-bin=$(cargo bench --bench http_server --no-run --message-format=json 2>/dev/null |
+bin=$(cargo bench -p tower-customer-session-benches --bench http_server --no-run --message-format=json 2>/dev/null |
   python3 -c '
 import json, sys
 for line in sys.stdin:
