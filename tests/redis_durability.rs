@@ -60,6 +60,16 @@ async fn changes_return_ok_only_once_a_replica_holds_them() {
         .create(john.id, CreateSession::default())
         .await
         .unwrap();
+    // Creates are not waited for: the replica gets them when its link is up (a fresh
+    // replica may still be in its first sync).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while keys(&replica, "tcs:s:*").len() < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never caught up with the creates"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(keys(&replica, "tcs:s:*").len(), 5);
 
     // Confirmed: when `revoke` returns, the replica no longer has the session.
