@@ -29,11 +29,11 @@ impl Backend for PostgresStore {
 
     /// Loads compare `expires_at` with the database's `now()`, so the kit reads that.
     async fn now(&self) -> DateTime<Utc> {
-        // Unnamed: it runs through a transaction pooler too.
-        sqlx::query_scalar("SELECT now()")
-            .persistent(false)
+        // A simple query: no prepared statement, so it runs through any proxy.
+        sqlx::raw_sql("SELECT now()")
             .fetch_one(&self.inner.pool())
             .await
+            .and_then(|row| row.try_get(0))
             .expect("the database's clock")
     }
 
@@ -59,14 +59,15 @@ impl Backend for PostgresStore {
     /// `application_name` of its own, which the count goes by.
     async fn feed_subscriptions(&self) -> Option<usize> {
         let application = self.inner.options.get_application_name()?.to_owned();
-        let count: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
+        // A simple query (the name quoted as a literal), so it runs through any proxy.
+        let count: i64 = sqlx::raw_sql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{}' \
              AND (query = 'SELECT pg_backend_pid()' OR query LIKE 'LISTEN %')",
-        )
-        .bind(application)
-        .persistent(false)
+            application.replace('\'', "''")
+        ))
         .fetch_one(&self.inner.pool())
         .await
+        .and_then(|row| row.try_get(0))
         .expect("count the feed's connections");
         usize::try_from(count).ok()
     }
