@@ -247,6 +247,8 @@ mod enabled {
                 Invalidation::Session(_) => "session",
                 Invalidation::Customer(_) => "customer",
                 Invalidation::All => "all",
+                Invalidation::Revoked(_) => "revoked",
+                Invalidation::CustomerRevoked { .. } => "customer_revoked",
             };
             counter!("customer_session_feed_invalidations_total", "kind" => kind).increment(1);
         }

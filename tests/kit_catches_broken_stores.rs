@@ -95,6 +95,7 @@ caught! {
     overflow_loses_messages_silently: OverflowLosesMessagesSilently => "feed.burst_loses_nothing_silently",
     feed_outlives_manager: FeedOutlivesManager => "feed.stops_with_its_manager",
     revoke_all_not_announced: RevokeAllNotAnnounced => "feed.revocations_reach_the_peer",
+    revocations_announced_as_plain_changes: RevocationsAnnouncedAsPlainChanges => "feed.api_revocations_are_remembered_by_the_peer",
     customer_edits_not_announced: CustomerEditsNotAnnounced => "feed.customer_changes_reach_the_peer",
     beats_during_outage: BeatsDuringOutage => "feed.outage_is_reported",
     watch_needs_the_callers_runtime: WatchNeedsTheCallersRuntime => "feed.watch_outside_a_runtime_does_not_panic",

@@ -401,12 +401,13 @@ async fn the_sweep_deletes_only_expired_sessions_and_announces_nothing() {
         "expired rows are in no cache: the sweep announces nothing"
     );
     cached_on(&fleet.b, &live).await;
-    // The listener does hear real revocations.
+    // The listener does hear real revocations: the row's change, and that it was revoked
+    // through the API.
     fleet.a.revoke(&live).await.unwrap();
-    assert_eq!(
-        messages(&mut listener, Duration::from_millis(200)).await,
-        [format!("s:{}", hash_of(&live).to_hex())]
-    );
+    let mut heard = messages(&mut listener, Duration::from_millis(200)).await;
+    heard.sort();
+    let hex = hash_of(&live).to_hex();
+    assert_eq!(heard, [format!("r:{hex}"), format!("s:{hex}")]);
 
     // The periodic sweep.
     for _ in 0..2 {
@@ -484,5 +485,55 @@ async fn a_revocation_undone_in_sql_is_honoured_within_100ms() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
+    fleet.stop().await;
+}
+
+/// A revocation made through the API is never undone, not even by the data: with the
+/// session (and the customers) put back in SQL, as a restore from an older backup would,
+/// the instance that revoked and the one that heard of it both keep refusing, while a
+/// session created afterwards is accepted. (A revocation made in SQL is only an
+/// invalidation, and may be undone in SQL: the test above.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_made_through_the_api_stays_refused_when_the_data_comes_back() {
+    let Some(mut fleet) = Fleet::start().await else {
+        return;
+    };
+    let (jane, john, mary) = (
+        fleet.customer("Jane").await,
+        fleet.customer("John").await,
+        fleet.customer("Mary").await,
+    );
+    let tokens = [
+        fleet.session(&jane).await,
+        fleet.session(&john).await,
+        fleet.session(&mary).await,
+    ];
+    assert!(fleet.a.revoke(&tokens[0]).await.unwrap());
+    assert_eq!(fleet.a.revoke_all(john.id).await.unwrap(), 1);
+    assert!(fleet.a.delete_customer(mary.id).await.unwrap());
+    for token in &tokens {
+        refused_within(&fleet.b, token, "a revocation on A").await;
+    }
+
+    let (sessions, customers) = (fleet.table("customer_sessions"), fleet.table("customers"));
+    fleet
+        .sql(&format!(
+            "UPDATE {sessions} SET deleted_at = NULL; UPDATE {customers} SET deleted_at = NULL"
+        ))
+        .await;
+    // Long enough for the triggers' messages to have flushed both caches.
+    tokio::time::sleep(PROPAGATION).await;
+    for (side, name) in [(&fleet.a, "A, which revoked"), (&fleet.b, "B, which heard")] {
+        for token in &tokens {
+            assert!(
+                side.authenticate(token, CredentialSource::Header)
+                    .await
+                    .is_err(),
+                "{name} accepted a revoked session whose row came back"
+            );
+        }
+    }
+    let fresh = fleet.session(&john).await;
+    cached_on(&fleet.a, &fresh).await;
     fleet.stop().await;
 }

@@ -14,6 +14,9 @@ use tower_customer_session::{CreateSession, CredentialSource, RedisStore, redis}
 
 const RECOVERY: Duration = Duration::from_secs(10);
 
+/// The restart is counted everywhere, and the revocations made through the API before it
+/// stay refused on every instance (the one that made them and the one that heard of them on
+/// the feed), although the restarted server serves those sessions again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_from_a_snapshot_older_than_a_revocation_is_counted_on_every_instance() {
     let Some(mut server) = OwnRedis::start() else {
@@ -25,15 +28,27 @@ async fn a_restart_from_a_snapshot_older_than_a_revocation_is_counted_on_every_i
     for side in [&a, &b] {
         wait_for_feed(side, FeedState::Live, Duration::from_secs(5)).await;
     }
-    let jane = a.upsert_customer(customer("Jane")).await.unwrap();
-    let session = a.create(jane.id, CreateSession::default()).await.unwrap();
-    let token = session.token.expose_secret();
-    authenticates(&b, token).await;
+    // One session revoked alone, one customer's by `revoke_all`, one customer deleted.
+    let mut tokens = Vec::new();
+    for name in ["Jane", "John", "Mary"] {
+        let customer = a.upsert_customer(customer(name)).await.unwrap();
+        let session = a
+            .create(customer.id, CreateSession::default())
+            .await
+            .unwrap();
+        let token = session.token.expose_secret().to_owned();
+        authenticates(&b, &token).await;
+        tokens.push((customer.id, token));
+    }
 
-    // The snapshot still holds the session; the revocation comes after it.
+    // The snapshot still holds the sessions; the revocations come after it.
     let _: String = redis::cmd("SAVE").query(&mut server.connection()).unwrap();
-    assert!(a.revoke(token).await.unwrap());
-    refused_within(&b, token, PROPAGATION, "the revocation on A").await;
+    assert!(a.revoke(&tokens[0].1).await.unwrap());
+    assert_eq!(a.revoke_all(tokens[1].0).await.unwrap(), 1);
+    assert!(a.delete_customer(tokens[2].0).await.unwrap());
+    for (_, token) in &tokens {
+        refused_within(&b, token, PROPAGATION, "a revocation on A").await;
+    }
     assert_eq!(
         (store_a.identity_changes(), store_b.identity_changes()),
         (0, 0)
@@ -47,13 +62,35 @@ async fn a_restart_from_a_snapshot_older_than_a_revocation_is_counted_on_every_i
         (store_a.identity_changes(), store_b.identity_changes()),
         (1, 1)
     );
-    // The server serves the session again. A, which revoked it, refuses it; B has only
-    // the server to go by (README: durability).
-    assert!(
-        a.authenticate(token, CredentialSource::Header)
-            .await
-            .is_err()
-    );
+    // The server serves all three again (the revocations are not in its snapshot), yet
+    // neither instance believes it.
+    let sessions = redis::cmd("KEYS")
+        .arg("*s:*")
+        .query::<Vec<String>>(&mut server.connection())
+        .unwrap()
+        .into_iter()
+        .filter(|key| {
+            key.rsplit_once(':')
+                .is_some_and(|(kind, hash)| kind.ends_with(":s") && hash.len() == 64)
+        })
+        .count();
+    assert_eq!(sessions, 3, "the snapshot brought the sessions back");
+    for (side, name) in [(&a, "A, which revoked them"), (&b, "B, which heard of it")] {
+        for (_, token) in &tokens {
+            assert!(
+                side.authenticate(token, CredentialSource::Header)
+                    .await
+                    .is_err(),
+                "{name} accepted a revoked session served again after the restart"
+            );
+        }
+    }
+    // Sessions made after the revocations are not caught by what was remembered.
+    let fresh = a
+        .create(tokens[1].0, CreateSession::default())
+        .await
+        .unwrap();
+    authenticates(&b, fresh.token.expose_secret()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

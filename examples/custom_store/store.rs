@@ -275,10 +275,15 @@ impl SessionAdmin for MapStore {
             data.sessions.remove(token_hash).is_some()
         };
         // Announced after the change is made, never before: an instance that reloads on
-        // the announcement must find the session gone.
-        self.server
-            .publish(Invalidation::Session(*token_hash))
-            .await;
+        // the announcement must find the session gone. A revocation that happened is
+        // announced as such, so every instance keeps refusing the session even if this
+        // server later served it again (say, restored from an older backup).
+        let change = if existed {
+            Invalidation::Revoked(*token_hash)
+        } else {
+            Invalidation::Session(*token_hash)
+        };
+        self.server.publish(change).await;
         Ok(existed)
     }
 
@@ -291,8 +296,12 @@ impl SessionAdmin for MapStore {
                 .retain(|_, stored| stored.customer_id != customer_id);
             before - data.sessions.len()
         };
+        // Every session the customer had until now is revoked, for good.
         self.server
-            .publish(Invalidation::Customer(customer_id))
+            .publish(Invalidation::CustomerRevoked {
+                customer: customer_id,
+                before: Utc::now(),
+            })
             .await;
         Ok(revoked as u64)
     }
@@ -338,7 +347,12 @@ impl CustomerStore for MapStore {
             }
         };
         if existed {
-            self.server.publish(Invalidation::Customer(id)).await;
+            self.server
+                .publish(Invalidation::CustomerRevoked {
+                    customer: id,
+                    before: at,
+                })
+                .await;
         }
         Ok(existed)
     }

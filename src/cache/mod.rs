@@ -400,6 +400,15 @@ impl SessionCache {
             }
             Invalidation::Customer(id) => self.invalidate_customer(id),
             Invalidation::All => self.invalidate_all(),
+            Invalidation::Revoked(hash) => {
+                // Remembered before the entry goes, so no load in between can put it back.
+                self.remember_revoked(&hash);
+                self.invalidate(&hash);
+            }
+            Invalidation::CustomerRevoked { customer, before } => {
+                self.remember_customer_revoked(customer, before);
+                self.invalidate_customer(customer);
+            }
         }
     }
 

@@ -373,7 +373,12 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
         };
         let cache = Arc::new(SessionCache::new(&config, self.clock.clone()));
         let store = self.store;
-        let feed = Feed::start(cache.clone(), self.feed_policy, |sink| store.watch(sink))?;
+        let feed = Feed::start(
+            cache.clone(),
+            self.feed_policy,
+            self.clock.clone(),
+            |sink| store.watch(sink),
+        )?;
         Ok(SessionManager {
             inner: Arc::new(Inner {
                 hasher: TokenHasher::new(&secret),

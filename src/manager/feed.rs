@@ -8,12 +8,15 @@ use tokio::time::Instant;
 
 use super::BuildError;
 use crate::cache::SessionCache;
+use crate::clock::Clock;
 use crate::store::{Consumer, FeedPolicy, FeedSink, FeedState, Invalidation, Watch};
 
 /// The feed's state and the cache it acts on; owned by the manager, watched by a task.
 pub(crate) struct Feed {
     cache: Arc<SessionCache>,
     policy: FeedPolicy,
+    /// The manager's clock, which caps the time a received customer revocation names.
+    clock: Arc<dyn Clock>,
     inner: Mutex<FeedInner>,
 }
 
@@ -28,11 +31,13 @@ impl Feed {
     pub(crate) fn start(
         cache: Arc<SessionCache>,
         policy: FeedPolicy,
+        clock: Arc<dyn Clock>,
         watch: impl FnOnce(FeedSink) -> Option<Watch>,
     ) -> Result<Option<Arc<Self>>, BuildError> {
         let feed = Arc::new(Self {
             cache,
             policy,
+            clock,
             inner: Mutex::new(FeedInner {
                 state: FeedState::Starting,
                 last_beat: Instant::now(),
@@ -122,6 +127,14 @@ impl Consumer for Feed {
 
     fn invalidate(&self, invalidation: Invalidation) {
         self.cache.metrics.feed_message(&invalidation);
+        let invalidation = match invalidation {
+            // A revoker's clock running ahead must not refuse sessions made after this.
+            Invalidation::CustomerRevoked { customer, before } => Invalidation::CustomerRevoked {
+                customer,
+                before: before.min(self.clock.now()),
+            },
+            other => other,
+        };
         self.cache.apply(invalidation);
     }
 }

@@ -9,15 +9,92 @@ use uuid::Uuid;
 use crate::token::TokenHash;
 
 /// One change announced on a feed.
+///
+/// Two kinds say more than "this changed": [`Revoked`](Self::Revoked) and
+/// [`CustomerRevoked`](Self::CustomerRevoked) announce a revocation made through the store's
+/// API that returned `Ok`. Every instance that hears one keeps refusing those sessions while
+/// they could still be valid, even if the store later serves them again (a restart from
+/// older data, a failover to a replica that missed the change), as the instance that made
+/// the revocation does. Announce changes made any other way (an edit in SQL, which may be
+/// undone the same way) with the plain kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Invalidation {
-    /// One session was revoked: drop the entry for this token hash.
+    /// One session changed (an edit, or a revocation that may be undone): drop the entry
+    /// for this token hash.
     Session(TokenHash),
     /// A customer was edited, deleted, or had all sessions revoked: drop their entries.
     Customer(Uuid),
     /// Anything may have changed: drop every entry.
     All,
+    /// The session with this token hash was revoked through the store's API (it existed,
+    /// and the revocation returned `Ok`): drop it and never believe it valid again.
+    Revoked(TokenHash),
+    /// Every session `customer` had before `before` was revoked through the store's API
+    /// (`revoke_all`, or the customer's deletion): drop them and never believe them valid
+    /// again. A receiver uses the earlier of `before` and its own clock, so a revoker's
+    /// clock running ahead cannot refuse sessions made after the message arrived.
+    CustomerRevoked {
+        /// The customer.
+        customer: Uuid,
+        /// Sessions created strictly before this instant are revoked.
+        before: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+impl Invalidation {
+    /// The text a store sends on its channel for this change; [`parse`](Self::parse) reads
+    /// it back. One format for every backend:
+    ///
+    /// | change | message |
+    /// |---|---|
+    /// | [`Session`](Self::Session) | `s:<token hash, 64 hex>` |
+    /// | [`Customer`](Self::Customer) | `c:<uuid>` |
+    /// | [`All`](Self::All) | `*` |
+    /// | [`Revoked`](Self::Revoked) | `r:<token hash, 64 hex>` |
+    /// | [`CustomerRevoked`](Self::CustomerRevoked) | `a:<uuid>:<microseconds since the Unix epoch>` |
+    ///
+    /// ```
+    /// use tower_customer_session::store::Invalidation;
+    /// # let customer = uuid::Uuid::nil();
+    /// let message = Invalidation::Customer(customer).message();
+    /// assert_eq!(message, format!("c:{customer}"));
+    /// assert_eq!(Invalidation::parse(&message), Some(Invalidation::Customer(customer)));
+    /// ```
+    pub fn message(&self) -> String {
+        match self {
+            Self::Session(hash) => format!("s:{}", hash.to_hex()),
+            Self::Customer(id) => format!("c:{id}"),
+            Self::All => "*".to_owned(),
+            Self::Revoked(hash) => format!("r:{}", hash.to_hex()),
+            Self::CustomerRevoked { customer, before } => {
+                format!("a:{customer}:{}", before.timestamp_micros())
+            }
+        }
+    }
+
+    /// The change a message announces, or `None` for a message this version cannot read.
+    /// A store should treat `None` as [`All`](Self::All): a message it cannot read may be a
+    /// revocation.
+    pub fn parse(message: &str) -> Option<Self> {
+        if message == "*" {
+            return Some(Self::All);
+        }
+        let (kind, rest) = message.split_once(':')?;
+        match kind {
+            "s" => TokenHash::from_hex(rest).map(Self::Session),
+            "r" => TokenHash::from_hex(rest).map(Self::Revoked),
+            "c" => Uuid::try_parse(rest).ok().map(Self::Customer),
+            "a" => {
+                let (id, micros) = rest.split_once(':')?;
+                Some(Self::CustomerRevoked {
+                    customer: Uuid::try_parse(id).ok()?,
+                    before: chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+                })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The state of a store's invalidation feed, as [`SessionManager::feed_state`](crate::SessionManager::feed_state) reports it.
@@ -221,4 +298,61 @@ impl Consumer for Detached {
     fn go_live(&self, _: &'static str) {}
     fn go_down(&self, _: &'static str) {}
     fn invalidate(&self, _: Invalidation) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_round_trips() {
+        let hash = TokenHash::from_bytes([0x5a; 32]);
+        let customer = Uuid::new_v4();
+        let before = chrono::DateTime::from_timestamp_micros(1_765_000_000_123_456).unwrap();
+        for invalidation in [
+            Invalidation::Session(hash),
+            Invalidation::Customer(customer),
+            Invalidation::All,
+            Invalidation::Revoked(hash),
+            Invalidation::CustomerRevoked { customer, before },
+        ] {
+            assert_eq!(
+                Invalidation::parse(&invalidation.message()),
+                Some(invalidation)
+            );
+        }
+        assert_eq!(
+            Invalidation::Session(hash).message(),
+            format!("s:{}", "5a".repeat(32))
+        );
+        assert_eq!(
+            Invalidation::CustomerRevoked { customer, before }.message(),
+            format!("a:{customer}:1765000000123456")
+        );
+    }
+
+    #[test]
+    fn anything_else_is_unreadable() {
+        let id = Uuid::new_v4();
+        let hex = "5a".repeat(32);
+        for message in [
+            String::new(),
+            "s:".into(),
+            "s:abc".into(),
+            format!("s:{hex}0"),
+            format!("s:zz{}", &hex[2..]),
+            "c:not-a-uuid".into(),
+            format!("C:{id}"),
+            format!("v2:c:{id}"),
+            format!("a:{id}"),
+            format!("a:{id}:"),
+            format!("a:{id}:soon"),
+            format!("a:{id}:{}", i64::MAX),
+            "a:not-a-uuid:1".into(),
+            "revoke".into(),
+            "**".into(),
+        ] {
+            assert_eq!(Invalidation::parse(&message), None, "{message:?}");
+        }
+    }
 }

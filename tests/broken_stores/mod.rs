@@ -74,6 +74,8 @@ pub enum Bug {
     OverflowLosesMessagesSilently,
     FeedOutlivesManager,
     RevokeAllNotAnnounced,
+    /// Revocations announced as plain changes, which no peer remembers.
+    RevocationsAnnouncedAsPlainChanges,
     CustomerEditsNotAnnounced,
     BeatsDuringOutage,
     WatchNeedsTheCallersRuntime,

@@ -250,7 +250,13 @@ impl SessionAdmin for Handle {
         }
         let existed = server.lock().sessions.remove(&server.key(hash)).is_some();
         if !server.has(Bug::AnnouncesRevokeBeforeCommit) {
-            server.announce(Invalidation::Session(*hash));
+            server.announce(
+                if existed && !server.has(Bug::RevocationsAnnouncedAsPlainChanges) {
+                    Invalidation::Revoked(*hash)
+                } else {
+                    Invalidation::Session(*hash)
+                },
+            );
         }
         Ok(existed)
     }
@@ -267,8 +273,13 @@ impl SessionAdmin for Handle {
             });
             before - state.sessions.len()
         };
-        if !server.has(Bug::RevokeAllNotAnnounced) {
+        if server.has(Bug::RevocationsAnnouncedAsPlainChanges) {
             server.announce(Invalidation::Customer(customer_id));
+        } else if !server.has(Bug::RevokeAllNotAnnounced) {
+            server.announce(Invalidation::CustomerRevoked {
+                customer: customer_id,
+                before: server.clock.now(),
+            });
         }
         Ok(removed as u64)
     }
@@ -339,7 +350,14 @@ impl CustomerStore for Handle {
             }
         };
         if existed {
-            server.announce(Invalidation::Customer(id));
+            server.announce(if server.has(Bug::RevocationsAnnouncedAsPlainChanges) {
+                Invalidation::Customer(id)
+            } else {
+                Invalidation::CustomerRevoked {
+                    customer: id,
+                    before: at,
+                }
+            });
         }
         Ok(existed)
     }

@@ -110,6 +110,11 @@ fn columns(prefix: &str, names: &[&str]) -> String {
 impl Statements {
     pub(super) fn new(schema: &Schema) -> Self {
         let q = schema.quoted();
+        // A literal: the name holds no quote (see `Schema::new`).
+        let channel = format!("'{}'", schema.channel());
+        // `a:<customer>:<$2 in microseconds>` (`Invalidation::CustomerRevoked`).
+        let customer_revoked =
+            "'a:' || $1::text || ':' || (extract(epoch FROM $2::timestamptz) * 1000000)::bigint";
         let customer = columns("", &CUSTOMER_COLUMNS);
         let c_customer = columns("c.", &CUSTOMER_COLUMNS);
         let s_session = columns("s.", &SESSION_COLUMNS);
@@ -152,25 +157,33 @@ impl Statements {
             // Soft deletes stamped with the call's own time `$2`: run again after a commit
             // whose answer was lost, a statement recognises what its first attempt did
             // (the outer query sees the rows as they were before this attempt).
+            // Each also announces, in the same transaction, that the revocation went through
+            // the API (`r:` / `a:`, remembered by every instance that hears it), beside the
+            // triggers' plain `s:` for each row. The announcing CTE is read by the outer
+            // query so that it runs.
             revoke: format!(
                 "WITH revoked AS ( \
                      UPDATE {q}.customer_sessions SET deleted_at = $2 \
                      WHERE token = $1::bpchar AND deleted_at IS NULL RETURNING 1 \
+                 ), announced AS ( \
+                     SELECT pg_catalog.pg_notify({channel}, 'r:' || $1) FROM revoked \
                  ) \
                  SELECT EXISTS (SELECT 1 FROM revoked) OR EXISTS ( \
                      SELECT 1 FROM {q}.customer_sessions \
                      WHERE token = $1::bpchar AND deleted_at = $2 \
-                 )"
+                 ), (SELECT count(*) FROM announced)"
             ),
             revoke_all: format!(
                 "WITH revoked AS ( \
                      UPDATE {q}.customer_sessions SET deleted_at = $2 \
                      WHERE customer_id = $1 AND deleted_at IS NULL RETURNING 1 \
+                 ), announced AS ( \
+                     SELECT pg_catalog.pg_notify({channel}, {customer_revoked}) \
                  ) \
                  SELECT (SELECT count(*) FROM revoked) + ( \
                      SELECT count(*) FROM {q}.customer_sessions \
                      WHERE customer_id = $1 AND deleted_at = $2 \
-                 )"
+                 ), (SELECT count(*) FROM announced)"
             ),
             upsert_customer: format!(
                 "INSERT INTO {q}.customers ({customer}) VALUES ({placeholders}) \
@@ -186,8 +199,13 @@ impl Statements {
             // The first deletion time stands; deleting again changes nothing (and so
             // announces nothing).
             delete_customer: format!(
-                "UPDATE {q}.customers SET deleted_at = COALESCE(deleted_at, $2) WHERE id = $1 \
-                 RETURNING 1"
+                "WITH deleted AS ( \
+                     UPDATE {q}.customers SET deleted_at = COALESCE(deleted_at, $2) \
+                     WHERE id = $1 RETURNING 1 \
+                 ), announced AS ( \
+                     SELECT pg_catalog.pg_notify({channel}, {customer_revoked}) FROM deleted \
+                 ) \
+                 SELECT 1, (SELECT count(*) FROM announced) FROM deleted"
             ),
             // In batches, oldest first, skipping rows another sweep holds: short statements
             // however large the backlog.

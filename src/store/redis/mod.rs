@@ -538,7 +538,8 @@ impl SessionAdmin for RedisStore {
 
     async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
         let hex = token_hash.to_hex();
-        let message = feed::message(Invalidation::Session(*token_hash));
+        let revoked = feed::message(Invalidation::Revoked(*token_hash));
+        let absent = feed::message(Invalidation::Session(*token_hash));
         let existed = self
             .change(
                 &self.inner.scripts.revoke,
@@ -547,8 +548,9 @@ impl SessionAdmin for RedisStore {
                 &[
                     self.inner.keys.index_prefix(),
                     self.channel(),
-                    &message,
+                    &revoked,
                     &hex,
+                    &absent,
                 ],
             )
             .await?;
@@ -556,7 +558,8 @@ impl SessionAdmin for RedisStore {
     }
 
     async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
-        let message = feed::message(Invalidation::Customer(customer_id));
+        // The script appends the server's time: `Invalidation::CustomerRevoked`.
+        let message = format!("a:{customer_id}:");
         let count = self
             .change(
                 &self.inner.scripts.revoke_all,
@@ -646,13 +649,22 @@ impl CustomerStore for RedisStore {
     }
 
     async fn delete_customer(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let message = feed::message(Invalidation::Customer(id));
+        let revoked = feed::message(Invalidation::CustomerRevoked {
+            customer: id,
+            before: at,
+        });
+        let absent = feed::message(Invalidation::Customer(id));
         let existed = self
             .change(
                 &self.inner.scripts.delete_customer,
                 scripts::DELETE_CUSTOMER,
                 self.inner.keys.customer(id),
-                &[self.channel(), &message, &record::encode_deleted_at(at)],
+                &[
+                    self.channel(),
+                    &revoked,
+                    &record::encode_deleted_at(at),
+                    &absent,
+                ],
             )
             .await?;
         Ok(int(existed, "delete_customer")? == 1)

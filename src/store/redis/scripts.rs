@@ -55,26 +55,27 @@ return {'ok', customer}
 
 /// `revoke`: delete one session, drop it from its customer's index, publish.
 ///
-/// KEYS: session. ARGV: index prefix, channel, message, token hash (hex).
-/// Returns 1 if the session existed.
+/// KEYS: session. ARGV: index prefix, channel, message if it existed (`r:`), token hash
+/// (hex), message otherwise (`s:`). Returns 1 if the session existed.
 pub(super) const REVOKE: &str = r"
 local session = redis.call('GET', KEYS[1])
-local existed = 0
 if session then
   redis.call('DEL', KEYS[1])
-  existed = 1
   local customer_id = string.match(session, '^[^|]*|([^|]*)|')
   if customer_id then redis.call('SREM', ARGV[1] .. customer_id, ARGV[4]) end
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  return 1
 end
 -- Published even if nothing was deleted: the key may have been removed by hand.
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-return existed
+redis.call('PUBLISH', ARGV[2], ARGV[5])
+return 0
 ";
 
 /// `revoke_all`: delete every indexed session that still belongs to the customer, the
-/// index itself, publish.
+/// index itself, publish `{message prefix}{server time in microseconds}`.
 ///
-/// KEYS: index. ARGV: session prefix, channel, message, customer id. Returns the count.
+/// KEYS: index. ARGV: session prefix, channel, message prefix (`a:<id>:`), customer id.
+/// Returns the count.
 pub(super) const REVOKE_ALL: &str = r"
 local count = 0
 for _, hash in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -85,7 +86,8 @@ for _, hash in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 redis.call('DEL', KEYS[1])
-redis.call('PUBLISH', ARGV[2], ARGV[3])
+local time = redis.call('TIME')
+redis.call('PUBLISH', ARGV[2], ARGV[3] .. time[1] .. string.format('%06d', tonumber(time[2])))
 return count
 ";
 
@@ -115,12 +117,16 @@ return 1
 /// `delete_customer`: mark the customer deleted unless it already is (the first deletion
 /// time stands), publish.
 ///
-/// KEYS: customer. ARGV: channel, message, deletion time. Returns 1 if it existed.
+/// KEYS: customer. ARGV: channel, message if it existed (`a:`), deletion time, message
+/// otherwise (`c:`). Returns 1 if it existed.
 pub(super) const DELETE_CUSTOMER: &str = r"
-local exists = redis.call('EXISTS', KEYS[1])
-if exists == 1 then redis.call('HSETNX', KEYS[1], 'del', ARGV[3]) end
-redis.call('PUBLISH', ARGV[1], ARGV[2])
-return exists
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSETNX', KEYS[1], 'del', ARGV[3])
+  redis.call('PUBLISH', ARGV[1], ARGV[2])
+  return 1
+end
+redis.call('PUBLISH', ARGV[1], ARGV[4])
+return 0
 ";
 
 /// `customer(ExternalId)`: follow the external id to the customer in one round trip.

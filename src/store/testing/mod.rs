@@ -83,6 +83,7 @@
 //! | `rotation.sessions_under_either_key_resolve_and_revoke` | during a session key rotation ([`accept_secrets`](crate::SessionManagerBuilder::accept_secrets)), sessions stored under either key resolve and revoke through managers in either phase | full stores | |
 //! | `feed.goes_live` | both instances' feeds go live | full stores with a feed | `Backend::peer` |
 //! | `feed.revocations_reach_the_peer` | a `revoke` and a `revoke_all` are refused by the other instance within [`PROPAGATION`] | full stores with a feed | `Backend::peer` |
+//! | `feed.api_revocations_are_remembered_by_the_peer` | a `revoke`, a `revoke_all` and a customer deletion stay refused by the other instance when the store later serves those sessions again (announced as [`Invalidation::Revoked`](crate::store::Invalidation::Revoked) / [`CustomerRevoked`](crate::store::Invalidation::CustomerRevoked)) | full stores with a feed | `Backend::peer` |
 //! | `feed.customer_changes_reach_the_peer` | an edit is seen and a deletion refused by the other instance within [`PROPAGATION`] | full stores with a feed | `Backend::peer` |
 //! | `feed.announced_only_after_commit` | the other instance never caches the old session back after a revocation | full stores with a feed | `Backend::peer` |
 //! | `feed.heartbeat_keeps_it_live` | an idle feed stays live past twice its `max_silence` | full stores with a feed | `Backend::peer` |

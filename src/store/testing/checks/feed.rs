@@ -62,7 +62,7 @@ async fn two_instances<B: FullBackend>(backend: &B) -> Result<Pair<B::Store>, St
 }
 
 /// Fail unless `manager`'s feed goes live within [`LIVE_WITHIN`].
-async fn live<S: SessionStore>(what: &str, manager: &SessionManager<S>) -> Checked {
+pub(super) async fn live<S: SessionStore>(what: &str, manager: &SessionManager<S>) -> Checked {
     let deadline = Instant::now() + LIVE_WITHIN;
     while manager.feed_state() != FeedState::Live {
         if Instant::now() >= deadline {
@@ -78,7 +78,7 @@ async fn live<S: SessionStore>(what: &str, manager: &SessionManager<S>) -> Check
 }
 
 /// Authenticate twice on `manager`, so the second answer comes from its cache.
-async fn cached<S: SessionStore>(manager: &SessionManager<S>, token: &str) -> Checked {
+pub(super) async fn cached<S: SessionStore>(manager: &SessionManager<S>, token: &str) -> Checked {
     for _ in 0..2 {
         if let Err(rejection) = manager.authenticate(token, CredentialSource::Header).await {
             return Err(fail(
@@ -92,7 +92,7 @@ async fn cached<S: SessionStore>(manager: &SessionManager<S>, token: &str) -> Ch
 }
 
 /// Fail unless `manager` refuses `token` within `within`.
-async fn refused<S: SessionStore>(
+pub(super) async fn refused<S: SessionStore>(
     manager: &SessionManager<S>,
     token: &str,
     within: Duration,
@@ -119,7 +119,7 @@ async fn refused<S: SessionStore>(
 }
 
 /// A session created through `manager` for `customer`.
-async fn session<S: SessionAdmin>(
+pub(super) async fn session<S: SessionAdmin>(
     manager: &SessionManager<S>,
     customer: uuid::Uuid,
     options: CreateSession,

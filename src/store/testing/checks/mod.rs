@@ -6,6 +6,7 @@ mod customers;
 mod failures;
 mod feed;
 mod load;
+mod remembered;
 mod rotation;
 mod scope;
 mod sessions;
@@ -105,6 +106,7 @@ pub(super) fn full<'b, B: FullBackend + 'b>() -> Vec<Check<'b, B>> {
         check!("rotation.sessions_under_either_key_resolve_and_revoke", rotation::sessions_under_either_key_resolve_and_revoke),
         check!("feed.goes_live", feed::goes_live),
         check!("feed.revocations_reach_the_peer", feed::revocations_reach_the_peer),
+        check!("feed.api_revocations_are_remembered_by_the_peer", remembered::api_revocations_are_remembered_by_the_peer),
         check!("feed.customer_changes_reach_the_peer", feed::customer_changes_reach_the_peer),
         check!("feed.announced_only_after_commit", feed::announced_only_after_commit),
         check!("feed.heartbeat_keeps_it_live", feed::heartbeat_keeps_it_live),
