@@ -107,13 +107,20 @@
 //!
 //! With feature `polar-api`, [`store::polar::PolarApiStore`] accepts the tokens Polar itself
 //! issues, resolving them through Polar's API behind the same cache, and
-//! [`store::polar::PolarWebhooks`] keeps that cache fresh with Polar's customer events.
+//! [`webhooks::PolarWebhooks`] keeps that cache fresh with Polar's customer events.
 //!
 //! # Writing a store
 //!
 //! See [`store`] for the contract (resolution, administration and customers as separate
-//! traits; invalidation feeds) and a complete backend, and `store::testing` (feature
+//! traits; invalidation feeds) and a complete backend, and [`testing`] (feature
 //! `testing`) for the store test kit every backend runs.
+//!
+//! # Guides
+//!
+//! The long-form documentation is in [`guide`]: the request's way and every response,
+//! the browser portal, scaling out (secrets, key rotation, feeds, what a revocation
+//! guarantees), each backend and its topologies, Polar-issued sessions, metrics, and writing
+//! a store.
 //!
 //! # Feature flags
 //!
@@ -122,7 +129,7 @@
 //! | `axum` | yes | [`Customer`] / `Option<Customer>` / [`SessionInfo`] extractors; the portal's redirect follows axum's `Router::nest` |
 //! | `polar-api` | no | `store::polar`: `PolarApiStore` (Polar-issued tokens, via Polar's API, over rustls) and the `PolarWebhooks` receiver |
 //! | `metrics` | no | counters, gauges and histograms on the `metrics` facade; see [`metrics`] |
-//! | `testing` | no | `store::testing`: the store test kit for store backends |
+//! | `testing` | no | `testing`: the store test kit for store backends |
 //! | `redis` | no | `RedisStore`: sessions in Redis ≥ 6.2 shared by every instance, with a pub/sub invalidation feed; re-exports the `redis` driver |
 //! | `postgres` | no | `store::postgres::PostgresStore`: sessions and customers in PostgreSQL (sqlx, no TLS library of its own), invalidated over `LISTEN/NOTIFY` |
 
@@ -140,6 +147,7 @@ mod csrf;
 mod error;
 mod extension;
 mod extract;
+pub mod guide;
 pub mod layer;
 mod manager;
 #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
@@ -149,8 +157,14 @@ pub mod portal;
 pub mod reject;
 pub mod role;
 pub mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 pub mod token;
 mod verify;
+#[cfg(feature = "polar-api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "polar-api")))]
+pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cookie::{SameSite, SessionCookie};
@@ -164,7 +178,9 @@ pub use reject::{
 };
 pub use role::RequireRole;
 #[cfg(feature = "polar-api")]
-pub use store::polar::{PolarApiStore, PolarWebhooks};
+pub use store::polar::PolarApiStore;
+#[cfg(feature = "polar-api")]
+pub use webhooks::PolarWebhooks;
 #[cfg(feature = "postgres")]
 pub use store::postgres::PostgresStore;
 pub use store::{

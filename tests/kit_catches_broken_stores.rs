@@ -5,7 +5,7 @@
 mod broken_stores;
 
 use broken_stores::{Bug, Fixture, ReadOnlyFixture, server};
-use tower_customer_session::store::testing::{Kit, Report};
+use tower_customer_session::testing::{Kit, Report};
 
 async fn kit(bug: Option<Bug>) -> Report {
     Kit::new(|| async { Fixture(server(bug)) }).run().await

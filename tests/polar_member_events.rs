@@ -20,7 +20,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower_customer_session::SessionManager;
-use tower_customer_session::store::polar::{PolarApiStore, WebhookSecret};
+use tower_customer_session::store::polar::PolarApiStore;
+use tower_customer_session::webhooks::WebhookSecret;
 use tower_customer_session::token::{TokenFormat, TokenKind};
 use uuid::{Uuid, uuid};
 

@@ -23,7 +23,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower_customer_session::model::{CustomerData, Member, MemberRole};
-use tower_customer_session::store::polar::{PolarWebhooks, SignatureError, WebhookSecret};
+use tower_customer_session::webhooks::{PolarWebhooks, SignatureError, WebhookSecret};
 use tower_customer_session::{
     CreateSession, CredentialSource, Customer, ManualClock, MemoryStore, SessionManager,
 };

@@ -12,7 +12,7 @@ use postgres_common::{PROPAGATION, Schemas, customer, manager, plain_connection,
 use sqlx::postgres::{PgConnection, PgListener};
 use tower_customer_session::store::FeedState;
 use tower_customer_session::store::postgres::PostgresStore;
-use tower_customer_session::store::testing::refused_within;
+use tower_customer_session::testing::refused_within;
 use tower_customer_session::token::{TokenFormat, TokenHash, TokenHasher, TokenKind};
 use tower_customer_session::{
     CreateSession, CredentialSource, Customer, SessionKey, SessionManager, SessionStore,

@@ -4,7 +4,7 @@
 use chrono::TimeDelta;
 use tower_customer_session::model::CustomerData;
 use tower_customer_session::store::NewSession;
-use tower_customer_session::store::testing::{self, Backend, Kit};
+use tower_customer_session::testing::{self, Backend, Kit};
 use tower_customer_session::token::{TokenFormat, TokenHasher, TokenKind};
 use tower_customer_session::{
     Clock, ManualClock, MemoryStore, SessionAdmin, SessionKey, SessionStore,

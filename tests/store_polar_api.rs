@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tower_customer_session::model::Customer;
 use tower_customer_session::store::NewSession;
 use tower_customer_session::store::polar::PolarApiStore;
-use tower_customer_session::store::testing::{
+use tower_customer_session::testing::{
     Backend, IssueRequest, Issued, Issuer, Kit, Outage, Unsupported,
 };
 use tower_customer_session::token::{SessionToken, TokenFormat};

@@ -15,7 +15,7 @@ use chrono::{TimeDelta, Utc};
 use futures_util::StreamExt;
 use redis_support::{Namespace, PROPAGATION, authenticates, customer, manager, refused_within};
 use tower_customer_session::redis::{self, AsyncCommands};
-use tower_customer_session::store::testing::{Backend, Kit, Outage};
+use tower_customer_session::testing::{Backend, Kit, Outage};
 use tower_customer_session::store::{FeedState, NewSession};
 use tower_customer_session::token::{TokenFormat, TokenHasher, TokenKind};
 use tower_customer_session::{

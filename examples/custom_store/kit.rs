@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tower_customer_session::ManualClock;
 use tower_customer_session::chrono::Utc;
-use tower_customer_session::store::testing::{self, Backend, Outage};
+use tower_customer_session::testing::{self, Backend, Outage};
 
 use crate::store::{MapStore, Server};
 

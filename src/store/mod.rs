@@ -14,7 +14,7 @@
 //!
 //! A *local* store ([`MemoryStore`], Redis, PostgreSQL) keeps sessions itself and works from
 //! [`SessionKey::token_hash`] alone: it never receives, keeps or returns the raw token, and
-//! the [store test kit](testing) checks that it never persists one. A *remote authority*
+//! the [store test kit](crate::testing) checks that it never persists one. A *remote authority*
 //! (a store that asks Polar's API) must forward the token it was shown, so
 //! [`SessionKey::expose_token`] hands it the presented token for the duration of the load.
 //! It must never log or keep it.
@@ -38,7 +38,7 @@
 //! # Writing a store
 //!
 //! Implement the traits with `async fn`. What every store must do, and what the
-//! [store test kit](testing) (feature `testing`) checks:
+//! [store test kit](crate::testing) (feature `testing`) checks:
 //!
 //! - `load` finds the session by the whole [`SessionKey::token_hash`] and joins it with its
 //!   customer as the customer is now. It returns `None` for a session never created or
@@ -190,7 +190,7 @@
 //!
 //! // In a test, with feature `testing`: the store test kit on a fresh store per check.
 //! # #[cfg(feature = "testing")]
-//! impl tower_customer_session::store::testing::Backend for MapStore {
+//! impl tower_customer_session::testing::Backend for MapStore {
 //!     type Store = MapStore;
 //!
 //!     fn store(&self) -> MapStore {
@@ -201,7 +201,7 @@
 //! # {
 //! # let runtime = tokio::runtime::Runtime::new().unwrap();
 //! # runtime.block_on(
-//! tower_customer_session::store::testing::run(|| async { MapStore::default() })
+//! tower_customer_session::testing::run(|| async { MapStore::default() })
 //! # );
 //! # }
 //! # let sessions = tower_customer_session::SessionManager::builder(MapStore::default()).build().unwrap();
@@ -225,9 +225,6 @@ mod record;
 #[cfg(feature = "redis")]
 mod redis;
 mod resolve;
-#[cfg(feature = "testing")]
-#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
-pub mod testing;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisDurability, RedisStore, RedisStoreBuilder};

@@ -23,7 +23,7 @@ use tower_customer_session::ManualClock;
 use tower_customer_session::chrono::{DateTime, Utc};
 use tower_customer_session::model::{Customer, Member};
 use tower_customer_session::store::Invalidation;
-use tower_customer_session::store::testing::{Backend, Outage};
+use tower_customer_session::testing::{Backend, Outage};
 use tower_customer_session::token::TokenKind;
 use tower_customer_session::uuid::Uuid;
 

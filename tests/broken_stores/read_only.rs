@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tower_customer_session::ManualClock;
 use tower_customer_session::model::Customer;
-use tower_customer_session::store::testing::{
+use tower_customer_session::testing::{
     self, Backend, IssueRequest, Issued, Issuer, Outage, Unsupported,
 };
 use tower_customer_session::store::{NewSession, SessionRecord, StoreScope};

@@ -1,5 +1,5 @@
 //! Sessions that stay at Polar (feature `polar-api`): [`PolarApiStore`] resolves the tokens
-//! Polar issues through Polar's own API, and [`PolarWebhooks`] keeps the cache fresh with
+//! Polar issues through Polar's own API, and [`PolarWebhooks`](crate::webhooks::PolarWebhooks) keeps the cache fresh with
 //! Polar's customer and member events.
 //!
 //! A merchant that already hands its customers Polar's session tokens (the `token` of
@@ -11,7 +11,8 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use axum::{Router, routing::{get, post}};
-//! use tower_customer_session::store::polar::{PolarApiStore, PolarWebhooks};
+//! use tower_customer_session::store::polar::PolarApiStore;
+//! use tower_customer_session::webhooks::PolarWebhooks;
 //! use tower_customer_session::{Customer, CustomerSessionLayer, SessionManager};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -80,7 +81,7 @@
 //! cached session lives up to `cache_max_ttl` (and never past its `expires_at`). Without
 //! webhooks, a customer edited or deleted at Polar, or a member whose role changed or who
 //! was removed, is seen within `cache_max_ttl`; a session Polar revokes (it has no event
-//! for that) is refused within `cache_max_ttl` in every case. With [`PolarWebhooks`]
+//! for that) is refused within `cache_max_ttl` in every case. With [`PolarWebhooks`](crate::webhooks::PolarWebhooks)
 //! mounted and subscribed to `customer.updated`, `customer.deleted`,
 //! `customer.state_changed`, `member.updated` and `member.deleted`, the cached sessions of
 //! the customer concerned are dropped as the event arrives, so every later request asks
@@ -108,11 +109,7 @@
 mod builder;
 mod client;
 mod error;
-mod event;
 mod load;
-mod replay;
-mod signature;
-mod webhook;
 
 use std::fmt;
 use std::sync::Arc;
@@ -122,8 +119,6 @@ use uuid::Uuid;
 
 pub use builder::PolarApiStoreBuilder;
 pub use error::{PolarApiError, PolarBuildError};
-pub use signature::{SignatureError, WebhookSecret, WebhookSecretError};
-pub use webhook::PolarWebhooks;
 
 use client::PolarClient;
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::PostgresStore;
-use crate::store::testing::Backend;
+use crate::testing::Backend;
 
 impl Backend for PostgresStore {
     type Store = PostgresStore;

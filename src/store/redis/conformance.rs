@@ -5,7 +5,7 @@
 use redis::Value;
 
 use super::RedisStore;
-use crate::store::testing::Backend;
+use crate::testing::Backend;
 
 impl Backend for RedisStore {
     type Store = RedisStore;

@@ -18,7 +18,7 @@ use crate::store::{CustomerStore, SessionAdmin};
 ///
 /// ```
 /// use tower_customer_session::MemoryStore;
-/// use tower_customer_session::store::testing::Kit;
+/// use tower_customer_session::testing::Kit;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -94,7 +94,7 @@ where
     /// ```
     /// # use std::time::Duration;
     /// # use tower_customer_session::MemoryStore;
-    /// # use tower_customer_session::store::testing::Kit;
+    /// # use tower_customer_session::testing::Kit;
     /// let kit = Kit::new(|| async { MemoryStore::new() }).timeout(Duration::from_secs(20));
     /// # drop(kit);
     /// ```

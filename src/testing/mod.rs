@@ -21,7 +21,7 @@
 //!
 //! ```
 //! use tower_customer_session::MemoryStore;
-//! use tower_customer_session::store::testing;
+//! use tower_customer_session::testing;
 //!
 //! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 //! async fn the_store_passes_the_test_kit() {

@@ -21,7 +21,7 @@ use crate::token::{SessionToken, TokenKind};
 /// without it, and the [`Report`](super::Report) lists them with the hook that was missing.
 ///
 /// ```
-/// use tower_customer_session::store::testing::{self, Backend};
+/// use tower_customer_session::testing::{self, Backend};
 /// use tower_customer_session::{ManualClock, MemoryStore};
 ///
 /// /// One fresh backend: the store, and the clock it judges expiry by.
@@ -124,7 +124,7 @@ pub trait Backend {
     /// ```
     /// use std::sync::Arc;
     /// use tower_customer_session::MemoryStore;
-    /// use tower_customer_session::store::testing::{Backend, Outage};
+    /// use tower_customer_session::testing::{Backend, Outage};
     /// # #[derive(Default)]
     /// # struct Proxy;
     /// # impl Proxy { fn cut(&self) {} fn restore(&self) {} }
@@ -274,7 +274,7 @@ impl Issued {
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicBool, Ordering};
-/// use tower_customer_session::store::testing::Outage;
+/// use tower_customer_session::testing::Outage;
 ///
 /// let up = Arc::new(AtomicBool::new(false));
 /// let outage = Outage::new({

@@ -1,4 +1,12 @@
-//! [`PolarWebhooks`]: the endpoint Polar delivers customer and member events to.
+//! Polar's webhooks: [`PolarWebhooks`], the endpoint Polar delivers customer and member
+//! events to, which keeps each instance's cache fresh for sessions Polar issued
+//! ([`PolarApiStore`](crate::store::polar::PolarApiStore)). Feature `polar-api`.
+
+mod event;
+mod replay;
+mod signature;
+
+pub use signature::{SignatureError, WebhookSecret, WebhookSecretError};
 
 use std::convert::Infallible;
 use std::fmt;
@@ -15,9 +23,8 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use tower_service::Service;
 
-use super::event::{self, Event};
-use super::replay::Replays;
-use super::signature::{self, SignatureError, WebhookSecret, WebhookSecretError};
+use event::Event;
+use replay::Replays;
 use crate::SessionManager;
 use crate::store::SessionStore;
 
@@ -31,7 +38,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 ///
 /// ```
 /// use axum::Router;
-/// use tower_customer_session::store::polar::PolarWebhooks;
+/// use tower_customer_session::webhooks::PolarWebhooks;
 /// use tower_customer_session::{MemoryStore, SessionManager};
 ///
 /// let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
@@ -67,7 +74,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// ```
 /// # use http_body_util::Full;
 /// # use tower::ServiceExt;
-/// # use tower_customer_session::store::polar::{PolarWebhooks, WebhookSecret};
+/// # use tower_customer_session::webhooks::{PolarWebhooks, WebhookSecret};
 /// # use tower_customer_session::{MemoryStore, SessionManager};
 /// use serde_json::json;
 ///
@@ -254,7 +261,7 @@ impl<S: SessionStore> PolarWebhooks<S> {
     /// secret from [`WebhookSecret::standard`]).
     ///
     /// ```
-    /// use tower_customer_session::store::polar::{PolarWebhooks, WebhookSecret};
+    /// use tower_customer_session::webhooks::{PolarWebhooks, WebhookSecret};
     /// # use tower_customer_session::{MemoryStore, SessionManager};
     /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
     /// let secret = WebhookSecret::standard("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
@@ -282,7 +289,7 @@ impl<S: SessionStore> PolarWebhooks<S> {
     /// matching any of the secrets is accepted; one matching none is refused with `403`.
     ///
     /// ```
-    /// use tower_customer_session::store::polar::{PolarWebhooks, WebhookSecret};
+    /// use tower_customer_session::webhooks::{PolarWebhooks, WebhookSecret};
     /// # use tower_customer_session::{MemoryStore, SessionManager};
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let sessions = SessionManager::builder(MemoryStore::new()).build()?;
@@ -307,7 +314,7 @@ impl<S: SessionStore> PolarWebhooks<S> {
     /// 256). Default: 10,000.
     ///
     /// ```
-    /// # use tower_customer_session::store::polar::PolarWebhooks;
+    /// # use tower_customer_session::webhooks::PolarWebhooks;
     /// # use tower_customer_session::{MemoryStore, SessionManager};
     /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
     /// let webhooks = PolarWebhooks::new("polar_whs_x", sessions).unwrap();
@@ -325,7 +332,7 @@ impl<S: SessionStore> PolarWebhooks<S> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use tower_customer_session::store::polar::PolarWebhooks;
+    /// # use tower_customer_session::webhooks::PolarWebhooks;
     /// # use tower_customer_session::{MemoryStore, SessionManager};
     /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
     /// let webhooks = PolarWebhooks::new("polar_whs_x", sessions)
@@ -341,7 +348,7 @@ impl<S: SessionStore> PolarWebhooks<S> {
     /// Largest body read; a larger one answers `413`. Default: 1 MiB.
     ///
     /// ```
-    /// # use tower_customer_session::store::polar::PolarWebhooks;
+    /// # use tower_customer_session::webhooks::PolarWebhooks;
     /// # use tower_customer_session::{MemoryStore, SessionManager};
     /// # let sessions = SessionManager::builder(MemoryStore::new()).build().unwrap();
     /// let webhooks = PolarWebhooks::new("polar_whs_x", sessions).unwrap().max_body(64 * 1024);

@@ -26,7 +26,7 @@ const MAX_ID_LEN: usize = 256;
 /// The key webhook signatures are checked with. `Debug` never shows it.
 ///
 /// ```
-/// use tower_customer_session::store::polar::WebhookSecret;
+/// use tower_customer_session::webhooks::WebhookSecret;
 ///
 /// // What Polar's dashboard shows: used verbatim, as Polar's SDKs do.
 /// let polar = WebhookSecret::polar("polar_whs_example").unwrap();
@@ -82,7 +82,7 @@ impl WebhookSecret {
     /// [`WebhookSecretError::Empty`] for an empty string.
     ///
     /// ```
-    /// use tower_customer_session::store::polar::{WebhookSecret, WebhookSecretError};
+    /// use tower_customer_session::webhooks::{WebhookSecret, WebhookSecretError};
     ///
     /// assert_eq!(WebhookSecret::polar("").unwrap_err(), WebhookSecretError::Empty);
     /// // The same key as the Standard Webhooks secret holding its base64:
@@ -104,7 +104,7 @@ impl WebhookSecret {
     /// [`WebhookSecretError::NotBase64`] or [`WebhookSecretError::Empty`].
     ///
     /// ```
-    /// use tower_customer_session::store::polar::WebhookSecret;
+    /// use tower_customer_session::webhooks::WebhookSecret;
     ///
     /// assert!(WebhookSecret::standard("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
     /// assert!(WebhookSecret::standard("whsec_not base64!").is_err());
@@ -136,7 +136,7 @@ impl WebhookSecret {
     ///
     /// ```
     /// use http::HeaderMap;
-    /// use tower_customer_session::store::polar::{SignatureError, WebhookSecret};
+    /// use tower_customer_session::webhooks::{SignatureError, WebhookSecret};
     ///
     /// let secret = WebhookSecret::polar("polar_whs_example").unwrap();
     /// let body = br#"{"type":"customer.updated","data":{"id":"x"}}"#;
