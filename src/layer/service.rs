@@ -192,10 +192,7 @@ impl<S, St: SessionStore, R: OnRejection> CustomerSessionService<S, St, R> {
                         opened.expose_secret()
                     }
                     Some(crate::portal::dbsc::Opened::Refused(reason)) => {
-                        return Decision::Rejected(
-                            Rejection::InvalidToken(reason),
-                            Some(source),
-                        );
+                        return Decision::Rejected(Rejection::InvalidToken(reason), Some(source));
                     }
                     _ => return Decision::Rejected(credential.refusal(), Some(source)),
                 }

@@ -113,7 +113,10 @@ impl Challenges {
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&payload[10..]);
         let forget_at = issued + LIFETIME_SECS + 1;
-        let mut used = self.used.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut used = self
+            .used
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if used.len() >= MAX_REMEMBERED {
             used.retain(|_, until| *until >= now);
             if used.len() >= MAX_REMEMBERED {
@@ -140,7 +143,9 @@ mod tests {
     #[test]
     fn a_challenge_is_accepted_once_for_its_purpose_and_binding() {
         let challenges = Challenges::new(vec![[7; 32]]);
-        let issued = challenges.issue(Purpose::Refresh, b"session", 1000).unwrap();
+        let issued = challenges
+            .issue(Purpose::Refresh, b"session", 1000)
+            .unwrap();
         let accept = |c: &str, p, b: &[u8], now| challenges.accept(c, p, b, now);
         assert_eq!(
             accept(&issued, Purpose::Registration, b"session", 1000),
@@ -151,7 +156,12 @@ mod tests {
             Err(ChallengeError::Foreign)
         );
         assert_eq!(
-            accept(&issued, Purpose::Refresh, b"session", 1000 + LIFETIME_SECS + 1),
+            accept(
+                &issued,
+                Purpose::Refresh,
+                b"session",
+                1000 + LIFETIME_SECS + 1
+            ),
             Err(ChallengeError::Stale)
         );
         assert_eq!(accept(&issued, Purpose::Refresh, b"session", 1010), Ok(()));

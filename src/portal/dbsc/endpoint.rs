@@ -13,9 +13,9 @@ use http_body_util::Full;
 use p256::ecdsa::VerifyingKey;
 use tower_service::Service;
 
+use super::Bound;
 use super::challenge::{ChallengeError, Purpose};
 use super::jwt::Proof;
-use super::Bound;
 use crate::extension::CredentialSource;
 use crate::extract::{Sources, extract};
 use crate::layer::LayerConfig;
@@ -78,7 +78,11 @@ impl<St> std::fmt::Debug for DeviceBoundEndpoint<St> {
 }
 
 /// The one value of `name`: `Ok(None)` if absent, `Err` if repeated or too long.
-fn single<'h>(headers: &'h HeaderMap, name: &HeaderName, max: usize) -> Result<Option<&'h [u8]>, ()> {
+fn single<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+    max: usize,
+) -> Result<Option<&'h [u8]>, ()> {
     let mut values = headers.get_all(name).iter();
     match (values.next(), values.next()) {
         (None, _) => Ok(None),
@@ -149,7 +153,9 @@ impl<St: SessionStore> DeviceBoundEndpoint<St> {
         let lifetime = i64::try_from(self.bound.settings.lifetime.as_secs()).unwrap_or(i64::MAX);
         let max_age = lifetime.min(info.expires_at.timestamp() - now);
         let sealed = (
-            self.bound.sealer.seal_session_id(key, token.expose_secret()),
+            self.bound
+                .sealer
+                .seal_session_id(key, token.expose_secret()),
             self.bound
                 .sealer
                 .seal_credential(token.expose_secret(), now.saturating_add(max_age)),
@@ -219,15 +225,19 @@ impl<St: SessionStore> DeviceBoundEndpoint<St> {
         };
         let (format, hasher) = self.sessions.format_and_hasher();
         let Ok(token) = format.parse_bytes(raw) else {
-            return refused(StatusCode::UNAUTHORIZED, "registration without the session token");
+            return refused(
+                StatusCode::UNAUTHORIZED,
+                "registration without the session token",
+            );
         };
         let hash = hasher.hash(token.expose_secret());
         let token = SessionToken::from_secret(token.expose_secret().to_owned());
-        match self
-            .bound
-            .challenges
-            .accept(&proof.jti, Purpose::Registration, hash.as_bytes(), self.now())
-        {
+        match self.bound.challenges.accept(
+            &proof.jti,
+            Purpose::Registration,
+            hash.as_bytes(),
+            self.now(),
+        ) {
             Ok(()) => {}
             Err(ChallengeError::Busy) => return self.unavailable(),
             Err(_) => return refused(StatusCode::FORBIDDEN, "registration challenge refused"),

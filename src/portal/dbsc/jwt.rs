@@ -75,14 +75,20 @@ impl Proof {
         if raw.len() > MAX_PROOF_LEN {
             return Err(ProofError::Malformed);
         }
-        let raw = std::str::from_utf8(raw).map_err(|_| ProofError::Malformed)?.trim();
+        let raw = std::str::from_utf8(raw)
+            .map_err(|_| ProofError::Malformed)?
+            .trim();
         let mut parts = raw.split('.');
         let (Some(header), Some(claims), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(ProofError::Malformed);
         };
-        let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| ProofError::Malformed);
+        let decode = |part: &str| {
+            URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| ProofError::Malformed)
+        };
         let header: Header =
             serde_json::from_slice(&decode(header)?).map_err(|_| ProofError::Malformed)?;
         if header.alg != "ES256" {
@@ -119,7 +125,9 @@ impl Jwk {
             return Err(ProofError::Algorithm);
         }
         let coordinate = |c: &str| -> Result<FieldBytes, ProofError> {
-            let bytes = URL_SAFE_NO_PAD.decode(c).map_err(|_| ProofError::Malformed)?;
+            let bytes = URL_SAFE_NO_PAD
+                .decode(c)
+                .map_err(|_| ProofError::Malformed)?;
             let bytes: [u8; 32] = bytes.try_into().map_err(|_| ProofError::Malformed)?;
             Ok(bytes.into())
         };

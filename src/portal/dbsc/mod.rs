@@ -186,7 +186,9 @@ impl DeviceBound {
     pub fn new(public_origin: &str, path: &str) -> Result<Self, ConfigError> {
         let host = public_origin
             .strip_prefix("https://")
-            .ok_or(ConfigError::DeviceBound("the public origin must be https://host[:port]"))?;
+            .ok_or(ConfigError::DeviceBound(
+                "the public origin must be https://host[:port]",
+            ))?;
         let host_ok = !host.is_empty()
             && host
                 .bytes()
@@ -359,11 +361,9 @@ impl<St, R> CustomerSessionLayer<St, R> {
     /// # Ok::<(), tower_customer_session::ConfigError>(())
     /// ```
     pub fn device_bound_endpoint(&self) -> Result<DeviceBoundEndpoint<St>, ConfigError> {
-        let bound = self
-            .config()
-            .bound
-            .clone()
-            .ok_or(ConfigError::DeviceBound("call .device_bound(…) on the layer first"))?;
+        let bound = self.config().bound.clone().ok_or(ConfigError::DeviceBound(
+            "call .device_bound(…) on the layer first",
+        ))?;
         Ok(DeviceBoundEndpoint::new(
             self.sessions().clone(),
             bound,
