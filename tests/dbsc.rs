@@ -158,6 +158,9 @@ async fn registration_binds_the_cookie_and_never_returns_the_token() {
     assert_eq!(max_age(response.headers()), 60);
     let body = response.text().await.unwrap();
     assert!(!body.contains(&token));
+    // The same DBSC session: a new identifier would end it in the browser.
+    let refreshed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(refreshed, registered.json);
     assert_eq!(app.me(&cookie).await, StatusCode::OK);
 }
 

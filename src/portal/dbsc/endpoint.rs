@@ -139,8 +139,14 @@ impl<St: SessionStore> DeviceBoundEndpoint<St> {
         })
     }
 
-    /// `200` with a fresh bound credential for `token`'s live session.
-    async fn issue(&self, token: &SessionToken, key: &VerifyingKey) -> Response<Bytes> {
+    /// `200` with a fresh bound credential for `token`'s live session. A refresh keeps the
+    /// browser's `session_id` (a new one would end its session); a registration makes one.
+    async fn issue(
+        &self,
+        token: &SessionToken,
+        key: &VerifyingKey,
+        session_id: Option<&str>,
+    ) -> Response<Bytes> {
         let (_, info) = match self
             .sessions
             .authenticate(token.expose_secret(), CredentialSource::Cookie)
@@ -153,9 +159,13 @@ impl<St: SessionStore> DeviceBoundEndpoint<St> {
         let lifetime = i64::try_from(self.bound.settings.lifetime.as_secs()).unwrap_or(i64::MAX);
         let max_age = lifetime.min(info.expires_at.timestamp() - now);
         let sealed = (
-            self.bound
-                .sealer
-                .seal_session_id(key, token.expose_secret()),
+            match session_id {
+                Some(id) => Some(id.to_owned()),
+                None => self
+                    .bound
+                    .sealer
+                    .seal_session_id(key, token.expose_secret()),
+            },
             self.bound
                 .sealer
                 .seal_credential(token.expose_secret(), now.saturating_add(max_age)),
@@ -242,7 +252,7 @@ impl<St: SessionStore> DeviceBoundEndpoint<St> {
             Err(ChallengeError::Busy) => return self.unavailable(),
             Err(_) => return refused(StatusCode::FORBIDDEN, "registration challenge refused"),
         }
-        self.issue(&token, &key).await
+        self.issue(&token, &key, None).await
     }
 
     /// `403` with a fresh challenge for the DBSC session `session_id`.
@@ -297,7 +307,11 @@ impl<St: SessionStore> DeviceBoundEndpoint<St> {
             .challenges
             .accept(&proof.jti, Purpose::Refresh, raw_id, self.now())
         {
-            Ok(()) => self.issue(&session.token, &session.key).await,
+            // It opened, so it is the base64url text we sealed.
+            Ok(()) => {
+                let id = std::str::from_utf8(raw_id).unwrap_or_default();
+                self.issue(&session.token, &session.key, Some(id)).await
+            }
             Err(ChallengeError::Busy) => self.unavailable(),
             Err(_) => {
                 tracing::debug!("refresh challenge refused: a new one is sent");
