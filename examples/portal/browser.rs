@@ -5,6 +5,7 @@
 //! | `GET /portal?customer_session_token=…` | the token in the link | `303` to `/portal` (token and email removed) + session cookie |
 //! | `GET /portal` | session cookie | the customer's page, or `401` "sign-in link required" |
 //! | `POST /portal/logout` | session cookie, same-origin | session revoked, cookie cleared, `303` to `/portal` |
+//! | `POST /portal/dbsc` (`PORTAL_DBSC=true`, feature `dbsc`) | the session cookie and a signed proof | DBSC registration and refresh: a short-lived cookie bound to the browser's key |
 //!
 //! The crate does the security work: its portal layer ([`CustomerSessionLayer::portal`])
 //! swaps the token in the URL for an `HttpOnly` cookie, the session layer marks
