@@ -716,3 +716,40 @@ async fn a_forged_or_altered_credential_is_refused() {
         assert!(header(response.headers(), "set-cookie").ends_with("Max-Age=0"));
     }
 }
+
+#[tokio::test]
+async fn sign_out_clears_site_data_only_when_asked() {
+    for clear in [false, true] {
+        let clock = ManualClock::new(Utc::now());
+        let store = MemoryStore::with_clock(clock.clone());
+        let sessions = SessionManager::builder(store.clone())
+            .secret(SECRET)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let settings = tower_customer_session::portal::dbsc::DeviceBound::new(ORIGIN, ENDPOINT)
+            .unwrap()
+            .clear_site_data(clear);
+        let base = serve(router_with(sessions.clone(), settings)).await;
+        let customer = store.insert_customer(CustomerData::new(Utc::now()));
+        let session = sessions
+            .create(customer.id, CreateSession::default())
+            .await
+            .unwrap();
+        let link = format!(
+            "{base}/portal?customer_session_token={}",
+            session.token.expose_secret()
+        );
+        let registered = register(&base, &link, new_key()).await;
+        let response = http()
+            .post(format!("{base}/portal/logout"))
+            .header(COOKIE, &registered.cookie)
+            .header("sec-fetch-site", "same-origin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let expected = if clear { "\"cookies\"" } else { "" };
+        assert_eq!(header(response.headers(), "clear-site-data"), expected);
+    }
+}

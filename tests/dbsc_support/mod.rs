@@ -28,13 +28,20 @@ pub const LIFETIME: Duration = Duration::from_secs(60);
 /// The portal page, an API route reading the cookie (or a Bearer header), the DBSC
 /// endpoint and sign-out, as an application mounts them.
 pub fn router<St: SessionStore + SessionAdmin + Clone>(sessions: SessionManager<St>) -> Router {
+    let settings = DeviceBound::new(ORIGIN, ENDPOINT)
+        .unwrap()
+        .credential_lifetime(LIFETIME);
+    router_with(sessions, settings)
+}
+
+/// [`router`] with these DBSC settings.
+pub fn router_with<St: SessionStore + SessionAdmin + Clone>(
+    sessions: SessionManager<St>,
+    settings: DeviceBound,
+) -> Router {
     let auth = CustomerSessionLayer::new(sessions)
         .cookie("customer_session")
-        .device_bound(
-            DeviceBound::new(ORIGIN, ENDPOINT)
-                .unwrap()
-                .credential_lifetime(LIFETIME),
-        )
+        .device_bound(settings)
         .unwrap();
     let page = get(|customer: Option<Customer>| async move {
         customer.map_or("anonymous".to_owned(), |c| c.id.to_string())
