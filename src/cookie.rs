@@ -174,6 +174,30 @@ impl SessionCookie {
             .unwrap_or_else(|| HeaderValue::from_static("; Max-Age=0"))
     }
 
+    /// The attributes as a browser sees them (no `Max-Age`), e.g. for a DBSC session's
+    /// description of the cookie it manages.
+    #[cfg(feature = "dbsc")]
+    pub(crate) fn attributes(&self) -> String {
+        let mut out = String::from("Path=/; HttpOnly");
+        if self.secure {
+            out.push_str("; Secure");
+        }
+        out.push_str(match self.same_site {
+            SameSite::Lax => "; SameSite=Lax",
+            SameSite::Strict => "; SameSite=Strict",
+        });
+        if let Some(domain) = &self.domain {
+            let _ = write!(out, "; Domain={domain}");
+        }
+        out
+    }
+
+    /// Whether the cookie is `Secure`.
+    #[cfg(feature = "dbsc")]
+    pub(crate) fn is_secure(&self) -> bool {
+        self.secure
+    }
+
     fn header(&self, value: &str, max_age: i64) -> Option<HeaderValue> {
         let name = self.name();
         let mut cookie = Cookie::build((name.as_ref(), value))

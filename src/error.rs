@@ -31,6 +31,11 @@ pub enum ConfigError {
     /// The browser pieces write the session cookie, so the layer must read one.
     #[error("no session cookie configured: call .cookie(…) on the layer first")]
     NoCookie,
+    /// Device Bound Session Credentials are misconfigured: the reason says how.
+    #[cfg(feature = "dbsc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dbsc")))]
+    #[error("device bound sessions: {0}")]
+    DeviceBound(&'static str),
 }
 
 /// Whether `path` is a path on this site that is safe in a `Location` header.

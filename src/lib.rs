@@ -132,6 +132,7 @@
 //! | `testing` | no | `testing`: the store test kit for store backends |
 //! | `redis` | no | `RedisStore`: sessions in Redis ≥ 6.2 shared by every instance, with a pub/sub invalidation feed; re-exports the `redis` driver |
 //! | `postgres` | no | `store::postgres::PostgresStore`: sessions and customers in PostgreSQL (sqlx, no TLS library of its own), invalidated over `LISTEN/NOTIFY` |
+//! | `dbsc` | no | `portal::dbsc`: Device Bound Session Credentials: a portal cookie bound to the browser's key, useless when stolen |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

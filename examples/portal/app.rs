@@ -129,6 +129,25 @@ pub fn router(state: AppState) -> Router {
 /// development needs one without `Secure`).
 pub fn router_with_cookie(state: AppState, cookie: SessionCookie) -> Router {
     let portal = browser::router(state.sessions.clone(), cookie);
+    with_portal(state, portal)
+}
+
+/// [`router_with_cookie`] with Device Bound Session Credentials when `dbsc` is given (see
+/// `browser.rs`).
+///
+/// # Errors
+///
+/// If the DBSC settings do not fit the cookie.
+pub fn router_with_dbsc(
+    state: AppState,
+    cookie: SessionCookie,
+    dbsc: Option<browser::DeviceBound>,
+) -> Result<Router, tower_customer_session::ConfigError> {
+    let portal = browser::router_with_dbsc(state.sessions.clone(), cookie, dbsc)?;
+    Ok(with_portal(state, portal))
+}
+
+fn with_portal(state: AppState, portal: Router) -> Router {
     api_router(state)
         .merge(portal)
         .fallback(not_found)

@@ -5,6 +5,7 @@
 //! | `GET /portal?customer_session_token=…` | the token in the link | `303` to `/portal` (token and email removed) + session cookie |
 //! | `GET /portal` | session cookie | the customer's page, or `401` "sign-in link required" |
 //! | `POST /portal/logout` | session cookie, same-origin | session revoked, cookie cleared, `303` to `/portal` |
+//! | `POST /portal/dbsc` (`PORTAL_DBSC=true`, feature `dbsc`) | the session cookie and a signed proof | DBSC registration and refresh: a short-lived cookie bound to the browser's key |
 //!
 //! The crate does the security work: its portal layer ([`CustomerSessionLayer::portal`])
 //! swaps the token in the URL for an `HttpOnly` cookie, the session layer marks
@@ -37,17 +38,54 @@ pub fn session_cookie(secure: bool) -> SessionCookie {
     SessionCookie::new(COOKIE_NAME).secure(secure)
 }
 
+/// Where the DBSC endpoint is mounted (registration and refresh).
+#[cfg_attr(not(feature = "dbsc"), allow(dead_code))]
+pub const DBSC_PATH: &str = "/portal/dbsc";
+
+/// Device Bound Session Credentials settings (feature `dbsc`); without the feature there
+/// are none to give.
+#[cfg(feature = "dbsc")]
+pub type DeviceBound = tower_customer_session::portal::dbsc::DeviceBound;
+/// Device Bound Session Credentials need feature `dbsc`.
+#[cfg(not(feature = "dbsc"))]
+pub enum DeviceBound {}
+
 /// The portal's routes, to merge next to the API.
 pub fn router(sessions: SessionManager<DynStore>, cookie: SessionCookie) -> Router {
+    router_with_dbsc(sessions, cookie, None).expect("no DBSC settings to refuse")
+}
+
+/// [`router`], with Device Bound Session Credentials when `dbsc` is given: the page offers
+/// registration, [`DBSC_PATH`] registers and refreshes, every cookie route accepts the bound
+/// credential.
+///
+/// # Errors
+///
+/// If the settings do not fit the cookie (DBSC needs a `Secure` one).
+pub fn router_with_dbsc(
+    sessions: SessionManager<DynStore>,
+    cookie: SessionCookie,
+    dbsc: Option<DeviceBound>,
+) -> Result<Router, tower_customer_session::ConfigError> {
     // The browser gets this module's pages instead of Polar's JSON when the layer refuses it
     // (API clients on the same routes still get JSON).
     let pages = BrowserRejection::pages()
         .sign_in_page(SIGN_IN_PAGE)
         .refused_page(REFUSED_PAGE)
         .unavailable_page(TRY_AGAIN_PAGE);
-    let auth = CustomerSessionLayer::new(sessions)
-        .cookie(cookie)
-        .on_rejection(pages);
+    let auth = CustomerSessionLayer::new(sessions).cookie(cookie);
+    #[cfg(feature = "dbsc")]
+    let (auth, endpoint) = match dbsc {
+        Some(settings) => {
+            let auth = auth.device_bound(settings)?;
+            let endpoint = auth.device_bound_endpoint()?;
+            (auth, Some(endpoint))
+        }
+        None => (auth, None),
+    };
+    #[cfg(not(feature = "dbsc"))]
+    let _ = dbsc;
+    let auth = auth.on_rejection(pages);
     // Both are fixed settings (a cookie is configured, the location is a local path), so
     // neither can fail here.
     let portal = auth
@@ -56,10 +94,15 @@ pub fn router(sessions: SessionManager<DynStore>, cookie: SessionCookie) -> Rout
         .portal()
         .expect("a cookie is configured");
     let logout = auth.logout("/portal").expect("a path on this site");
-    Router::new()
+    let router = Router::new()
         .route("/portal", get(portal_page).layer(portal))
-        .route("/portal/logout", post_service(logout))
-        .layer(middleware::map_response(page_headers))
+        .route("/portal/logout", post_service(logout));
+    #[cfg(feature = "dbsc")]
+    let router = match endpoint {
+        Some(endpoint) => router.route(DBSC_PATH, post_service(endpoint)),
+        None => router,
+    };
+    Ok(router.layer(middleware::map_response(page_headers)))
 }
 
 /// `GET /portal` after the hand-off: who the session cookie belongs to.

@@ -48,6 +48,9 @@
 //! | `REDIS_DURABILITY` | `none` | what a revocation waits for before it succeeds: `none` (the primary), `replicas:N` (`WAIT N`), `fsync:N` (`WAITAOF 1 N`, Redis ≥ 7.2); 500 ms, then an error |
 //! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/test` | the database, with `SESSION_STORE=postgres` (feature `postgres`); migrated and seeded idempotently at start |
 //! | `DATABASE_LISTEN_URL` | unset | with `SESSION_STORE=postgres`: set it when `DATABASE_URL` leads to a transaction-pooling proxy (PgBouncer `pool_mode = transaction`), to a direct connection to the same database; the feed listens and the migration runs there, every other statement goes through the proxy (see `postgres.rs`) |
+//! | `PORTAL_PUBLIC_URL` | `http://` + the listening address | the origin browsers reach the portal at (behind a TLS-terminating proxy, its `https://` origin): where `customer_portal_url` points, and the scope of DBSC sessions. Only this setting decides it: `Host` and `X-Forwarded-*` headers are never trusted for it |
+//! | `PORTAL_DBSC` | `false` | `true`: Device Bound Session Credentials (feature `dbsc`): the portal page offers registration, browsers that register hold a short-lived cookie bound to their key, renewed at `POST /portal/dbsc`. Needs an `https://` `PORTAL_PUBLIC_URL` and `COOKIE_SECURE=true`; this process keeps serving plain HTTP behind the proxy |
+//! | `PORTAL_DBSC_TTL_SECS` | `600` | lifetime of a bound credential in seconds (≥ 1): how long a stolen one works, and how often a browser signs a refresh |
 //! | `RUST_LOG` | `info` | log filter (logs go to stderr) |
 //!
 //! Standard output carries only `KEY=value` lines and the commands, so scripts can read it.
@@ -138,7 +141,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .secret(secret)
         .accept_secrets(comma_separated(non_empty_env("SESSION_ACCEPTED_SECRETS")))
         // Where `customer_portal_url` in created sessions points.
-        .portal_url(format!("http://{addr}/portal"))
+        .portal_url(format!("{}/portal", public_url(addr)))
         .build()?;
     let org_token = non_empty_env("ORG_TOKEN").unwrap_or_else(random_org_token);
     let cookie_secure = match non_empty_env("COOKIE_SECURE").as_deref() {
@@ -161,10 +164,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let state =
         app::AppState::new(sessions, &org_token).with_members(demo.team.id, demo.members.clone());
-    let app = if cookie_secure {
-        app::router(state)
-    } else {
-        app::router_with_cookie(state, app::browser::session_cookie(false))
+    let dbsc = device_bound(addr)?;
+    let app = match dbsc {
+        None if cookie_secure => app::router(state),
+        None => app::router_with_cookie(state, app::browser::session_cookie(false)),
+        dbsc => app::router_with_dbsc(state, app::browser::session_cookie(cookie_secure), dbsc)?,
     };
     let app = app
         .merge(metrics_route)
@@ -290,6 +294,61 @@ async fn log_request(request: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+/// `PORTAL_PUBLIC_URL` (the origin browsers see, e.g. a TLS-terminating proxy's), without
+/// a trailing `/`; `http://` + the listening address by default.
+fn public_url(addr: SocketAddr) -> String {
+    non_empty_env("PORTAL_PUBLIC_URL")
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| format!("http://{addr}"))
+}
+
+/// Device Bound Session Credentials, as `PORTAL_DBSC` and `PORTAL_DBSC_TTL_SECS` say.
+#[cfg(feature = "dbsc")]
+fn device_bound(addr: SocketAddr) -> Result<Option<app::browser::DeviceBound>, Box<dyn Error>> {
+    if !dbsc_enabled()? {
+        return Ok(None);
+    }
+    let ttl = match non_empty_env("PORTAL_DBSC_TTL_SECS") {
+        None => 600,
+        Some(secs) => secs
+            .parse::<u64>()
+            .ok()
+            .filter(|secs| *secs >= 1)
+            .ok_or_else(|| {
+                format!("PORTAL_DBSC_TTL_SECS must be a number of seconds ≥ 1, not {secs:?}")
+            })?,
+    };
+    let public = public_url(addr);
+    let settings =
+        app::browser::DeviceBound::new(&public, app::browser::DBSC_PATH).map_err(|error| {
+            format!(
+                "PORTAL_DBSC=true needs PORTAL_PUBLIC_URL=https://host[:port], the origin browsers \
+             see (not {public:?}): {error}"
+            )
+        })?;
+    Ok(Some(
+        settings.credential_lifetime(std::time::Duration::from_secs(ttl)),
+    ))
+}
+
+#[cfg(not(feature = "dbsc"))]
+fn device_bound(_: SocketAddr) -> Result<Option<app::browser::DeviceBound>, Box<dyn Error>> {
+    if dbsc_enabled()? {
+        return Err("PORTAL_DBSC=true needs the dbsc feature: \
+             cargo run --example portal --features dbsc"
+            .into());
+    }
+    Ok(None)
+}
+
+fn dbsc_enabled() -> Result<bool, Box<dyn Error>> {
+    match non_empty_env("PORTAL_DBSC").as_deref() {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(format!("PORTAL_DBSC must be true or false, not {other:?}").into()),
+    }
 }
 
 /// `SESSION_STORE`, `memory` by default.

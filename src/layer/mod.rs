@@ -46,6 +46,9 @@ pub(crate) struct LayerConfig {
     pub(crate) realm: Box<str>,
     pub(crate) retry_after_secs: u32,
     pub(crate) responses: Responses,
+    /// Device Bound Session Credentials, when configured.
+    #[cfg(feature = "dbsc")]
+    pub(crate) bound: Option<Arc<crate::portal::dbsc::Bound>>,
 }
 
 /// Authenticates requests by customer session token; see the [crate guide](crate).
@@ -101,6 +104,8 @@ impl<St> CustomerSessionLayer<St> {
                 realm: realm.into(),
                 retry_after_secs: 1,
                 responses: Responses::new(realm, 1),
+                #[cfg(feature = "dbsc")]
+                bound: None,
             }),
             on_rejection: DefaultRejection,
         }
@@ -108,7 +113,7 @@ impl<St> CustomerSessionLayer<St> {
 }
 
 impl<St, R> CustomerSessionLayer<St, R> {
-    fn config_mut(&mut self) -> &mut LayerConfig {
+    pub(crate) fn config_mut(&mut self) -> &mut LayerConfig {
         Arc::make_mut(&mut self.config)
     }
 

@@ -173,9 +173,30 @@ impl<S, St: SessionStore, R: OnRejection> CustomerSessionService<S, St, R> {
         };
         let source = credential.source;
         let (format, hasher) = self.sessions.format_and_hasher();
+        // A bound credential (DBSC) holds its session's token: once opened, it goes the
+        // token's way, through the same cache and store.
+        #[cfg(feature = "dbsc")]
+        let opened;
         // Shape and checksum first: a malformed token costs no hash, cache or store work.
         let token = match format.parse_bytes(credential.raw) {
-            Ok(token) => token,
+            Ok(token) => token.expose_secret(),
+            #[cfg(feature = "dbsc")]
+            Err(_) if source == CredentialSource::Cookie && config.bound.is_some() => {
+                let bound = config.bound.as_deref().expect("checked");
+                let now = self.sessions.now().timestamp();
+                match bound.open(credential.raw, now) {
+                    Some(crate::portal::dbsc::Opened::Live(token))
+                        if format.parse(token.expose_secret()).is_ok() =>
+                    {
+                        opened = token;
+                        opened.expose_secret()
+                    }
+                    Some(crate::portal::dbsc::Opened::Refused(reason)) => {
+                        return Decision::Rejected(Rejection::InvalidToken(reason), Some(source));
+                    }
+                    _ => return Decision::Rejected(credential.refusal(), Some(source)),
+                }
+            }
             Err(_) => return Decision::Rejected(credential.refusal(), Some(source)),
         };
         if source == CredentialSource::Cookie
@@ -183,7 +204,7 @@ impl<S, St: SessionStore, R: OnRejection> CustomerSessionService<S, St, R> {
         {
             return Decision::Rejected(Rejection::CrossSiteRequest, None);
         }
-        let hash = hasher.hash(token.expose_secret());
+        let hash = hasher.hash(token);
         if !span.is_disabled() {
             span.record("token", display(hash.short()));
         }
@@ -198,7 +219,7 @@ impl<S, St: SessionStore, R: OnRejection> CustomerSessionService<S, St, R> {
             }
             None => {
                 record(span, "cache", "miss");
-                let token = SessionToken::from_secret(token.expose_secret().to_owned());
+                let token = SessionToken::from_secret(token.to_owned());
                 Decision::Load(hash, source, token)
             }
         }

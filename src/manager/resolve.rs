@@ -192,6 +192,16 @@ impl<S: SessionStore> SessionManager<S> {
         )
     }
 
+    /// Keys derived from the secret for another purpose (`label` is never a token, so no
+    /// store holds these values): the current key's first, then each accepted key's.
+    #[cfg(feature = "dbsc")]
+    pub(crate) fn derived_keys(&self, label: &str) -> Vec<[u8; 32]> {
+        std::iter::once(&self.inner.hasher)
+            .chain(self.inner.accepted.iter())
+            .map(|hasher| *hasher.hash(label).as_bytes())
+            .collect()
+    }
+
     /// One store call, bounded by the store timeout and recorded in the metrics.
     pub(super) async fn call<T>(
         &self,

@@ -172,7 +172,10 @@ where
             &self.options,
         );
         let (token, location) = match query {
-            Query::Absent => return PortalFuture::auth(self.auth.call(request)),
+            Query::Absent => {
+                let offer = self.registration_offer(&request);
+                return PortalFuture::offering(self.auth.call(request), offer);
+            }
             Query::Invalid => {
                 let challenge = self.auth.config().responses.challenge();
                 return PortalFuture::ready(handoff::refused(challenge));
@@ -214,6 +217,30 @@ where
     }
 }
 
+impl<S, St: SessionStore, R> Portal<S, St, R> {
+    /// DBSC registration, offered on a page whose request carries the session token in
+    /// the cookie (a browser that registered holds a bound credential instead, and one
+    /// without DBSC ignores the header). Sent only if the page is a success.
+    #[cfg(feature = "dbsc")]
+    fn registration_offer<B>(&self, request: &Request<B>) -> Option<http::HeaderValue> {
+        let config = self.auth.config();
+        let bound = config.bound.as_deref()?;
+        let credential = crate::extract::extract(request.headers(), &config.sources).ok()??;
+        if credential.source != CredentialSource::Cookie {
+            return None;
+        }
+        let (format, hasher) = self.auth.sessions().format_and_hasher();
+        let token = format.parse_bytes(credential.raw).ok()?;
+        let hash = hasher.hash(token.expose_secret());
+        bound.registration_offer(&hash, self.auth.sessions().now().timestamp())
+    }
+
+    #[cfg(not(feature = "dbsc"))]
+    fn registration_offer<B>(&self, _: &Request<B>) -> Option<http::HeaderValue> {
+        None
+    }
+}
+
 type BoxResponse = Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>;
 
 pin_project! {
@@ -227,7 +254,7 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F> {
-        Auth { #[pin] future: F },
+        Auth { #[pin] future: F, offer: Option<http::HeaderValue> },
         Handoff { future: BoxResponse },
         Ready { response: Option<Response<Bytes>> },
     }
@@ -235,8 +262,12 @@ pin_project! {
 
 impl<F> PortalFuture<F> {
     fn auth(future: F) -> Self {
+        Self::offering(future, None)
+    }
+
+    fn offering(future: F, offer: Option<http::HeaderValue>) -> Self {
         Self {
-            state: State::Auth { future },
+            state: State::Auth { future, offer },
         }
     }
 
@@ -263,7 +294,20 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Auth { future } => future.poll(cx),
+            StateProj::Auth { future, offer } => {
+                let mut response = ready!(future.poll(cx))?;
+                if let Some(offer) = offer.take() {
+                    if response.status().is_success()
+                        && response.extensions().get::<Rejection>().is_none()
+                    {
+                        response.headers_mut().insert(
+                            http::HeaderName::from_static("secure-session-registration"),
+                            offer,
+                        );
+                    }
+                }
+                Poll::Ready(Ok(response))
+            }
             StateProj::Handoff { future } => Poll::Ready(Ok(
                 ready!(future.as_mut().poll(cx)).map(ResponseBody::rejection)
             )),

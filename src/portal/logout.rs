@@ -116,8 +116,17 @@ impl<St: SessionAdmin, R: OnRejection> Logout<St, R> {
         let tokens: Vec<_> = raws
             .into_iter()
             // A token of the wrong shape was never a session.
-            .filter_map(|raw| format.parse_bytes(raw).ok())
-            .map(|token| SessionToken::from_secret(token.expose_secret().to_owned()))
+            .filter_map(|raw| match format.parse_bytes(raw) {
+                Ok(token) => Some(SessionToken::from_secret(token.expose_secret().to_owned())),
+                // A bound credential signs out its session, even once expired.
+                #[cfg(feature = "dbsc")]
+                Err(_) if source == CredentialSource::Cookie => config
+                    .bound
+                    .as_deref()
+                    .and_then(|bound| bound.open_any(raw))
+                    .filter(|token| format.parse(token.expose_secret()).is_ok()),
+                Err(_) => None,
+            })
             .collect();
         if tokens.is_empty() {
             Step::Done
@@ -147,6 +156,15 @@ impl<St: SessionAdmin, R: OnRejection> Logout<St, R> {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(cookie) = &self.rejector.config.cookie {
             headers.insert(header::SET_COOKIE, cookie.clear_cookie());
+        }
+        #[cfg(feature = "dbsc")]
+        if let Some(bound) = &self.rejector.config.bound {
+            if bound.clears_site_data() {
+                headers.insert(
+                    http::HeaderName::from_static("clear-site-data"),
+                    HeaderValue::from_static("\"cookies\""),
+                );
+            }
         }
         response
     }

@@ -66,6 +66,9 @@
 //! [`SessionCookie`]: crate::SessionCookie
 //! [`BrowserRejection`]: crate::reject::BrowserRejection
 
+#[cfg(feature = "dbsc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dbsc")))]
+pub mod dbsc;
 mod handoff;
 mod layer;
 mod logout;
