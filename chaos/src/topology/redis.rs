@@ -13,7 +13,7 @@ pub struct RedisServer {
 impl RedisServer {
     /// Start one on a free port, with a data directory of its own.
     pub fn start() -> io::Result<Self> {
-        let mut node = RedisNode::new("redis")?;
+        let mut node = RedisNode::new("redis", &[])?;
         node.spawn(None)?;
         Ok(Self { node })
     }

@@ -16,15 +16,19 @@ use super::process::{self, free_port, temp_dir, wait_until};
 pub struct RedisNode {
     dir: PathBuf,
     port: u16,
+    /// Settings of its topology, given at each start.
+    settings: Vec<String>,
     child: Option<Child>,
 }
 
 impl RedisNode {
-    /// A node on a free port with a data directory of its own; not started.
-    pub fn new(name: &str) -> io::Result<Self> {
+    /// A node on a free port with a data directory of its own, and `settings` of its
+    /// topology (`--name value` pairs); not started.
+    pub fn new(name: &str, settings: &[&str]) -> io::Result<Self> {
         Ok(Self {
             dir: temp_dir(name)?,
             port: free_port()?,
+            settings: settings.iter().map(|&s| s.to_owned()).collect(),
             child: None,
         })
     }
@@ -46,6 +50,7 @@ impl RedisNode {
             // A replica's full sync starts at once, rather than 5 s later in case others
             // join (Redis's default for diskless syncs).
             .args(["--repl-diskless-sync-delay", "0"])
+            .args(&self.settings)
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")

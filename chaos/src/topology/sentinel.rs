@@ -3,7 +3,8 @@
 //! `redis-server --sentinel` monitoring them with a quorum of two, all on free ports.
 //!
 //! Instances find the primary through the Sentinels and wait for one replica to hold each
-//! revocation (`WAIT 1`) before it returns `Ok`. The store-wide faults hit whichever node
+//! revocation (`WAIT 1`) before it returns `Ok`; the nodes take writes only while a
+//! replica follows (see [`NODE_SETTINGS`]). The store-wide faults hit whichever node
 //! the Sentinels name primary at the time; the nodes swap roles with each failover.
 
 use std::io;
@@ -30,6 +31,21 @@ pub const DOWN_AFTER: Duration = Duration::from_millis(500);
 /// tries the same primary again after twice this).
 pub const FAILOVER_TIMEOUT: Duration = Duration::from_millis(2000);
 
+/// The nodes accept a write only while a replica acknowledged the replication stream
+/// within the last second (`min-replicas-to-write 1`, `min-replicas-max-lag 1`), as
+/// Redis's Sentinel documentation advises: a primary that was stopped past
+/// `down-after-milliseconds` and replaced, once continued, is a second primary until
+/// Sentinel makes it a replica (8 s later). Without this it takes sessions and customers
+/// that its demotion then discards, and the instances that reconnected to it meanwhile
+/// refuse sessions created on the new one (401); with it, both refuse writes (503) until
+/// the topology is whole again.
+const NODE_SETTINGS: [&str; 4] = [
+    "--min-replicas-to-write",
+    "1",
+    "--min-replicas-max-lag",
+    "1",
+];
+
 /// How long the harness waits for Sentinel to settle (a promotion, a demotion).
 const SETTLE: Duration = Duration::from_secs(30);
 
@@ -50,7 +66,10 @@ impl SentinelTopology {
     /// Start both nodes and the three Sentinels; returns once every Sentinel knows the
     /// replica and the two others, and the replica has synced.
     pub fn start() -> io::Result<Self> {
-        let mut nodes = [RedisNode::new("sentinel-a")?, RedisNode::new("sentinel-b")?];
+        let mut nodes = [
+            RedisNode::new("sentinel-a", &NODE_SETTINGS)?,
+            RedisNode::new("sentinel-b", &NODE_SETTINGS)?,
+        ];
         nodes[0].spawn(None)?;
         let primary = nodes[0].port();
         nodes[1].spawn(Some(primary))?;
