@@ -17,8 +17,6 @@ pub(super) enum Target {
 pub(super) struct Sentinels {
     /// `async_master_for` keeps connections to the sentinels: one caller at a time.
     sentinel: tokio::sync::Mutex<Sentinel>,
-    /// The sentinels' URLs, to start over with new connections.
-    urls: Vec<String>,
     master: String,
     /// How long one resolution may take.
     timeout: Duration,
@@ -41,8 +39,7 @@ impl Target {
             })
             .collect::<Vec<_>>();
         Ok(Self::Sentinel(Arc::new(Sentinels {
-            sentinel: tokio::sync::Mutex::new(Sentinel::build(urls.clone())?),
-            urls,
+            sentinel: tokio::sync::Mutex::new(Sentinel::build(urls)?),
             master: master.to_owned(),
             timeout,
         })))
@@ -50,11 +47,6 @@ impl Target {
 
     /// A client for the current primary. For Sentinels: the first that names a primary
     /// which confirms its role (`ROLE`), and is not marked down.
-    ///
-    /// The driver keeps its connection to each sentinel until one fails with an I/O
-    /// error; one that went silent (half-open) only times out, and would cost every later
-    /// lookup its response timeout, or end them all if every sentinel's went silent. So a
-    /// lookup that fails or runs out of time drops them all: the next starts on new ones.
     pub(super) async fn client(&self) -> RedisResult<Client> {
         match self {
             Self::Url(client) => Ok(client.clone()),
@@ -62,27 +54,16 @@ impl Target {
                 let resolve = async {
                     let mut sentinel = sentinels.sentinel.lock().await;
                     let node = SentinelNodeConnectionInfo::default();
-                    let found = sentinel
+                    sentinel
                         .async_master_for(&sentinels.master, Some(&node))
-                        .await;
-                    if found.is_err() {
-                        sentinels.start_over(&mut sentinel);
-                    }
-                    found
+                        .await
                 };
                 match tokio::time::timeout(sentinels.timeout, resolve).await {
                     Ok(client) => client,
-                    Err(_) => {
-                        // Dropping the lookup released the lock; another lookup holding
-                        // it now starts over by itself if it fails too.
-                        if let Ok(mut sentinel) = sentinels.sentinel.try_lock() {
-                            sentinels.start_over(&mut sentinel);
-                        }
-                        Err(redis::RedisError::from(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "no sentinel named a primary within the connect timeout",
-                        )))
-                    }
+                    Err(_) => Err(redis::RedisError::from(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no sentinel named a primary within the connect timeout",
+                    ))),
                 }
             }
         }
@@ -91,15 +72,6 @@ impl Target {
     /// Whether the primary can move (so a failing connection should ask again).
     pub(super) fn follows_failovers(&self) -> bool {
         matches!(self, Self::Sentinel(_))
-    }
-}
-
-impl Sentinels {
-    /// Forget every connection to the sentinels (the URLs were valid when first built).
-    fn start_over(&self, sentinel: &mut Sentinel) {
-        if let Ok(fresh) = Sentinel::build(self.urls.clone()) {
-            *sentinel = fresh;
-        }
     }
 }
 
