@@ -53,6 +53,9 @@ impl Topology for RedisServer {
     }
 
     fn stop(&mut self) {
+        for stall in self.node.stalls() {
+            eprintln!("chaos: redis-server stalled: {stall}");
+        }
         self.node.stop();
     }
 }

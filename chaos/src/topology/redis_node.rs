@@ -50,6 +50,10 @@ impl RedisNode {
             // A replica's full sync starts at once, rather than 5 s later in case others
             // join (Redis's default for diskless syncs).
             .args(["--repl-diskless-sync-delay", "0"])
+            // Stalls of 100 ms or more are recorded (`LATENCY LATEST`), and printed when
+            // the run ends: a stall longer than the command timeout is a 503 no fault
+            // explains.
+            .args(["--latency-monitor-threshold", "100"])
             .args(&self.settings)
             .arg("--dir")
             .arg(&self.dir)
@@ -97,6 +101,31 @@ impl RedisNode {
     pub fn replicating(&self) -> bool {
         query::<String>(self.port, redis::cmd("INFO").arg("replication"))
             .is_ok_and(|info| info.contains("master_link_status:up"))
+    }
+
+    /// Its recorded stalls of 100 ms or more, one line each (`LATENCY LATEST`: event,
+    /// when last, latest and longest in ms), since its last start.
+    pub fn stalls(&self) -> Vec<String> {
+        let latest =
+            query::<Vec<Vec<redis::Value>>>(self.port, redis::cmd("LATENCY").arg("LATEST"));
+        latest
+            .unwrap_or_default()
+            .iter()
+            .map(|event| {
+                let field = |i: usize| match event.get(i) {
+                    Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                    Some(redis::Value::Int(n)) => n.to_string(),
+                    _ => String::new(),
+                };
+                format!(
+                    "{} at unix time {}: latest {} ms, longest {} ms",
+                    field(0),
+                    field(1),
+                    field(2),
+                    field(3)
+                )
+            })
+            .collect()
     }
 
     /// Kill it if it runs, and remove its data.

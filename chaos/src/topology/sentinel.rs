@@ -307,6 +307,11 @@ impl Topology for SentinelTopology {
     }
 
     fn stop(&mut self) {
+        for (node, name) in self.nodes.iter().zip(["a", "b"]) {
+            for stall in node.stalls() {
+                eprintln!("chaos: node {name} stalled: {stall}");
+            }
+        }
         for sentinel in &mut self.sentinels {
             let _ = sentinel.child.kill();
             let _ = sentinel.child.wait();
