@@ -4,7 +4,8 @@
 //! wait for one replica).
 //!
 //! It prints `ready` once it listens, and exits when its standard input closes (the
-//! harness is gone).
+//! harness is gone). With `CHAOS_DEBUG` set, each admin call that fails prints the
+//! store's error (never a token) to standard error.
 
 use std::time::Duration;
 

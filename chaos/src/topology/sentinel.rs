@@ -177,18 +177,46 @@ impl SentinelTopology {
 
     /// Whether the Sentinels agree on a primary, which says it is one, and the other node
     /// replicates it: whole again, able to fail over.
-    fn settled(&self) -> bool {
-        self.named()
-            .is_some_and(|p| self.is_primary(p) && self.nodes[1 - p].replicating())
+    fn settled(&self) -> Result<(), String> {
+        match self.named() {
+            None => Err("no primary named by two Sentinels".to_owned()),
+            Some(p) if !self.is_primary(p) => Err(format!("node {p}, named, is no primary")),
+            Some(p) if !self.nodes[1 - p].replicating() => {
+                Err(format!("node {}'s link to node {p} is not up", 1 - p))
+            }
+            Some(_) => Ok(()),
+        }
     }
 
-    /// Wait until [`settled`](Self::settled).
+    /// Wait until [`settled`](Self::settled). A wait over 3 s is reported with what was
+    /// missing, and from when.
     fn settle(&self) -> io::Result<()> {
-        wait_until(
+        let started = std::time::Instant::now();
+        let mut missing: Vec<(String, f64)> = Vec::new();
+        let settled = wait_until(
             SETTLE,
             "one primary the Sentinels name, and its replica linked",
-            || self.settled(),
-        )
+            || match self.settled() {
+                Ok(()) => true,
+                Err(now) => {
+                    if missing.last().is_none_or(|(last, _)| *last != now) {
+                        missing.push((now, started.elapsed().as_secs_f64()));
+                    }
+                    false
+                }
+            },
+        );
+        if started.elapsed() > Duration::from_secs(3) {
+            let steps: Vec<String> = (missing.iter())
+                .map(|(what, at)| format!("{what} (from {at:.1} s)"))
+                .collect();
+            eprintln!(
+                "chaos: Sentinel settled after {:.1} s: {}",
+                started.elapsed().as_secs_f64(),
+                steps.join("; ")
+            );
+        }
+        settled
     }
 
     /// Start node `i` again on its data, as a replica of `primary` (or as the primary);
