@@ -137,14 +137,12 @@ impl SentinelTopology {
                     .arg("get-master-addr-by-name")
                     .arg(MASTER),
             );
-            if let Ok([_, port]) = address.as_deref() {
-                if let Some(i) = self
-                    .nodes
-                    .iter()
-                    .position(|n| n.port().to_string() == *port)
-                {
-                    votes[i] += 1;
-                }
+            let named = address.as_deref().ok().and_then(|address| match address {
+                [_, port] => (self.nodes.iter()).position(|n| n.port().to_string() == *port),
+                _ => None,
+            });
+            if let Some(i) = named {
+                votes[i] += 1;
             }
         }
         votes.iter().position(|v| *v >= 2)
