@@ -14,13 +14,15 @@ pub struct Fleet {
     exe: PathBuf,
     protocol: Protocol,
     serve_cached: bool,
-    /// Per instance: the store URL through its proxy, and its HTTP port.
+    /// Per instance: what it connects to the store with (through its proxies), and its
+    /// HTTP port.
     slots: Vec<(String, u16)>,
     children: Vec<Option<Child>>,
 }
 
 impl Fleet {
-    /// Start one instance per URL (each its proxy's); returns once all are ready.
+    /// Start one instance per URL (each through its own proxies); returns once all are
+    /// ready.
     pub async fn start(
         protocol: Protocol,
         urls: Vec<String>,

@@ -94,7 +94,8 @@ pub enum FaultKind {
     Reset,
     /// One instance killed with SIGKILL, then started again.
     InstanceKill,
-    /// The store's primary replaced by a replica (topologies that have one).
+    /// The store's primary killed with SIGKILL, a replica promoted in its place, and the
+    /// old primary started again as the new one's replica (topologies that have one).
     Failover,
 }
 
@@ -147,7 +148,8 @@ pub struct Fault {
     pub instance: Option<usize>,
     /// When it took effect.
     pub start: f64,
-    /// When it was healed (the restart or resume began, the proxy forwarded again).
+    /// When it was healed (the restart or resume began, the proxy forwarded again; for a
+    /// failover, the replica's promotion was seen and the old primary's restart began).
     pub end: f64,
     /// When the store or instance answered again after the heal.
     pub healed: f64,
@@ -160,12 +162,14 @@ impl Fault {
     }
 
     /// Whether it can leave `instance`'s feed silent without closing it, so that a
-    /// revocation reaches the instance only once the feed is declared lost.
+    /// revocation reaches the instance only once the feed is declared lost. A failover
+    /// kills the primary, which closes every connection to it.
     pub fn silences(&self, instance: usize) -> bool {
         match self.kind {
-            FaultKind::StorePause | FaultKind::Failover => true,
+            FaultKind::StorePause => true,
             FaultKind::HangAll | FaultKind::HangFeed => self.instance == Some(instance),
             FaultKind::StoreKill | FaultKind::Reset | FaultKind::InstanceKill => false,
+            FaultKind::Failover => false,
         }
     }
 }
@@ -173,7 +177,7 @@ impl Fault {
 /// A whole run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
-    /// The store's topology (`redis`, `postgres`).
+    /// The store's topology (`redis`, `sentinel`, `postgres`).
     pub store: String,
     /// How many instances served.
     pub instances: usize,

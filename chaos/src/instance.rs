@@ -1,9 +1,11 @@
 //! An instance of the fleet: a process of its own serving `GET /me` behind
 //! `CustomerSessionLayer`, and admin endpoints for the harness, on the crate's public API
-//! with every store and manager setting at its default.
+//! with every store and manager setting at its default (through Sentinel, revocations
+//! wait for one replica).
 //!
 //! It prints `ready` once it listens, and exits when its standard input closes (the
-//! harness is gone).
+//! harness is gone). With `CHAOS_DEBUG` set, each admin call that fails prints the
+//! store's error (never a token) to standard error.
 
 use std::time::Duration;
 
@@ -17,13 +19,15 @@ use tokio::io::AsyncReadExt;
 use tower_customer_session::chrono::Utc;
 use tower_customer_session::model::CustomerData;
 use tower_customer_session::store::postgres::PostgresStore;
-use tower_customer_session::store::{CustomerStore, FeedPolicy, SessionAdmin, StoreError};
+use tower_customer_session::store::{
+    CustomerStore, FeedPolicy, RedisDurability, SessionAdmin, StoreError,
+};
 use tower_customer_session::uuid::Uuid;
 use tower_customer_session::{
     CreateError, CreateSession, Customer, CustomerSessionLayer, RedisStore, SessionManager,
 };
 
-use crate::topology::Protocol;
+use crate::topology::{Protocol, SENTINEL_MASTER};
 
 /// The secret every instance hashes tokens with (the harness computes hash prefixes with it).
 pub const SECRET: &[u8] = b"chaos harness secret, 32 bytes!!";
@@ -52,6 +56,18 @@ pub async fn run(options: Options) -> Result<(), String> {
     let app = match options.protocol {
         Protocol::Redis => {
             let store = retry(|| RedisStore::builder(options.url.clone()).connect()).await;
+            app(manager(store, policy)?)
+        }
+        Protocol::Sentinel => {
+            // A revocation returns `Ok` only once the replica holds it, so that a failover
+            // cannot undo it (the README's setting for Sentinel, 500 ms).
+            let sentinels: Vec<String> = options.url.split(',').map(str::to_owned).collect();
+            let store = retry(|| {
+                RedisStore::sentinel(sentinels.clone(), SENTINEL_MASTER)
+                    .durability(RedisDurability::replicas(1, Duration::from_millis(500)))
+                    .connect()
+            })
+            .await;
             app(manager(store, policy)?)
         }
         Protocol::Postgres => {
@@ -126,6 +142,9 @@ pub struct Count {
 }
 
 fn unavailable(error: impl std::fmt::Display) -> Response {
+    if std::env::var_os("CHAOS_DEBUG").is_some() {
+        eprintln!("admin call failed: {error}");
+    }
     (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response()
 }
 

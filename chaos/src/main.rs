@@ -1,16 +1,17 @@
 //! Fleet chaos: several instances of the layer, as separate processes, sharing one real
-//! store (a `redis-server` or a PostgreSQL cluster the harness starts with its own data
-//! directory), under bounded load on 127.0.0.1, with faults injected on a schedule. Every
+//! store (a `redis-server`, a Redis Sentinel topology of two nodes and three Sentinels, or
+//! a PostgreSQL cluster, which the harness starts with their own data directories),
+//! under bounded load on 127.0.0.1, with faults injected on a schedule. Every
 //! operation is recorded with its start, end, instance, token (a hash prefix) and result,
 //! and the whole history is checked against the documented bounds afterwards (see
 //! `checker`). Exit status 0 when no rule was broken (with `--weaken`, when the weakened
 //! fleet was caught).
 //!
 //! ```sh
-//! # The CI form: each fault kind once, both stores, under a minute each.
-//! cargo run --manifest-path chaos/Cargo.toml -- --store redis,postgres
-//! # The long form: rounds of every fault kind for 10 minutes per store.
-//! cargo run --release --manifest-path chaos/Cargo.toml -- --store redis,postgres --duration 600
+//! # The CI form: each fault kind once, every topology, about a minute each.
+//! cargo run --manifest-path chaos/Cargo.toml -- --store redis,sentinel,postgres
+//! # The long form: rounds of every fault kind for 10 minutes per topology.
+//! cargo run --release --manifest-path chaos/Cargo.toml -- --store sentinel --duration 600
 //! # A fleet weakened to FeedPolicy::ServeCached under a hung feed: must be flagged.
 //! cargo run --manifest-path chaos/Cargo.toml -- --store redis --weaken serve-cached --faults hang-feed
 //! # Check a saved history again.
@@ -43,12 +44,13 @@ use schedule::Shape;
 use topology::Protocol;
 
 const USAGE: &str = "usage:
-  chaos [--store redis,postgres] [--duration SECONDS] [--fault-secs S] [--healthy-secs S]
+  chaos [--store redis,sentinel,postgres] [--duration SECONDS] [--fault-secs S] [--healthy-secs S]
         [--instances N] [--rate PER_S] [--clients N] [--revocations PER_S]
         [--faults KIND,...] [--weaken serve-cached] [--seed N] [--out DIR]
   chaos check HISTORY.jsonl
-  chaos instance --store redis|postgres --url URL --port PORT [--serve-cached]
-fault kinds: store-kill, store-pause, hang-all, hang-feed, reset, instance-kill";
+  chaos instance --store redis|sentinel|postgres --url URL --port PORT [--serve-cached]
+fault kinds: store-kill, store-pause, hang-all, hang-feed, reset, instance-kill,
+  failover (sentinel)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -105,7 +107,8 @@ fn instance(args: &[String]) -> Result<ExitCode, String> {
     for (flag, value) in flags(args, &["--serve-cached"])? {
         match flag.as_str() {
             "--store" => {
-                options.protocol = Protocol::parse(&value).ok_or("--store: redis or postgres")?
+                options.protocol =
+                    Protocol::parse(&value).ok_or("--store: redis, sentinel or postgres")?
             }
             "--url" => options.url = value,
             "--port" => options.port = number(&flag, &value)?,
@@ -160,7 +163,7 @@ fn verdict(history: &History) -> ExitCode {
 }
 
 fn harness(args: &[String]) -> Result<ExitCode, String> {
-    let mut stores = vec!["redis".to_owned(), "postgres".to_owned()];
+    let mut stores: Vec<String> = topology::NAMES.iter().map(|&n| n.to_owned()).collect();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_secs());

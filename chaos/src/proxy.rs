@@ -1,7 +1,13 @@
-//! A TCP proxy in front of the store for one instance, whose faults the schedule sets:
+//! TCP proxies in front of the store for one instance, whose faults the schedule sets:
 //! hang every connection, hang the feed connection only, or reset them all.
+//!
+//! An instance has one proxy per endpoint of the store ([`Proxies`]). Where the store names
+//! its own endpoints in replies (Sentinel names the primary's port; a cluster, its nodes'),
+//! the proxies substitute their own, so that every connection the instance opens stays
+//! behind one of its proxies.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,25 +31,53 @@ pub enum Mode {
     Reset,
 }
 
-/// The proxy; stops when dropped.
-pub struct Proxy {
-    port: u16,
+/// Whole tokens of the store's replies to replace, each by another (an endpoint's port as
+/// the store writes it, by the proxy's port written the same way).
+pub type Rewrites = Arc<Vec<(Vec<u8>, Vec<u8>)>>;
+
+/// One instance's proxies, one per endpoint of the store, all in one mode; they stop when
+/// dropped.
+pub struct Proxies {
+    ports: Vec<u16>,
     mode: watch::Sender<Mode>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
-impl Proxy {
-    /// A proxy on a free port of 127.0.0.1 in front of `upstream`.
-    pub async fn start(upstream: SocketAddr) -> std::io::Result<Self> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let port = listener.local_addr()?.port();
+impl Proxies {
+    /// A proxy on a free port of 127.0.0.1 in front of each of `upstreams`, replacing in
+    /// replies what `rewrites(ports)` says, given the proxies' ports.
+    pub async fn start(
+        upstreams: &[SocketAddr],
+        rewrites: impl FnOnce(&[u16]) -> Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> std::io::Result<Self> {
+        let mut listeners = Vec::new();
+        for _ in upstreams {
+            listeners.push(TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?);
+        }
+        let ports = listeners
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.port()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let rewrites: Rewrites = Arc::new(rewrites(&ports));
         let (mode, watching) = watch::channel(Mode::Forward);
-        let task = tokio::spawn(accept(listener, upstream, watching));
-        Ok(Self { port, mode, task })
+        let tasks = listeners
+            .into_iter()
+            .zip(upstreams)
+            .map(|(listener, upstream)| {
+                tokio::spawn(accept(
+                    listener,
+                    *upstream,
+                    watching.clone(),
+                    rewrites.clone(),
+                ))
+            })
+            .collect();
+        Ok(Self { ports, mode, tasks })
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
+    /// The proxies' ports, in the order of the upstreams.
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
     }
 
     pub fn set(&self, mode: Mode) {
@@ -51,13 +85,20 @@ impl Proxy {
     }
 }
 
-impl Drop for Proxy {
+impl Drop for Proxies {
     fn drop(&mut self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
-async fn accept(listener: TcpListener, upstream: SocketAddr, mode: watch::Receiver<Mode>) {
+async fn accept(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    mode: watch::Receiver<Mode>,
+    rewrites: Rewrites,
+) {
     while let Ok((client, _)) = listener.accept().await {
         let _ = client.set_nodelay(true);
         let now = *mode.borrow();
@@ -70,7 +111,7 @@ async fn accept(listener: TcpListener, upstream: SocketAddr, mode: watch::Receiv
                 });
             }
             Mode::Forward | Mode::HangFeed => {
-                tokio::spawn(link(client, upstream, mode.clone()));
+                tokio::spawn(link(client, upstream, mode.clone(), rewrites.clone()));
             }
         }
     }
@@ -94,7 +135,45 @@ enum End {
     Freeze,
 }
 
-async fn link(mut client: TcpStream, upstream: SocketAddr, mut mode: watch::Receiver<Mode>) {
+/// Replace every whole occurrence of a `from` of `rewrites` in `carry` followed by `bytes`,
+/// and return what can be sent: all but a tail that may be the start of one (a complete
+/// reply never ends so: the forms are whole tokens, and a reply ends with its last one).
+fn rewrite(carry: &mut Vec<u8>, bytes: &[u8], rewrites: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    carry.extend_from_slice(bytes);
+    if rewrites.is_empty() {
+        return std::mem::take(carry);
+    }
+    let mut out = Vec::with_capacity(carry.len());
+    let mut at = 0;
+    'scan: while at < carry.len() {
+        for (from, to) in rewrites {
+            if carry[at..].starts_with(from) {
+                out.extend_from_slice(to);
+                at += from.len();
+                continue 'scan;
+            }
+        }
+        // The rest may be the start of a form: keep it for the next bytes.
+        let rest = &carry[at..];
+        if rewrites
+            .iter()
+            .any(|(from, _)| from.len() > rest.len() && from.starts_with(rest))
+        {
+            break;
+        }
+        out.push(carry[at]);
+        at += 1;
+    }
+    carry.drain(..at);
+    out
+}
+
+async fn link(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    mut mode: watch::Receiver<Mode>,
+    rewrites: Rewrites,
+) {
     let connected = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(upstream));
     let Ok(Ok(mut server)) = connected.await else {
         // The store is down: the client sees what it would see without the proxy.
@@ -108,6 +187,7 @@ async fn link(mut client: TcpStream, upstream: SocketAddr, mut mode: watch::Rece
         let (mut server_read, mut server_write) = server.split();
         let mut up = vec![0u8; 16 * 1024];
         let mut down = vec![0u8; 16 * 1024];
+        let mut carry = Vec::new();
         loop {
             let now = *mode.borrow_and_update();
             match now {
@@ -131,7 +211,8 @@ async fn link(mut client: TcpStream, upstream: SocketAddr, mut mode: watch::Rece
                 }
                 read = server_read.read(&mut down) => {
                     let Ok(n @ 1..) = read else { break End::Closed };
-                    if client_write.write_all(&down[..n]).await.is_err() {
+                    let out = rewrite(&mut carry, &down[..n], &rewrites);
+                    if client_write.write_all(&out).await.is_err() {
                         break End::Closed;
                     }
                 }
@@ -162,7 +243,26 @@ async fn link(mut client: TcpStream, upstream: SocketAddr, mut mode: watch::Rece
 
 #[cfg(test)]
 mod tests {
-    use super::subscribes;
+    use super::{rewrite, subscribes};
+
+    #[test]
+    fn named_ports_are_replaced_whole_even_across_reads() {
+        let rewrites = vec![(b"$5\r\n41234\r\n".to_vec(), b"$4\r\n9999\r\n".to_vec())];
+        let reply = b"*4\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$4\r\nport\r\n$5\r\n41234\r\n";
+        let want = b"*4\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$4\r\nport\r\n$4\r\n9999\r\n";
+        for cut in 0..reply.len() {
+            let mut carry = Vec::new();
+            let mut out = rewrite(&mut carry, &reply[..cut], &rewrites);
+            out.extend(rewrite(&mut carry, &reply[cut..], &rewrites));
+            assert_eq!(out, want, "cut at {cut}");
+            assert!(carry.is_empty());
+        }
+        // Not a whole token: left alone.
+        let mut carry = Vec::new();
+        let other = b"$6\r\n412345\r\n:41234\r\n";
+        assert_eq!(rewrite(&mut carry, other, &rewrites), other);
+        assert!(carry.is_empty());
+    }
 
     #[test]
     fn feed_connections_are_recognised() {

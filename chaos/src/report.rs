@@ -53,7 +53,7 @@ pub fn print(history: &History, report: &Report) {
     }
 
     println!(
-        "\n| fault | times | back up after (max) | recovery: max | median | not seen |\n|---|---:|---:|---:|---:|---:|"
+        "\n| fault | times | lasted (max) | back up after (max) | recovery: max | median | not seen | goal |\n|---|---:|---:|---:|---:|---:|---:|---|"
     );
     for kind in FaultKind::ALL {
         let Some(times) = f.recoveries.get(&kind) else {
@@ -66,19 +66,25 @@ pub fn print(history: &History, report: &Report) {
             n => (seconds(seen[n - 1]), seconds(seen[n / 2])),
         };
         let back = f.heals.get(&kind).into_iter().flatten().copied();
+        let lasted = f.lasted.get(&kind).into_iter().flatten().copied();
+        let (origin, goal) = bounds::recovery(&history.store, kind);
         println!(
-            "| {} | {} | {} | {max} | {median} | {} |",
+            "| {} | {} | {} | {} | {max} | {median} | {} | {:.0} s from the {} |",
             kind.name(),
             f.faults.get(&kind).copied().unwrap_or(0),
+            seconds(lasted.fold(0.0, f64::max)),
             seconds(back.fold(0.0, f64::max)),
-            times.len() - seen.len()
+            times.len() - seen.len(),
+            goal.as_secs_f64(),
+            match origin {
+                bounds::Origin::Injected => "kill",
+                bounds::Origin::Healed => "heal",
+            }
         );
     }
     println!(
-        "\nProbe rounds passed: {} of {}. Recovery goal: {:.0} s.",
-        f.probe_rounds.0,
-        f.probe_rounds.1,
-        bounds::RECOVERY.as_secs_f64()
+        "\nProbe rounds passed: {} of {}.",
+        f.probe_rounds.0, f.probe_rounds.1,
     );
 
     println!(
@@ -96,13 +102,15 @@ pub fn print(history: &History, report: &Report) {
         );
     }
     println!(
-        "\nBounds: live feed {:.0} ms; silent feed {:.0} ms + {:.0} ms slack; store deadline {:.0} ms + {:.0} ms slack; recovery {:.0} s.",
+        "\nBounds: live feed {:.0} ms; silent feed {:.0} ms + {:.0} ms slack; store deadline {:.0} ms + {:.0} ms slack; recovery {:.0} s from the heal (failover: {:.0} s from the kill; store-pause on Sentinel: {:.0} s more).",
         ms(bounds::FEED),
         ms(bounds::SILENCE),
         ms(bounds::SCHEDULING_SLACK),
         ms(bounds::STORE_DEADLINE),
         ms(bounds::REQUEST_SLACK),
-        bounds::RECOVERY.as_secs_f64()
+        bounds::RECOVERY.as_secs_f64(),
+        bounds::FAILOVER.as_secs_f64(),
+        bounds::SENTINEL_DEMOTION.as_secs_f64()
     );
 
     println!("\nViolations: {}", report.violations.len());

@@ -11,11 +11,11 @@ use tower_customer_session::token::{TokenFormat, TokenHasher, TokenKind};
 use crate::fleet::Fleet;
 use crate::history::{Fault, FaultKind, History};
 use crate::instance::SECRET;
-use crate::proxy::{Mode, Proxy};
+use crate::proxy::{Mode, Proxies};
 use crate::rng::Rng;
 use crate::schedule::{self, Schedule, Shape};
 use crate::sql::SqlProgram;
-use crate::topology::{PgCluster, Protocol, RedisServer, Topology};
+use crate::topology::{self, Protocol, Topology};
 use crate::traffic;
 use crate::world::{Customer, World};
 
@@ -39,18 +39,6 @@ pub struct Options {
 
 type Shared = Arc<Mutex<Box<dyn Topology>>>;
 
-fn start_topology(store: &str) -> Result<Box<dyn Topology>, String> {
-    match store {
-        "redis" => Ok(Box::new(
-            RedisServer::start().map_err(|e| format!("redis: {e}"))?,
-        )),
-        "postgres" => Ok(Box::new(
-            PgCluster::start().map_err(|e| format!("postgres: {e}"))?,
-        )),
-        other => Err(format!("unknown store {other} (redis, postgres)")),
-    }
-}
-
 /// Run `f` on the topology, off the runtime's threads (it blocks).
 async fn on<T: Send + 'static>(
     topology: &Shared,
@@ -70,13 +58,18 @@ pub async fn run(store: &str, options: &Options) -> Result<History, String> {
     let t0 = Instant::now();
     let name = store.to_owned();
     let topology: Shared = Arc::new(Mutex::new(
-        tokio::task::spawn_blocking(move || start_topology(&name))
+        tokio::task::spawn_blocking(move || topology::start(&name))
             .await
             .map_err(|e| e.to_string())??,
     ));
-    let (protocol, endpoint, direct, store_faults) = {
+    let (protocol, endpoints, direct, store_faults) = {
         let t = topology.lock().unwrap_or_else(PoisonError::into_inner);
-        (t.protocol(), t.endpoint(), t.direct_url(), t.store_faults())
+        (
+            t.protocol(),
+            t.endpoints(),
+            t.direct_url(),
+            t.store_faults(),
+        )
     };
     let sql = if protocol == Protocol::Postgres {
         let schema = PostgresStore::builder()
@@ -92,14 +85,23 @@ pub async fn run(store: &str, options: &Options) -> Result<History, String> {
     let mut proxies = Vec::new();
     let mut urls = Vec::new();
     for _ in 0..options.instances {
-        let proxy = Proxy::start(endpoint).await.map_err(|e| e.to_string())?;
+        let group = Proxies::start(&endpoints, |ports| {
+            // Where the store names an endpoint, the instance reads its proxy instead.
+            let t = topology.lock().unwrap_or_else(PoisonError::into_inner);
+            let ends = endpoints.iter().map(|e| e.port());
+            ends.zip(ports)
+                .flat_map(|(end, port)| t.port_forms(end).into_iter().zip(t.port_forms(*port)))
+                .collect()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
         urls.push(
             topology
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .url_via(proxy.port()),
+                .url_via(group.ports()),
         );
-        proxies.push(proxy);
+        proxies.push(group);
     }
     let mut fleet = Fleet::start(protocol, urls, options.serve_cached).await?;
     let bases = (0..fleet.len()).map(|i| fleet.base(i)).collect();
@@ -114,6 +116,15 @@ pub async fn run(store: &str, options: &Options) -> Result<History, String> {
         FaultKind::Reset,
         FaultKind::InstanceKill,
     ]);
+    {
+        let t = topology.lock().unwrap_or_else(PoisonError::into_inner);
+        let asked = options.kinds.as_deref().unwrap_or(&FaultKind::ALL);
+        for kind in asked {
+            if let Some(why) = t.skips(*kind) {
+                eprintln!("chaos: {store}: skipping {}: {why}", kind.name());
+            }
+        }
+    }
     if let Some(only) = &options.kinds {
         kinds.retain(|k| only.contains(k));
     }
@@ -225,13 +236,16 @@ async fn inject(
     world: &World,
     schedule: &Schedule,
     topology: &Shared,
-    proxies: &[Proxy],
+    proxies: &[Proxies],
     fleet: &mut Fleet,
 ) -> Result<Vec<Fault>, String> {
     let start = Instant::now();
+    // How much later than planned the schedule runs: a heal that takes longer than
+    // planned (a failover, a slow restart) keeps the healthy period after it whole.
+    let mut late = Duration::ZERO;
     let mut faults = Vec::new();
     for planned in &schedule.faults {
-        tokio::time::sleep_until((start + planned.at).into()).await;
+        tokio::time::sleep_until((start + late + planned.at).into()).await;
         let at = world.now();
         let target = planned.instance.unwrap_or(0);
         match planned.kind {
@@ -251,12 +265,18 @@ async fn inject(
                 .instance
                 .map_or(String::new(), |i| format!(" on instance {i}"))
         );
-        tokio::time::sleep(planned.length).await;
+        if planned.kind == FaultKind::Failover {
+            // The fault lasts as long as Sentinel takes to promote the replica; the old
+            // primary comes back as soon as there is a new one to replicate.
+            on(topology, |t| t.promoted()).await?;
+        } else {
+            tokio::time::sleep(planned.length).await;
+        }
         let end = world.now();
         match planned.kind {
             FaultKind::StoreKill => on(topology, |t| t.restart()).await?,
             FaultKind::StorePause => on(topology, |t| t.resume()).await?,
-            FaultKind::Failover => {}
+            FaultKind::Failover => on(topology, |t| t.rejoin()).await?,
             FaultKind::HangAll | FaultKind::HangFeed | FaultKind::Reset => {
                 proxies[target].set(Mode::Forward)
             }
@@ -269,7 +289,9 @@ async fn inject(
             end,
             healed: world.now(),
         });
+        let planned_heal = start + late + planned.at + planned.length;
+        late += Instant::now().saturating_duration_since(planned_heal);
     }
-    tokio::time::sleep_until((start + schedule.total).into()).await;
+    tokio::time::sleep_until((start + late + schedule.total).into()).await;
     Ok(faults)
 }

@@ -9,13 +9,14 @@
 //!   attempted before it ended, was answered `401`;
 //! - **lost session**: revoking a live session found nothing to revoke;
 //! - **unavailable**: a `503` (or a failed call of the other program) outside every fault
-//!   that touches its instance and the [recovery time](bounds::RECOVERY) after it;
+//!   that touches its instance and the [recovery time](bounds::recovery) after it;
 //! - **dropped**: no response, outside a kill of that instance and its recovery time;
 //! - **other status**: anything but 200, 401 and 503 (admin calls: 200 and 503);
 //! - **hung**: an answer later than the store deadline plus slack;
 //! - **recovery**: after a fault, no probe round (a fresh session served by every
 //!   instance, revoked, then refused by every instance within the live-feed bound) passed
-//!   within the recovery time, or before the next fault.
+//!   within the recovery time (counted from the heal; for a failover, from the kill), or
+//!   before the next fault.
 
 mod recovery;
 #[cfg(test)]
@@ -123,6 +124,8 @@ pub struct Figures {
     pub faults: BTreeMap<FaultKind, u64>,
     /// By fault kind: how long each heal took until the store or instance answered (ms).
     pub heals: BTreeMap<FaultKind, Vec<f64>>,
+    /// By fault kind: how long each lasted, from its injection to its heal (ms).
+    pub lasted: BTreeMap<FaultKind, Vec<f64>>,
     /// By (phase of the revocation, reach).
     pub lags: BTreeMap<(String, Reach), Lags>,
     /// By fault kind: the recovery time of each fault (ms), `None` if none was seen.
@@ -167,6 +170,8 @@ pub fn check(history: &History) -> Report {
         *report.figures.faults.entry(fault.kind).or_default() += 1;
         let heals = report.figures.heals.entry(fault.kind).or_default();
         heals.push(fault.healed - fault.end);
+        let lasted = report.figures.lasted.entry(fault.kind).or_default();
+        lasted.push(fault.end - fault.start);
     }
     let phase = |at: f64| -> String {
         faults
@@ -218,7 +223,7 @@ pub fn check(history: &History) -> Report {
             } else {
                 f.affects(op.instance)
             };
-            fits && overlaps(op, f.start, f.end + ms(bounds::RECOVERY))
+            fits && overlaps(op, f.start, bounds::recovery_end(&history.store, f))
         })
     };
     let hung_after = ms(bounds::STORE_DEADLINE + bounds::REQUEST_SLACK);

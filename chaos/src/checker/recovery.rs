@@ -4,12 +4,13 @@
 //! revokes it through another, and has every instance refuse it; it passes when each step
 //! succeeded and no instance accepted the session later than the live-feed bound after the
 //! revocation (the revoking instance: at once). A fault is recovered from when the first
-//! round that started after its heal has passed.
+//! round that started after its heal has passed; its recovery time is counted from the
+//! heal, or for a failover (which heals by itself) from the kill.
 
 use std::collections::BTreeMap;
 
 use super::{Reach, Report, Rule, Violation};
-use crate::bounds::{self, ms};
+use crate::bounds::{self, Origin, ms};
 use crate::history::{Fault, History, Kind, Op, Outcome};
 
 /// A probe round's span, and whether it passed.
@@ -71,13 +72,17 @@ pub fn check(history: &History, faults: &[Fault], report: &mut Report) {
         rounds.iter().filter(|r| r.passed).count() as u64,
         rounds.len() as u64,
     );
-    let goal = ms(bounds::RECOVERY);
     for (n, fault) in faults.iter().enumerate() {
+        let (origin, bound) = bounds::recovery(&history.store, fault.kind);
+        let (goal, from) = match origin {
+            Origin::Injected => (ms(bound), fault.start),
+            Origin::Healed => (ms(bound), fault.end),
+        };
         let window_end = faults.get(n + 1).map_or(history.length, |next| next.start);
         let recovered = rounds
             .iter()
             .filter(|r| r.passed && r.start >= fault.end && r.end <= window_end)
-            .map(|r| r.end - fault.end)
+            .map(|r| r.end - from)
             .min_by(f64::total_cmp);
         report
             .figures
@@ -88,9 +93,14 @@ pub fn check(history: &History, faults: &[Fault], report: &mut Report) {
         let detail = match recovered {
             Some(took) if took <= goal => continue,
             Some(took) => format!(
-                "{} healed at {:.1} s: recovered only after {:.1} s (goal {:.0} s)",
+                "{} {} at {:.1} s: recovered only after {:.1} s (goal {:.0} s)",
                 fault.kind.name(),
-                fault.end / 1e3,
+                if origin == Origin::Injected {
+                    "injected"
+                } else {
+                    "healed"
+                },
+                from / 1e3,
                 took / 1e3,
                 goal / 1e3
             ),

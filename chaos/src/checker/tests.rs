@@ -307,3 +307,104 @@ fn a_history_reads_back_as_written() {
     let read = History::read(&bytes[..]).unwrap();
     assert_eq!(read, history);
 }
+
+/// A failover from 5 s (the kill) to 7 s (the replica's promotion seen, the old primary
+/// restarted as its replica).
+fn failover() -> Fault {
+    fault(FaultKind::Failover, None, 5000.0, 7000.0)
+}
+
+#[test]
+fn a_failover_allows_503s_until_its_recovery_time_from_the_kill() {
+    let mut history = base();
+    history.faults.push(failover());
+    history.ops.extend(probe(1, 8000.0));
+    history.ops.push(auth(1, "t2", 6000.0, 503));
+    history.ops.push(auth(0, "t2", 14_900.0, 503));
+    assert_eq!(rules(&history), Vec::new());
+    // Past 10 s from the kill, though within 10 s of the heal.
+    history.ops.push(auth(0, "t2", 15_100.0, 503));
+    assert_eq!(rules(&history), [Rule::Unavailable]);
+    // The same 503 after a store-kill healed at 7 s is within its recovery time.
+    let mut killed = history.clone();
+    killed.faults[0].kind = FaultKind::StoreKill;
+    assert_eq!(rules(&killed), Vec::new());
+}
+
+#[test]
+fn a_failover_is_recovered_from_within_its_bound_of_the_kill() {
+    let mut history = base();
+    history.faults.push(failover());
+    // The first passing round ends 14.535 s after the start: 9.5 s after the kill.
+    history.ops.extend(probe(1, 14_500.0));
+    let report = check(&history);
+    assert_eq!(report.violations, Vec::new());
+    let took = report.figures.recoveries[&FaultKind::Failover][0].unwrap();
+    assert!((took - 9535.0).abs() < 1e-6, "{took}");
+    // One that ends 10.5 s after the kill is too late, though 8.5 s after the heal.
+    let mut late = base();
+    late.faults.push(failover());
+    late.ops.extend(probe(1, 15_500.0));
+    assert_eq!(rules(&late), [Rule::Recovery]);
+}
+
+#[test]
+fn a_revocation_before_a_failover_holds_through_it() {
+    // Revoked through 0, returned at 4905 ms; the primary is killed at 5 s.
+    let mut history = base();
+    history.faults.push(failover());
+    history.ops.extend(probe(1, 8000.0));
+    history.ops.push(op(Kind::Create, 0, "t2", 0.0, ok()));
+    history.ops.push(op(Kind::Revoke, 0, "t2", 4900.0, ok()));
+    history.ops.push(auth(1, "t2", 4905.0 + 90.0, 200));
+    assert_eq!(rules(&history), Vec::new());
+    // A kill closes every feed: the live-feed bound, not the silent one, applies.
+    let mut near = history.clone();
+    near.ops.push(auth(1, "t2", 4905.0 + 150.0, 200));
+    assert_eq!(rules(&near), [Rule::LateAccept]);
+    // Served again after the failover, by either instance.
+    for instance in [0, 1] {
+        let mut after = history.clone();
+        after.ops.push(auth(instance, "t2", 9000.0, 200));
+        assert_eq!(rules(&after), [Rule::LateAccept], "instance {instance}");
+    }
+    // Refused with 503 during the failover and 401 after it: as it should be.
+    history.ops.push(auth(1, "t2", 6000.0, 503));
+    history.ops.push(auth(1, "t2", 9000.0, 401));
+    assert_eq!(rules(&history), Vec::new());
+}
+
+#[test]
+fn a_live_session_is_never_refused_through_a_failover() {
+    let mut history = base();
+    history.faults.push(failover());
+    history.ops.extend(probe(1, 8000.0));
+    history.ops.push(op(Kind::Create, 1, "t2", 0.0, ok()));
+    history.ops.push(auth(0, "t2", 6000.0, 503));
+    assert_eq!(rules(&history), Vec::new());
+    history.ops.push(auth(0, "t2", 6100.0, 401));
+    assert_eq!(rules(&history), [Rule::LiveRefused]);
+}
+
+#[test]
+fn a_stop_on_sentinel_has_sentinels_demotion_delay_on_top() {
+    let mut history = base();
+    history.store = "sentinel".into();
+    history
+        .faults
+        .push(fault(FaultKind::StorePause, None, 5000.0, 7000.0));
+    history.ops.extend(probe(1, 20_000.0));
+    history.ops.push(auth(1, "t2", 24_500.0, 503));
+    assert_eq!(rules(&history), Vec::new());
+    history.ops.push(auth(1, "t2", 25_100.0, 503));
+    assert_eq!(rules(&history), [Rule::Unavailable]);
+    // On a standalone server neither the 503 at 24.5 s nor a recovery 13 s after the
+    // heal is allowed.
+    let mut standalone = base();
+    standalone
+        .faults
+        .push(fault(FaultKind::StorePause, None, 5000.0, 7000.0));
+    standalone.ops.extend(probe(1, 20_000.0));
+    standalone.ops.push(auth(1, "t2", 24_500.0, 503));
+    assert_eq!(rules(&standalone), [Rule::Recovery, Rule::Unavailable]);
+}

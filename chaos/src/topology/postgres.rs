@@ -173,12 +173,12 @@ impl Topology for PgCluster {
         Protocol::Postgres
     }
 
-    fn endpoint(&self) -> SocketAddr {
-        (Ipv4Addr::LOCALHOST, self.port).into()
+    fn endpoints(&self) -> Vec<SocketAddr> {
+        vec![(Ipv4Addr::LOCALHOST, self.port).into()]
     }
 
-    fn url_via(&self, port: u16) -> String {
-        format!("postgres://postgres@127.0.0.1:{port}/postgres")
+    fn url_via(&self, ports: &[u16]) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", ports[0])
     }
 
     fn kill(&mut self) -> io::Result<()> {
