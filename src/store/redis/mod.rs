@@ -2,6 +2,7 @@
 //! pub/sub invalidation feed.
 
 mod builder;
+mod cluster;
 mod commands;
 #[cfg(feature = "testing")]
 mod conformance;
@@ -26,7 +27,7 @@ use uuid::Uuid;
 pub use builder::RedisStoreBuilder;
 pub use durability::RedisDurability;
 
-use self::commands::{Call, Commands};
+use self::commands::{Call, Commands, Connection};
 use self::feed::FeedSettings;
 use self::keys::Keys;
 use self::record::{RecordError, VERSION};
@@ -195,6 +196,9 @@ struct Inner {
     durability: RedisDurability,
     /// Where feed tasks run: `watch` is synchronous and may be called outside a runtime.
     runtime: tokio::runtime::Handle,
+    /// The Cluster side, if the store was made with [`RedisStore::cluster`]: the
+    /// operations then use the Cluster layout and a sharded feed.
+    cluster: Option<cluster::Cluster>,
     /// How this store was made, for a second instance in tests.
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     settings: RedisStoreBuilder,
@@ -234,6 +238,21 @@ impl RedisStore {
             sentinels.into_iter().map(Into::into).collect(),
             master.into(),
         )
+    }
+
+    /// Start configuring a store on a Redis Cluster (Redis ≥ 7.0), given some of its nodes
+    /// (`redis://[user:password@]host:port` URLs; the others are found from them). The
+    /// store then uses the Cluster layout and a sharded feed; see
+    /// [Redis Cluster](Self#redis-cluster).
+    ///
+    /// ```
+    /// use tower_customer_session::RedisStore;
+    ///
+    /// let builder = RedisStore::cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+    /// assert_eq!(builder.prefix(), "tcs:");
+    /// ```
+    pub fn cluster(nodes: impl IntoIterator<Item = impl Into<String>>) -> RedisStoreBuilder {
+        RedisStoreBuilder::cluster(nodes.into_iter().map(Into::into).collect())
     }
 
     /// Connect to `url` with every default; see [`RedisStoreBuilder`].
@@ -287,7 +306,11 @@ impl RedisStore {
     /// # let _ = keys; Ok(()) }
     /// ```
     pub fn connection(&self) -> ConnectionManager {
-        self.inner.commands.current()
+        match (self.inner.commands.current(), &self.inner.cluster) {
+            (Connection::Server(connection), _) => connection,
+            (Connection::Cluster(_), Some(cluster)) => cluster.seed.clone(),
+            (Connection::Cluster(_), None) => unreachable!("a cluster connection is made in cluster mode only"),
+        }
     }
 
     /// Run one command's future within the command timeout, and report to `call` how it
@@ -390,6 +413,19 @@ fn int(value: Value, script: &'static str) -> Result<i64, StoreError> {
     }
 }
 
+/// The record `create` returns, from the request and the customer's `{v, del, data}`.
+fn created(session: NewSession, customer: Value) -> Result<SessionRecord, StoreError> {
+    // A customer in a format this build cannot read fails here, after the session was
+    // stored: its token is never handed out, and the record expires unused.
+    let customer =
+        decode_customer(customer, "create")?.ok_or_else(|| unexpected_reply("create"))?;
+    // As a later load will return it: the store keeps microseconds.
+    let mut record = session.into_record(customer);
+    record.created_at = truncate_to_micros(record.created_at);
+    record.expires_at = truncate_to_micros(record.expires_at);
+    Ok(record)
+}
+
 fn record_error(error: RecordError) -> StoreError {
     StoreError::backend(error)
 }
@@ -437,6 +473,9 @@ fn expiry_millis(expires_at: DateTime<Utc>) -> i64 {
 impl SessionStore for RedisStore {
     async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
         let hash = *key.token_hash();
+        if self.inner.cluster.is_some() {
+            return self.cluster_load(hash).await;
+        }
         let (mut connection, call) = self.inner.commands.begin();
         let reply: Value = self
             .bounded(
@@ -477,15 +516,26 @@ impl SessionStore for RedisStore {
     }
 
     fn watch(&self, sink: FeedSink) -> Option<Watch> {
-        self.inner
-            .runtime
-            .spawn(feed::run(self.inner.feed.clone(), sink));
+        match &self.inner.cluster {
+            Some(cluster) => self
+                .inner
+                .runtime
+                .spawn(cluster::feed::run(cluster.feed.clone(), sink)),
+            None => self
+                .inner
+                .runtime
+                .spawn(feed::run(self.inner.feed.clone(), sink)),
+        };
         Some(Watch::new(self.inner.feed.silence_bound()))
     }
 }
 
 impl SessionAdmin for RedisStore {
     async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
+        if self.inner.cluster.is_some() {
+            let (session, customer) = self.cluster_create(session).await?;
+            return created(session, customer);
+        }
         let (by, customer) = match &session.customer {
             CustomerRef::Id(id) => ("id", id.to_string()),
             CustomerRef::ExternalId(external_id) => ("ext", external_id.clone()),
@@ -507,7 +557,7 @@ impl SessionAdmin for RedisStore {
                     .arg(customer)
                     .arg(expiry_millis(session.expires_at))
                     .arg(VERSION)
-                    .arg(record::session_body(&session))
+                    .arg(record::session_body(&session, 0))
                     .arg(&hex)
                     .invoke_async(&mut connection),
             )
@@ -525,18 +575,13 @@ impl SessionAdmin for RedisStore {
             }
             _ => return Err(unexpected_reply("create")),
         }
-        // A customer in a format this build cannot read fails here, after the session was
-        // stored: its token is never handed out, and the record expires unused.
-        let customer = decode_customer(parts.next().unwrap_or(Value::Nil), "create")?
-            .ok_or_else(|| unexpected_reply("create"))?;
-        // As a later load will return it: the store keeps microseconds.
-        let mut record = session.into_record(customer);
-        record.created_at = truncate_to_micros(record.created_at);
-        record.expires_at = truncate_to_micros(record.expires_at);
-        Ok(record)
+        created(session, parts.next().unwrap_or(Value::Nil))
     }
 
     async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
+        if self.inner.cluster.is_some() {
+            return self.cluster_revoke(token_hash).await;
+        }
         let hex = token_hash.to_hex();
         let message = feed::message(Invalidation::Session(*token_hash));
         let existed = self
@@ -556,6 +601,9 @@ impl SessionAdmin for RedisStore {
     }
 
     async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
+        if self.inner.cluster.is_some() {
+            return self.cluster_revoke_all(customer_id).await;
+        }
         let message = feed::message(Invalidation::Customer(customer_id));
         let count = self
             .change(
@@ -579,26 +627,11 @@ impl CustomerStore for RedisStore {
         let id = customer.id;
         let encoded = record::encode_customer(&customer);
         let external_id = customer.external_id.as_deref();
-        let (mut connection, call) = self.inner.commands.begin();
-        let _: i64 = self
-            .bounded(
-                call,
-                self.inner
-                    .scripts
-                    .upsert_customer
-                    .key(self.inner.keys.customer(id))
-                    .arg(self.inner.keys.external_prefix())
-                    .arg(self.channel())
-                    .arg(feed::message(Invalidation::Customer(id)))
-                    .arg(id.to_string())
-                    .arg(VERSION)
-                    .arg(&encoded.data)
-                    .arg(if external_id.is_some() { "1" } else { "0" })
-                    .arg(external_id.unwrap_or_default())
-                    .arg(encoded.deleted.as_deref().unwrap_or_default())
-                    .invoke_async(&mut connection),
-            )
-            .await?;
+        if self.inner.cluster.is_some() {
+            self.cluster_upsert_customer(&customer, &encoded).await?;
+        } else {
+            self.upsert_customer_script(id, &encoded, external_id).await?;
+        }
         // As loads will return it (the wire format keeps microseconds).
         let stored = [
             Some(VERSION.as_bytes().to_vec()),
@@ -611,6 +644,9 @@ impl CustomerStore for RedisStore {
     }
 
     async fn customer(&self, by: &CustomerRef) -> Result<Option<Customer>, StoreError> {
+        if self.inner.cluster.is_some() {
+            return self.cluster_customer(by).await;
+        }
         let (mut connection, call) = self.inner.commands.begin();
         match by {
             CustomerRef::Id(id) => {
@@ -646,6 +682,9 @@ impl CustomerStore for RedisStore {
     }
 
     async fn delete_customer(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        if self.inner.cluster.is_some() {
+            return self.cluster_delete_customer(id, at).await;
+        }
         let message = feed::message(Invalidation::Customer(id));
         let existed = self
             .change(
@@ -656,6 +695,38 @@ impl CustomerStore for RedisStore {
             )
             .await?;
         Ok(int(existed, "delete_customer")? == 1)
+    }
+}
+
+impl RedisStore {
+    /// `upsert_customer` on a single server: one script.
+    async fn upsert_customer_script(
+        &self,
+        id: Uuid,
+        encoded: &record::EncodedCustomer,
+        external_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (mut connection, call) = self.inner.commands.begin();
+        let _: i64 = self
+            .bounded(
+                call,
+                self.inner
+                    .scripts
+                    .upsert_customer
+                    .key(self.inner.keys.customer(id))
+                    .arg(self.inner.keys.external_prefix())
+                    .arg(self.channel())
+                    .arg(feed::message(Invalidation::Customer(id)))
+                    .arg(id.to_string())
+                    .arg(VERSION)
+                    .arg(&encoded.data)
+                    .arg(if external_id.is_some() { "1" } else { "0" })
+                    .arg(external_id.unwrap_or_default())
+                    .arg(encoded.deleted.as_deref().unwrap_or_default())
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        Ok(())
     }
 }
 
