@@ -226,13 +226,19 @@ async fn killing_a_sessions_primary_answers_503_never_401_and_both_instances_rec
     let jane = a.upsert_customer(customer("Jane")).await.unwrap();
     let kept = a.create(jane.id, CreateSession::default()).await.unwrap();
     let kept = kept.token.expose_secret().to_owned();
-    let key = format!("{prefix}s:{}", TokenHasher::new(SECRET).hash(&kept).to_hex());
+    let key = format!(
+        "{prefix}s:{}",
+        TokenHasher::new(SECRET).hash(&kept).to_hex()
+    );
     let victim = cluster.owner_of(&key);
     // A revoked session on the same node: its deletion must survive the crash.
     let revoked = loop {
         let created = a.create(jane.id, CreateSession::default()).await.unwrap();
         let token = created.token.expose_secret().to_owned();
-        let key = format!("{prefix}s:{}", TokenHasher::new(SECRET).hash(&token).to_hex());
+        let key = format!(
+            "{prefix}s:{}",
+            TokenHasher::new(SECRET).hash(&token).to_hex()
+        );
         if cluster.owner_of(&key) == victim {
             break token;
         }
@@ -287,7 +293,10 @@ async fn killing_a_sessions_primary_answers_503_never_401_and_both_instances_rec
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    eprintln!("503 on both instances {:?} after the kill", killed.elapsed());
+    eprintln!(
+        "503 on both instances {:?} after the kill",
+        killed.elapsed()
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     cluster.nodes[victim].restart();
@@ -328,7 +337,11 @@ async fn killing_a_sessions_primary_answers_503_never_401_and_both_instances_rec
     );
     // The revocation made before the crash still holds; one after it reaches the other.
     for side in [&a, &b] {
-        assert!(side.authenticate(&revoked, CredentialSource::Header).await.is_err());
+        assert!(
+            side.authenticate(&revoked, CredentialSource::Header)
+                .await
+                .is_err()
+        );
     }
     authenticates(&b, &kept).await;
     assert!(a.revoke(&kept).await.unwrap());

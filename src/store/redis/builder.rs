@@ -386,7 +386,9 @@ impl RedisStoreBuilder {
             .collect::<Result<Vec<_>, _>>()
             .map_err(redis_error)?;
         if seeds.is_empty() {
-            return Err(StoreError::backend("RedisStore::cluster needs at least one node"));
+            return Err(StoreError::backend(
+                "RedisStore::cluster needs at least one node",
+            ));
         }
         let client = ClusterClient::builder(seeds.clone())
             .connection_timeout(self.connect_timeout)

@@ -59,8 +59,8 @@ use crate::token::TokenHash;
 /// Sessions are keyed by token hash (never the token), under a configurable
 /// [prefix](RedisStoreBuilder::key_prefix), and expire on the server at their `expires_at`
 /// (`SET … NX PXAT`: a create never overwrites). Customers are kept next to them; a load
-/// reads a session and its current customer in one round trip (a Lua script), so customer
-/// edits and deletions show at once. A per-customer index (a set expiring with its
+/// reads a session and its current customer in one round trip (a Lua script; two on a
+/// [Cluster](Self#redis-cluster)), so customer edits and deletions show at once. A per-customer index (a set expiring with its
 /// longest-lived session) serves `revoke_all`. Each record names its format version; a
 /// record in a version this build cannot read is an error (`503`), never a guess.
 ///
@@ -165,14 +165,134 @@ use crate::token::TokenHash;
 ///   calls answer `503` until the new primary is up. The primary is reached without a
 ///   password (the Sentinels' URLs may carry theirs). Revocations survive the failover
 ///   only as the [durability](RedisStoreBuilder::durability) asked ensures.
-/// - Not Redis Cluster. A script there may only touch keys of one hash slot, and these
-///   read and write keys they find in other keys (a session's customer, the customer's
-///   index), which hash anywhere. And Cluster relays pub/sub messages between nodes over
-///   its bus (or, sharded, ties a channel to one slot), so a change and its announcement
-///   are no longer one step on the server every subscriber listens to.
+/// - Redis Cluster ≥ 7.0 ([`RedisStore::cluster`]): see [Redis Cluster](Self#redis-cluster).
 /// - TLS (`rediss://`): enable a TLS feature of the re-exported [`redis`](crate::redis)
 ///   crate in your own `Cargo.toml` (e.g. `redis = { version = "1", features =
 ///   ["tokio-rustls-comp"] }`); the store uses whatever the driver supports.
+///
+/// # Redis Cluster
+///
+/// [`RedisStore::cluster`] connects to a Redis Cluster (7.0 or newer: the feed uses
+/// sharded pub/sub) given some of its nodes; the others are found from them. Everything
+/// above holds, with these differences.
+///
+/// **What to configure.** The nodes' URLs (`redis://[user:password@]host:port`; at least
+/// one must answer at connect), and every setting of [`RedisStoreBuilder`] as on one
+/// server. On the cluster: `cluster-require-full-coverage no` keeps the slots of the live
+/// primaries served while one is down (with the default `yes`, every call answers `503`
+/// once the cluster marks it failed, until it is back); persistence (`appendonly yes`) or
+/// replicas keep a crashed primary's sessions and revocations, as on one server.
+///
+/// ```no_run
+/// use tower_customer_session::{RedisStore, SessionManager};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
+///     .connect()
+///     .await?;
+/// let sessions = SessionManager::builder(store)
+///     .secret(std::env::var("SESSION_SECRET")?)
+///     .build()?;
+/// # let _ = sessions; Ok(()) }
+/// ```
+///
+/// **Key layout.** A script on a Cluster may touch the keys of one hash slot only, all
+/// declared. So a customer's keys carry its id as a hash tag (the braces are literal:
+/// `{prefix}c:{<id>}`), and the customer, its session index and its *generation* share
+/// one slot; a session is keyed by its token hash as on one server, in a slot of its own:
+///
+/// | key | holds |
+/// |---|---|
+/// | `{prefix}s:{token hash}` | a session, with its customer's generation when it was created |
+/// | `{prefix}c:{{customer id}}` | a customer (hash) |
+/// | `{prefix}cs:{{customer id}}` | the customer's session hashes (set) |
+/// | `{prefix}cg:{{customer id}}` | the customer's generation, a counter `revoke_all` increments |
+/// | `{prefix}x:{external id}` | the customer id of an external id |
+/// | `{prefix}epoch:{{k}}` | the data set's marker, one per shard channel `k` |
+///
+/// The layout is chosen at connect: a store made with [`RedisStore::builder`] or
+/// [`RedisStore::sentinel`] keeps the single-server layout, unchanged, and the two do not
+/// read each other's data. Moving from one server to a cluster means starting with
+/// empty sessions (customers written again with `upsert_customer`); sessions live an
+/// hour.
+///
+/// **What is atomic, and what takes a second round trip.** Each step below is one
+/// command or script on one slot; the steps of one call run in this order:
+///
+/// | call | steps |
+/// |---|---|
+/// | `load` (a miss) | the session; then its customer and generation |
+/// | `create` | (through an external id: the id resolved;) the customer checked, its generation read, the session indexed; then the session written (`SET NX PXAT`) with that generation |
+/// | `revoke` | the session deleted (`GETDEL`); the invalidation published; the hash dropped from the index (cleanup) |
+/// | `revoke_all` | the customer's generation incremented and its index taken; the invalidation published; each indexed session deleted (cleanup, concurrently) |
+/// | `upsert_customer` | the customer written; its external id moved; the invalidation published |
+/// | `delete_customer` | the customer marked deleted; the invalidation published |
+///
+/// `revoke_all` cannot delete sessions of other slots in its step, so a session whose
+/// generation is below its customer's is revoked: `load` reads the customer anyway and
+/// refuses it. Once the generation step is done, every session created before is
+/// refused, whether or not the cleanup reaches it; a session being created at the same
+/// time either read the old generation (refused) or the new one (created after the
+/// revocation). A cleanup that fails is logged (`warn`) and its sessions expire unused;
+/// the count returned is of sessions the cleanup deleted. Concurrent upserts that give
+/// one external id to two customers leave it to either (on one server, to the last).
+///
+/// **The feed.** Invalidations go over sharded pub/sub (`SPUBLISH`, never `PUBLISH`,
+/// which every node relays to every other) on 16 shard channels, `{channel}:{0}` to
+/// `{channel}:{15}`, whose hash tags spread them over the slots. Each
+/// [`SessionManager`](crate::SessionManager) subscribes to all of them (`SSUBSCRIBE`),
+/// each on the primary that owns its slot (read from `CLUSTER SLOTS`), over one RESP3
+/// connection per such primary, and pings every one of those connections every
+/// heartbeat interval: the feed is proven alive only when every `PING` came back, so the
+/// [silence bound](RedisStoreBuilder::silence_bound) holds for every shard. A connection
+/// that closes, a `PING` unanswered, or a channel the node drops (`sunsubscribe`: its slot
+/// moved in a resharding or a failover) is a lost feed: the cache is flushed and bypassed,
+/// and the feed subscribes again from a fresh slot map (backoff 50 ms doubling to 2 s).
+/// A script may only publish on a shard channel of its own slot, so a change is published
+/// right after its script, by the same call, on the channel its message hashes to
+/// (any works: every instance listens to all). The call returns only after both; a
+/// publication that fails makes the call an error, though the change is made: retrying
+/// it is harmless. So the propagation bounds above hold as on one server, counted from
+/// the call's return.
+///
+/// **Failures.** A command goes to the primary of its key's slot; `MOVED` and `ASK` are
+/// followed by the driver. A dead or hung primary fails the calls that touch its slots
+/// (an error or a timeout: `503`, never `401`), and loses every feed subscribed to it:
+/// each instance then loads every session from Redis, so sessions on the other
+/// primaries are still served (with `cluster-require-full-coverage no`) and a revoked one
+/// is never served from a cache. When the primary is back (restarted, or a replica
+/// promoted), calls and feeds reach it by themselves. The command connection (one
+/// multiplexed connection per node) is replaced when a command goes unanswered, connected
+/// in the background while calls keep the old one. Tested on three primaries: a primary
+/// killed with SIGKILL under traffic answers `503` for its sessions on both instances
+/// within 250 ms; restarted on its port and directory, both serve them again about 3 s
+/// later.
+///
+/// **Server identity.** Each feed reads, on every subscription, for each shard channel,
+/// the `run_id` of the primary serving it and the marker in that channel's slot; a
+/// change since the feed's first subscription is counted
+/// ([`identity_changes`](Self::identity_changes)), logged and handled as a lost feed.
+/// It watches the primaries that serve at least one of the 16 channels (with 16 channels
+/// over a few primaries, almost always all of them); a primary serving none is not
+/// watched, and data lost there is not noticed.
+///
+/// **Durability.** [`durability`](RedisStoreBuilder::durability) works as on one server:
+/// the change and its `WAIT` (or `WAITAOF`) go in one pipeline to the primary that owns
+/// the changed key's slot, and count that primary's replicas. For `revoke_all` that is
+/// the generation step; the cleanup is not waited for.
+///
+/// **Costs.** A miss takes two round trips, each to the primary of its slot
+/// (`BENCHMARKS.md`, "Redis Cluster", measures it against the same two with the plain
+/// cluster client); a hit costs what it does on one server. `create` takes two round
+/// trips (three through an external id), `revoke` three, `revoke_all` two plus one per
+/// indexed session (concurrent), `upsert_customer` three or four, `delete_customer` two.
+/// Connections: one per node for commands, and one per primary serving a shard channel
+/// for each `SessionManager`'s feed, each pinged every heartbeat interval.
+///
+/// **Revoking from outside the crate** on a Cluster: `GETDEL {prefix}s:{token hash}`,
+/// then `SPUBLISH {channel}:{0} s:{token hash}` (any of the 16 channels), in that order.
+/// [`connection`](Self::connection) returns a connection to the first node that
+/// answered at connect; commands on keys it does not serve answer `MOVED` there.
 ///
 /// Clones share one command connection (see [`connection`](Self::connection)). `Debug`
 /// never shows the URL (it may carry a password).
@@ -271,7 +391,8 @@ impl RedisStore {
         self.inner.keys.prefix()
     }
 
-    /// The channel invalidations are published on.
+    /// The channel invalidations are published on; on a [Cluster](Self#redis-cluster),
+    /// the base name of the 16 shard channels (`{channel}:{0}` to `{channel}:{15}`).
     pub fn channel(&self) -> &str {
         &self.inner.feed.channel
     }
@@ -291,7 +412,9 @@ impl RedisStore {
         self.inner.feed.changes.count()
     }
 
-    /// The store's current command connection, for your own commands. It reconnects by
+    /// The store's current command connection, for your own commands (on a
+    /// [Cluster](Self#redis-cluster): a connection to the first node that answered at
+    /// connect, which answers `MOVED` for keys it does not serve). It reconnects by
     /// itself after an I/O error, and its commands time out after the
     /// [command timeout](RedisStoreBuilder::command_timeout). When one of the store's own
     /// commands goes unanswered, the store retires this connection (it may be silently
@@ -309,7 +432,9 @@ impl RedisStore {
         match (self.inner.commands.current(), &self.inner.cluster) {
             (Connection::Server(connection), _) => connection,
             (Connection::Cluster(_), Some(cluster)) => cluster.seed.clone(),
-            (Connection::Cluster(_), None) => unreachable!("a cluster connection is made in cluster mode only"),
+            (Connection::Cluster(_), None) => {
+                unreachable!("a cluster connection is made in cluster mode only")
+            }
         }
     }
 
@@ -630,7 +755,8 @@ impl CustomerStore for RedisStore {
         if self.inner.cluster.is_some() {
             self.cluster_upsert_customer(&customer, &encoded).await?;
         } else {
-            self.upsert_customer_script(id, &encoded, external_id).await?;
+            self.upsert_customer_script(id, &encoded, external_id)
+                .await?;
         }
         // As loads will return it (the wire format keeps microseconds).
         let stored = [

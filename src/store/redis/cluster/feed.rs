@@ -152,7 +152,10 @@ async fn subscribe(
             }
             nodes.push(connection);
         }
-        let identities = identities.into_iter().map(Option::unwrap_or_default).collect();
+        let identities = identities
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect();
         Ok((Subscription { nodes, pushes }, identities))
     };
     match tokio::time::timeout(settings.connect_timeout, attempt).await {
@@ -323,7 +326,11 @@ mod tests {
             ])
         };
         let reply = Value::Array(vec![
-            Value::Array(vec![Value::Int(0), Value::Int(5460), node("10.0.0.1", 7000)]),
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(5460),
+                node("10.0.0.1", 7000),
+            ]),
             Value::Array(vec![
                 Value::Int(5461),
                 Value::Int(16383),

@@ -153,7 +153,8 @@ impl RedisStore {
     async fn publish(&self, invalidation: Invalidation) -> Result<(), StoreError> {
         let message = message(invalidation);
         let mut cmd = redis::cmd("SPUBLISH");
-        cmd.arg(self.cluster_side().channel_for(&message)).arg(&message);
+        cmd.arg(self.cluster_side().channel_for(&message))
+            .arg(&message);
         self.run(&cmd).await.map(drop)
     }
 
@@ -272,10 +273,7 @@ impl RedisStore {
         let mut getdel = redis::cmd("GETDEL");
         getdel.arg(keys.session_hex(&hex));
         let old = self
-            .change_and_publish(
-                Change::Command(getdel),
-                Invalidation::Session(*token_hash),
-            )
+            .change_and_publish(Change::Command(getdel), Invalidation::Session(*token_hash))
             .await?;
         let Some(old) = bytes(old).map_err(|()| unexpected_reply("revoke"))? else {
             return Ok(false);
@@ -358,7 +356,9 @@ impl RedisStore {
                 set.arg(keys.external(external_id)).arg(&id);
                 self.run(&set).await?;
             }
-            if let Some(old) = old.filter(|old| Some(old.as_slice()) != external_id.map(str::as_bytes)) {
+            if let Some(old) =
+                old.filter(|old| Some(old.as_slice()) != external_id.map(str::as_bytes))
+            {
                 let old = String::from_utf8_lossy(&old);
                 self.run_script(&scripts.drop_external_id, &[&keys.external(&old)], &[&id])
                     .await?;
@@ -381,8 +381,7 @@ impl RedisStore {
             CustomerRef::ExternalId(external_id) => {
                 let mut get = redis::cmd("GET");
                 get.arg(keys.external(external_id));
-                let id =
-                    bytes(self.run(&get).await?).map_err(|()| unexpected_reply("customer"))?;
+                let id = bytes(self.run(&get).await?).map_err(|()| unexpected_reply("customer"))?;
                 match id.and_then(|id| Uuid::try_parse_ascii(&id).ok()) {
                     Some(id) => id,
                     None => return Ok(None),
@@ -396,8 +395,9 @@ impl RedisStore {
             CustomerRef::Id(_) => customer,
             // The index follows upserts; a customer that no longer carries the id is not
             // its owner.
-            CustomerRef::ExternalId(external_id) => customer
-                .filter(|c| c.external_id.as_deref() == Some(external_id.as_str())),
+            CustomerRef::ExternalId(external_id) => {
+                customer.filter(|c| c.external_id.as_deref() == Some(external_id.as_str()))
+            }
         })
     }
 
