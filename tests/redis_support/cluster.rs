@@ -10,6 +10,9 @@ use tower_customer_session::redis;
 
 use super::server::OwnRedis;
 
+/// A slot range (first, last) and its primary (`host`, `port`).
+type SlotRange = (u16, u16, (String, u16));
+
 pub struct Cluster {
     pub nodes: Vec<OwnRedis>,
 }
@@ -98,7 +101,7 @@ impl Cluster {
                 .arg("INFO")
                 .query(&mut connection)
                 .unwrap_or_default();
-            let slots: Vec<(u16, u16, (String, u16))> = redis::cmd("CLUSTER")
+            let slots: Vec<SlotRange> = redis::cmd("CLUSTER")
                 .arg("SLOTS")
                 .query::<Vec<redis::Value>>(&mut connection)
                 .map(|ranges| ranges.into_iter().filter_map(range).collect())
@@ -137,7 +140,7 @@ impl Cluster {
 }
 
 /// One `CLUSTER SLOTS` entry: its range and primary.
-fn range(value: redis::Value) -> Option<(u16, u16, (String, u16))> {
+fn range(value: redis::Value) -> Option<SlotRange> {
     let redis::Value::Array(parts) = value else {
         return None;
     };

@@ -45,6 +45,9 @@ pub(in crate::store::redis) struct ClusterFeed {
     pub(in crate::store::redis) changes: Changes,
 }
 
+/// A slot range (first, last) and its primary (`host`, `port`).
+type SlotRange = (u16, u16, (String, u16));
+
 /// Every shard channel subscribed, and the queue their connections feed.
 struct Subscription {
     nodes: Vec<MultiplexedConnection>,
@@ -165,9 +168,7 @@ async fn subscribe(
 }
 
 /// Slot ranges and their primaries (`host`, `port`), from the first node that answers.
-async fn slot_owners(
-    settings: &ClusterFeed,
-) -> Result<Vec<(u16, u16, (String, u16))>, redis::RedisError> {
+async fn slot_owners(settings: &ClusterFeed) -> Result<Vec<SlotRange>, redis::RedisError> {
     let mut last = error("no cluster node given");
     for seed in &settings.seeds {
         let ask = async {
@@ -194,7 +195,7 @@ async fn slot_owners(
 
 /// `CLUSTER SLOTS`: `[[start, end, [host, port, id, …], replicas…], …]`. An empty host
 /// means the node we asked.
-fn parse_slots(reply: Value, seed_host: &str) -> Option<Vec<(u16, u16, (String, u16))>> {
+fn parse_slots(reply: Value, seed_host: &str) -> Option<Vec<SlotRange>> {
     let Value::Array(ranges) = reply else {
         return None;
     };
