@@ -47,10 +47,7 @@ impl Nodes {
     fn start() -> Option<Self> {
         let mut nodes = Nodes(Vec::new());
         for _ in 0..3 {
-            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                .and_then(|listener| listener.local_addr())
-                .ok()?
-                .port();
+            let port = free_cluster_port()?;
             let dir = std::env::temp_dir().join(format!(
                 "tcs-bench-cluster-{port}-{}",
                 uuid::Uuid::new_v4().simple()
@@ -126,6 +123,22 @@ impl Drop for Nodes {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// A free port whose Cluster bus port (`port + 10000`) is free too.
+fn free_cluster_port() -> Option<u16> {
+    for _ in 0..100 {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|listener| listener.local_addr())
+            .ok()?
+            .port();
+        if port <= u16::MAX - 10_000
+            && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10_000)).is_ok()
+        {
+            return Some(port);
+        }
+    }
+    None
 }
 
 fn runtime() -> Runtime {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use redis_support::cluster::Cluster;
 use redis_support::{PROPAGATION, SECRET, authenticates, customer, refused_within, wait_for_feed};
 use reqwest::StatusCode;
-use tower_customer_session::store::FeedState;
+use tower_customer_session::store::{FeedState, RedisDurability};
 use tower_customer_session::store::testing::{Backend, Kit, Outage};
 use tower_customer_session::token::TokenHasher;
 use tower_customer_session::{
@@ -351,4 +351,38 @@ async fn killing_a_sessions_primary_answers_503_never_401_and_both_instances_rec
         store_a.identity_changes(),
         store_b.identity_changes()
     );
+}
+
+/// `WAIT` goes with the change to the primary that took it: on a cluster without
+/// replicas, a revocation asking for one is an error (never a false `Ok`), and the
+/// change itself is made and announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durability_waits_on_the_primary_that_took_the_write() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let prefix = new_prefix();
+    let (a, _) = instance(&cluster, &prefix).await;
+    let store = builder(&cluster, &prefix)
+        .durability(RedisDurability::replicas(1, Duration::from_millis(50)))
+        .connect()
+        .await
+        .expect("connect to the cluster");
+    let b = SessionManager::builder(store)
+        .secret(SECRET)
+        .build()
+        .unwrap();
+    wait_for_feed(&a, FeedState::Live, Duration::from_secs(5)).await;
+    let jane = a.upsert_customer(customer("Jane")).await.unwrap();
+    let created = a.create(jane.id, CreateSession::default()).await.unwrap();
+    let token = created.token.expose_secret().to_owned();
+    authenticates(&a, &token).await;
+    let error = b
+        .revoke(&token)
+        .await
+        .expect_err("no replica acknowledged the revocation");
+    assert!(error.to_string().contains("replica"), "{error}");
+    refused_within(&a, &token, PROPAGATION, "a revocation not confirmed durable").await;
+    assert!(b.revoke_all(jane.id).await.is_err());
+    assert!(b.delete_customer(jane.id).await.is_err());
 }

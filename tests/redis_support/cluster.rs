@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tower_customer_session::redis;
 
-use super::server::OwnRedis;
+use super::server::{OwnRedis, free_cluster_port};
 
 /// A slot range (first, last) and its primary (`host`, `port`).
 type SlotRange = (u16, u16, (String, u16));
@@ -48,7 +48,7 @@ impl Cluster {
         }
         let mut nodes = Vec::new();
         for _ in 0..3 {
-            nodes.push(OwnRedis::start_with(NODE_ARGS)?);
+            nodes.push(OwnRedis::start_on(free_cluster_port(), NODE_ARGS)?);
         }
         let cluster = Self { nodes };
         let addresses: Vec<String> = cluster
