@@ -190,6 +190,7 @@ fn bench(c: &mut Criterion) {
         SessionManager::builder(store.clone())
             .secret(SECRET)
             .cache_capacity(0)
+            .store_timeout(Duration::from_secs(3))
             .build()
             .expect("manager")
     });

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use redis_support::cluster::Cluster;
 use redis_support::{PROPAGATION, SECRET, authenticates, customer, refused_within, wait_for_feed};
 use reqwest::StatusCode;
-use tower_customer_session::store::{FeedState, RedisDurability};
 use tower_customer_session::store::testing::{Backend, Kit, Outage};
+use tower_customer_session::store::{FeedState, RedisDurability};
 use tower_customer_session::token::TokenHasher;
 use tower_customer_session::{
     CreateSession, CredentialSource, RedisStore, RedisStoreBuilder, SessionManager,
@@ -382,7 +382,13 @@ async fn durability_waits_on_the_primary_that_took_the_write() {
         .await
         .expect_err("no replica acknowledged the revocation");
     assert!(error.to_string().contains("replica"), "{error}");
-    refused_within(&a, &token, PROPAGATION, "a revocation not confirmed durable").await;
+    refused_within(
+        &a,
+        &token,
+        PROPAGATION,
+        "a revocation not confirmed durable",
+    )
+    .await;
     assert!(b.revoke_all(jane.id).await.is_err());
     assert!(b.delete_customer(jane.id).await.is_err());
 }
