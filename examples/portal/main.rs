@@ -45,7 +45,8 @@
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the Redis server, with `SESSION_STORE=redis` |
 //! | `REDIS_SENTINELS` | unset | instead of `REDIS_URL`: the Sentinels (comma-separated `host:port`) that name the primary, which the store follows through failovers |
 //! | `REDIS_SENTINEL_MASTER` | unset | the name the Sentinels monitor the primary under; required with `REDIS_SENTINELS` |
-//! | `REDIS_DURABILITY` | `none` | what a revocation waits for before it succeeds: `none` (the primary), `replicas:N` (`WAIT N`), `fsync:N` (`WAITAOF 1 N`, Redis ≥ 7.2); 500 ms, then an error |
+//! | `REDIS_CLUSTER_NODES` | unset | instead of `REDIS_URL`: some nodes of a Redis Cluster (≥ 7.0), comma-separated `redis://host:port`; the store finds the others, uses the Cluster key layout and a sharded feed |
+//! | `REDIS_DURABILITY` | `none` | what a revocation waits for before it succeeds: `none` (the primary), `replicas:N` (`WAIT N`), `fsync:N` (`WAITAOF 1 N`, Redis ≥ 7.2); 500 ms, then an error. On a Cluster the wait runs on the primary that took the write and counts that primary's replicas |
 //! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/test` | the database, with `SESSION_STORE=postgres` (feature `postgres`); migrated and seeded idempotently at start |
 //! | `DATABASE_LISTEN_URL` | unset | with `SESSION_STORE=postgres`: set it when `DATABASE_URL` leads to a transaction-pooling proxy (PgBouncer `pool_mode = transaction`), to a direct connection to the same database; the feed listens and the migration runs there, every other statement goes through the proxy (see `postgres.rs`) |
 //! | `PORTAL_PUBLIC_URL` | `http://` + the listening address | the origin browsers reach the portal at (behind a TLS-terminating proxy, its `https://` origin): where `customer_portal_url` points, and the scope of DBSC sessions. Only this setting decides it: `Host` and `X-Forwarded-*` headers are never trusted for it |

@@ -1,5 +1,5 @@
 //! `SESSION_STORE=redis`: the portal's sessions and customers in Redis, shared by every
-//! instance on the same server, found by URL or through Sentinel.
+//! instance on the same server, found by URL, through Sentinel, or on a Redis Cluster.
 
 use std::error::Error;
 use std::time::Duration;
@@ -10,21 +10,24 @@ use tower_customer_session::store::RedisDurability;
 /// How long a revocation waits for its replicas (or fsync) before it reports an error.
 const WAIT: Duration = Duration::from_millis(500);
 
-/// Connect to `REDIS_URL`, or through the Sentinels of `REDIS_SENTINELS` to the primary
-/// named `REDIS_SENTINEL_MASTER`, with the durability `REDIS_DURABILITY` asks.
+/// Connect to the Cluster nodes of `REDIS_CLUSTER_NODES`, or to `REDIS_URL`, or through
+/// the Sentinels of `REDIS_SENTINELS` to the primary named `REDIS_SENTINEL_MASTER`, with
+/// the durability `REDIS_DURABILITY` asks (on a Cluster, `WAIT` runs on the primary that
+/// took each write, and counts its replicas).
 pub async fn open() -> Result<RedisStore, Box<dyn Error>> {
     let durability = durability(env("REDIS_DURABILITY").as_deref())?;
-    let builder = match env("REDIS_SENTINELS") {
-        Some(sentinels) => {
+    let cluster = env("REDIS_CLUSTER_NODES");
+    if cluster.is_some() && env("REDIS_SENTINELS").is_some() {
+        return Err("set REDIS_CLUSTER_NODES or REDIS_SENTINELS, not both".into());
+    }
+    let builder = match (cluster, env("REDIS_SENTINELS")) {
+        (Some(nodes), _) => RedisStore::cluster(list(&nodes)),
+        (None, Some(sentinels)) => {
             let master = env("REDIS_SENTINEL_MASTER")
                 .ok_or("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER, the primary's name")?;
-            let sentinels = sentinels
-                .split(',')
-                .map(str::trim)
-                .filter(|address| !address.is_empty());
-            RedisStore::sentinel(sentinels, master)
+            RedisStore::sentinel(list(&sentinels), master)
         }
-        None => {
+        (None, None) => {
             RedisStore::builder(env("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()))
         }
     };
@@ -36,6 +39,15 @@ pub async fn open() -> Result<RedisStore, Box<dyn Error>> {
         .map_err(|e| format!("cannot connect to Redis: {e}"))?;
     tracing::info!(?durability, "sessions in Redis");
     Ok(store)
+}
+
+/// A comma-separated list, without blanks.
+fn list(value: &str) -> Vec<&str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .collect()
 }
 
 /// `none` (or unset), `replicas:N` (`WAIT N`) or `fsync:N` (`WAITAOF 1 N`, Redis ≥ 7.2).
@@ -86,5 +98,13 @@ mod tests {
         ] {
             assert!(durability(Some(bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn node_lists() {
+        assert_eq!(
+            list("redis://10.0.0.1:7000, redis://10.0.0.2:7000,,"),
+            ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]
+        );
     }
 }

@@ -5,6 +5,7 @@
 // Each test binary uses a different subset.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod proxy;
 pub mod sentinel;
 pub mod server;

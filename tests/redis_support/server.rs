@@ -27,6 +27,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A free port whose Cluster bus port (`port + 10000`) is free too.
+pub fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= u16::MAX - 10_000
+            && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10_000)).is_ok()
+        {
+            return port;
+        }
+    }
+}
+
 impl OwnRedis {
     /// Start one on a free port; `None` (test skipped, loudly) if `redis-server` is not on
     /// `PATH`, except under `CI=true`, where that fails the test.
@@ -36,7 +48,11 @@ impl OwnRedis {
 
     /// [`start`](Self::start), with more `redis-server` arguments.
     pub fn start_with(extra: &[&str]) -> Option<Self> {
-        let port = free_port();
+        Self::start_on(free_port(), extra)
+    }
+
+    /// [`start_with`](Self::start_with), on `port`.
+    pub fn start_on(port: u16, extra: &[&str]) -> Option<Self> {
         let dir = std::env::temp_dir().join(format!(
             "tcs-redis-{port}-{}",
             uuid::Uuid::new_v4().simple()

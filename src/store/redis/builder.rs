@@ -4,9 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use redis::IntoConnectionInfo;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
 
-use super::commands::Commands;
+use super::cluster::feed::ClusterFeed;
+use super::cluster::{Cluster, shard_channels};
+use super::commands::{Commands, Connection};
 use super::durability::RedisDurability;
 use super::feed::FeedSettings;
 use super::identity::{Changes, Identity};
@@ -18,6 +22,8 @@ use crate::store::StoreError;
 
 /// The server releases that have everything the store uses (`SET … PXAT`).
 const MIN_VERSION: (u32, u32) = (6, 2);
+/// On a Cluster: sharded pub/sub (`SSUBSCRIBE`, `SPUBLISH`).
+const MIN_CLUSTER_VERSION: (u32, u32) = (7, 0);
 
 /// Configures and connects a [`RedisStore`]; every setting has a default stated on its
 /// method.
@@ -53,6 +59,8 @@ enum Endpoint {
         sentinels: Vec<String>,
         master: String,
     },
+    /// Some nodes of a Redis Cluster (URLs).
+    Cluster(Vec<String>),
 }
 
 impl RedisStoreBuilder {
@@ -62,6 +70,10 @@ impl RedisStoreBuilder {
 
     pub(super) fn sentinel(sentinels: Vec<String>, master: String) -> Self {
         Self::with_endpoint(Endpoint::Sentinel { sentinels, master })
+    }
+
+    pub(super) fn cluster(nodes: Vec<String>) -> Self {
+        Self::with_endpoint(Endpoint::Cluster(nodes))
     }
 
     fn with_endpoint(endpoint: Endpoint) -> Self {
@@ -270,6 +282,10 @@ impl RedisStoreBuilder {
         // The feed task is spawned on this runtime later, from a synchronous `watch`.
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| StoreError::backend("RedisStore::connect must run in a Tokio runtime"))?;
+        if let Endpoint::Cluster(nodes) = &self.endpoint {
+            let nodes = nodes.clone();
+            return self.connect_cluster(nodes, runtime).await;
+        }
         let target = match &self.endpoint {
             Endpoint::Url(url) => {
                 Target::Url(redis::Client::open(url.as_str()).map_err(redis_error)?)
@@ -277,6 +293,7 @@ impl RedisStoreBuilder {
             Endpoint::Sentinel { sentinels, master } => {
                 Target::sentinels(sentinels, master, self.connect_timeout).map_err(redis_error)?
             }
+            Endpoint::Cluster(_) => unreachable!("connected above"),
         };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
@@ -323,10 +340,11 @@ impl RedisStoreBuilder {
         }
         let commands = Commands::new(
             target.clone(),
+            None,
             client,
             config,
-            connection,
-            self.command_timeout,
+            Connection::Server(connection),
+            (self.command_timeout, self.connect_timeout),
             runtime.clone(),
         );
         let feed = FeedSettings {
@@ -348,6 +366,134 @@ impl RedisStoreBuilder {
                 command_timeout: self.command_timeout,
                 durability: self.durability,
                 runtime,
+                cluster: None,
+                settings: self,
+            }),
+        })
+    }
+
+    /// [`connect`](Self::connect) on a Cluster: the driver's cluster connection for
+    /// commands, a connection to the first node that answers for the version check (and
+    /// [`RedisStore::connection`]), and the sharded feed's settings.
+    async fn connect_cluster(
+        self,
+        nodes: Vec<String>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<RedisStore, StoreError> {
+        let seeds = nodes
+            .iter()
+            .map(|node| node.as_str().into_connection_info())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(redis_error)?;
+        if seeds.is_empty() {
+            return Err(StoreError::backend(
+                "RedisStore::cluster needs at least one node",
+            ));
+        }
+        let client = ClusterClient::builder(seeds.clone())
+            .connection_timeout(self.connect_timeout)
+            .response_timeout(self.command_timeout + self.durability.timeout())
+            // A `MOVED` or `ASK` is followed at once; a node that fails is asked again a
+            // few times, within the command timeout that bounds every call.
+            .retries(3)
+            .min_retry_wait(10)
+            .max_retry_wait(100)
+            .build()
+            .map_err(redis_error)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.command_timeout))
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1))
+            .set_number_of_retries(6);
+        let connect = async {
+            let connection = client.get_async_connection().await?;
+            // The first node that answers, for the version check.
+            let mut last = None;
+            for seed in &seeds {
+                let seed_client = redis::Client::open(seed.clone())?;
+                let attempt = async {
+                    let mut node =
+                        ConnectionManager::new_with_config(seed_client.clone(), config.clone())
+                            .await?;
+                    let info = redis::cmd("INFO")
+                        .query_async::<String>(&mut node)
+                        .await
+                        .ok();
+                    Ok::<_, redis::RedisError>((seed_client.clone(), node, info))
+                };
+                match attempt.await {
+                    Ok(found) => return Ok((connection, found)),
+                    Err(error) => last = Some(error),
+                }
+            }
+            Err(last.expect("at least one node"))
+        };
+        let (connection, (seed_client, seed, info)) =
+            tokio::time::timeout(self.connect_timeout, connect)
+                .await
+                .map_err(|_| StoreError::Timeout)?
+                .map_err(redis_error)?;
+        if let Some(version) = info.as_deref().and_then(server_version) {
+            if version < MIN_CLUSTER_VERSION {
+                return Err(StoreError::backend(format!(
+                    "RedisStore on a Cluster needs Redis {}.{} or newer (sharded pub/sub); the server is {}.{}",
+                    MIN_CLUSTER_VERSION.0, MIN_CLUSTER_VERSION.1, version.0, version.1
+                )));
+            }
+        }
+        match info.as_deref() {
+            Some(info) => self.durability.supported_by(info)?,
+            None if self.durability != RedisDurability::Primary => {
+                return Err(StoreError::backend(
+                    "the server refused INFO: cannot check that it supports the durability asked",
+                ));
+            }
+            None => {}
+        }
+        let keys = Keys::cluster(&self.key_prefix);
+        let channels = shard_channels(&self.channel_name());
+        let feed = ClusterFeed {
+            seeds,
+            markers: (0..channels.len()).map(|k| keys.shard_epoch(k)).collect(),
+            channels,
+            heartbeat_interval: self.heartbeat_interval,
+            heartbeat_timeout: self.heartbeat_timeout,
+            connect_timeout: self.connect_timeout,
+            changes: Changes::default(),
+        };
+        let target = Target::Url(seed_client.clone());
+        let commands = Commands::new(
+            target.clone(),
+            Some(client),
+            seed_client,
+            config,
+            Connection::Cluster(connection),
+            (self.command_timeout, self.connect_timeout),
+            runtime.clone(),
+        );
+        // The single-server feed's settings: its channel name and silence bound are the
+        // store's; its identity fields are not used.
+        let single_feed = FeedSettings {
+            target,
+            channel: self.channel_name(),
+            heartbeat_interval: self.heartbeat_interval,
+            heartbeat_timeout: self.heartbeat_timeout,
+            connect_timeout: self.connect_timeout,
+            marker: keys.epoch(),
+            initial: Identity::default(),
+            changes: feed.changes.clone(),
+        };
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                commands: Arc::new(commands),
+                keys,
+                scripts: Scripts::new(),
+                feed: single_feed,
+                command_timeout: self.command_timeout,
+                durability: self.durability,
+                runtime,
+                cluster: Some(Cluster::new(seed, feed)),
                 settings: self,
             }),
         })
@@ -367,10 +513,17 @@ impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Not the URL: it may carry a password.
         let mut f = f.debug_struct("RedisStoreBuilder");
-        if let Endpoint::Sentinel { master, sentinels } = &self.endpoint {
-            // Only how many sentinels: their URLs may carry a password.
-            f.field("sentinel_master", master)
-                .field("sentinels", &sentinels.len());
+        match &self.endpoint {
+            Endpoint::Sentinel { master, sentinels } => {
+                // Only how many sentinels: their URLs may carry a password.
+                f.field("sentinel_master", master)
+                    .field("sentinels", &sentinels.len());
+            }
+            // Only how many nodes, for the same reason.
+            Endpoint::Cluster(nodes) => {
+                f.field("cluster_nodes", &nodes.len());
+            }
+            Endpoint::Url(_) => {}
         }
         f.field("key_prefix", &self.key_prefix)
             .field("channel", &self.channel_name())

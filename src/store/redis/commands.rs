@@ -12,23 +12,68 @@
 //! Through Sentinel, the primary can move: a call that fails (refused, reset, `READONLY`
 //! from a demoted primary) or goes unanswered makes the store ask the Sentinels again, at
 //! most every [`MIN_BACKOFF`], and move to the primary they name if it is another.
+//!
+//! On a Cluster the connection is the driver's cluster connection (one multiplexed
+//! connection per node, `MOVED` followed by itself). It has no lazy constructor, so a
+//! replacement is connected in the background while calls keep using the old one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use redis::Client;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Client, Cmd, Pipeline, RedisFuture, Value};
 use tokio::time::Instant;
 
 use super::target::{Target, address};
 use super::{MAX_BACKOFF, MIN_BACKOFF};
 
+/// A command connection: to one server, or to a Cluster.
+#[derive(Clone)]
+pub(super) enum Connection {
+    Server(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Server(connection) => connection.req_packed_command(cmd),
+            Self::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Server(connection) => connection.req_packed_commands(cmd, offset, count),
+            Self::Cluster(connection) => connection.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Server(connection) => connection.get_db(),
+            Self::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
 /// The current connection and the generation it belongs to.
 pub(super) struct Commands {
     target: Target,
+    /// On a Cluster: what makes a new cluster connection.
+    cluster: Option<ClusterClient>,
     config: ConnectionManagerConfig,
     command_timeout: Duration,
+    /// How long making a new cluster connection may take.
+    connect_timeout: Duration,
     /// Where probes run: a call may be dropped outside the runtime's context.
     runtime: tokio::runtime::Handle,
     state: RwLock<State>,
@@ -37,13 +82,13 @@ pub(super) struct Commands {
     unproven: AtomicBool,
     /// A probe is in flight; one at a time is enough.
     probing: AtomicBool,
-    /// A Sentinel lookup is in flight.
+    /// A Sentinel lookup (or a Cluster reconnection) is in flight.
     resolving: AtomicBool,
 }
 
 struct State {
     generation: u64,
-    connection: ConnectionManager,
+    connection: Connection,
     /// The primary `connection` goes to.
     client: Client,
     /// No Sentinel lookup before this moment.
@@ -57,16 +102,19 @@ struct State {
 impl Commands {
     pub(super) fn new(
         target: Target,
+        cluster: Option<ClusterClient>,
         client: Client,
         config: ConnectionManagerConfig,
-        connection: ConnectionManager,
-        command_timeout: Duration,
+        connection: Connection,
+        (command_timeout, connect_timeout): (Duration, Duration),
         runtime: tokio::runtime::Handle,
     ) -> Self {
         Self {
             target,
+            cluster,
             config,
             command_timeout,
+            connect_timeout,
             runtime,
             state: RwLock::new(State {
                 generation: 0,
@@ -83,7 +131,7 @@ impl Commands {
     }
 
     /// The connection to use now, and a guard to report how its call ended.
-    pub(super) fn begin(self: &Arc<Self>) -> (ConnectionManager, Call<'_>) {
+    pub(super) fn begin(self: &Arc<Self>) -> (Connection, Call<'_>) {
         let state = self.read();
         let call = Call {
             commands: self,
@@ -94,7 +142,7 @@ impl Commands {
     }
 
     /// The connection to use now.
-    pub(super) fn current(&self) -> ConnectionManager {
+    pub(super) fn current(&self) -> Connection {
         self.read().connection.clone()
     }
 
@@ -125,6 +173,9 @@ impl Commands {
         if self.target.follows_failovers() {
             return self.resolve(generation, true);
         }
+        if self.cluster.is_some() {
+            return self.reconnect_cluster(generation);
+        }
         let mut state = self.write();
         let now = Instant::now();
         if state.generation != generation || now < state.not_before {
@@ -144,7 +195,7 @@ impl Commands {
             }
         };
         // The old one closes once the calls still holding it end.
-        let _retired = std::mem::replace(&mut state.connection, fresh);
+        let _retired = std::mem::replace(&mut state.connection, Connection::Server(fresh));
         state.generation += 1;
         state.not_before = now + state.backoff;
         state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
@@ -204,7 +255,8 @@ impl Commands {
                 ) {
                     Ok(fresh) => {
                         // Dropped after the lock: closing it may take a while.
-                        let retired = std::mem::replace(&mut state.connection, fresh);
+                        let retired =
+                            std::mem::replace(&mut state.connection, Connection::Server(fresh));
                         state.client = client;
                         state.generation += 1;
                         drop(state);
@@ -218,6 +270,56 @@ impl Commands {
                 }
             } else {
                 drop(state);
+            }
+            commands.resolving.store(false, Ordering::Release);
+        });
+    }
+
+    /// A cluster call on `generation` got no answer: connect a new cluster connection in
+    /// the background (it reads the slot map again) and use it once it is up, unless the
+    /// last replacement is too recent.
+    fn reconnect_cluster(self: &Arc<Self>, generation: u64) {
+        {
+            let state = self.read();
+            if state.generation != generation || Instant::now() < state.not_before {
+                return;
+            }
+        }
+        let Some(client) = self.cluster.clone() else {
+            return;
+        };
+        if self.resolving.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let commands = Arc::clone(self);
+        let timeout = self.connect_timeout;
+        self.runtime.spawn(async move {
+            let fresh = tokio::time::timeout(timeout, client.get_async_connection()).await;
+            let mut state = commands.write();
+            let now = Instant::now();
+            state.not_before = now + state.backoff;
+            state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+            match fresh {
+                Ok(Ok(fresh)) if state.generation == generation => {
+                    let retired =
+                        std::mem::replace(&mut state.connection, Connection::Cluster(fresh));
+                    state.generation += 1;
+                    let again = commands.unproven.swap(true, Ordering::AcqRel);
+                    drop(state);
+                    drop(retired);
+                    if !again {
+                        tracing::warn!("redis cluster connection unanswered, replaced it");
+                    }
+                }
+                Ok(Ok(_)) => drop(state),
+                Ok(Err(error)) => {
+                    drop(state);
+                    tracing::debug!(%error, "redis: cannot make a new cluster connection yet");
+                }
+                Err(_) => {
+                    drop(state);
+                    tracing::debug!("redis: no new cluster connection within the timeout");
+                }
             }
             commands.resolving.store(false, Ordering::Release);
         });

@@ -5,6 +5,7 @@
 use redis::Value;
 
 use super::RedisStore;
+use super::commands::Connection;
 use crate::testing::Backend;
 
 impl Backend for RedisStore {
@@ -26,7 +27,8 @@ impl Backend for RedisStore {
     }
 
     async fn dump(&self) -> Option<String> {
-        let mut connection = self.connection();
+        // On a Cluster: `KEYS` asks every primary, each key is read from its own.
+        let mut connection = self.inner.commands.current();
         let pattern = format!("{}*", glob_escape(self.key_prefix()));
         let mut keys: Vec<String> = redis::cmd("KEYS")
             .arg(&pattern)
@@ -60,6 +62,9 @@ impl Backend for RedisStore {
     }
 
     async fn feed_subscriptions(&self) -> Option<usize> {
+        if let Some(cluster) = &self.inner.cluster {
+            return Some(self.shard_subscriptions(&cluster.channels).await);
+        }
         let mut connection = self.connection();
         let counts: Vec<(String, usize)> = redis::cmd("PUBSUB")
             .arg("NUMSUB")
@@ -68,6 +73,36 @@ impl Backend for RedisStore {
             .await
             .expect("PUBSUB NUMSUB");
         counts.first().map(|(_, count)| *count)
+    }
+}
+
+impl RedisStore {
+    /// How many instances listen to every shard channel: the fewest subscribers of any,
+    /// each counted on the primary that owns its slot.
+    async fn shard_subscriptions(&self, channels: &[String]) -> usize {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+
+        let Connection::Cluster(mut connection) = self.inner.commands.current() else {
+            unreachable!("a cluster store has a cluster connection");
+        };
+        let mut fewest = usize::MAX;
+        for channel in channels {
+            let slot = super::cluster::slot::of(channel.as_bytes());
+            let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+                slot,
+                SlotAddr::Master,
+            )));
+            let mut cmd = redis::cmd("PUBSUB");
+            cmd.arg("SHARDNUMSUB").arg(channel);
+            let reply = connection
+                .route_command(cmd, route)
+                .await
+                .expect("PUBSUB SHARDNUMSUB");
+            let counts: Vec<(String, usize)> =
+                redis::from_redis_value(reply).expect("a SHARDNUMSUB reply");
+            fewest = fewest.min(counts.first().map_or(0, |(_, count)| *count));
+        }
+        fewest
     }
 }
 

@@ -12,7 +12,7 @@ use redis::aio::ConnectionLike;
 use super::durability::info_field;
 
 /// What the server said about itself.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Identity {
     pub(super) run_id: String,
     pub(super) epoch: String,

@@ -1,4 +1,5 @@
-//! The key layout. Every key starts with the configured prefix:
+//! The key layout. Every key starts with the configured prefix. On a single server (or
+//! through Sentinel):
 //!
 //! | key | type | holds | expires |
 //! |---|---|---|---|
@@ -8,8 +9,22 @@
 //! | `{prefix}x:{external id}` | string | the customer id of an external id | never |
 //! | `{prefix}epoch` | string | a random id, written once (`SET NX`): which data set this is | never |
 //!
-//! The Lua scripts get these sub-prefixes as arguments, so the layout is spelled out here
-//! only.
+//! On a Cluster, chosen at connect, the customer's keys carry the customer id as a hash
+//! tag (the braces below are literal), so a customer, its session index and its
+//! generation share one slot; sessions and external ids hash on their whole key:
+//!
+//! | key | type | holds | expires |
+//! |---|---|---|---|
+//! | `{prefix}s:{token hash, hex}` | string | a session: as above, its body also holding the customer's `generation` when it was created | at the session's `expires_at` |
+//! | `{prefix}c:{{customer id}}` | hash | a customer, as above | never |
+//! | `{prefix}cs:{{customer id}}` | set | token hashes of the customer's sessions | with its longest-lived member |
+//! | `{prefix}cg:{{customer id}}` | string | the customer's generation: a counter `revoke_all` increments; a session created under an older one is revoked | never |
+//! | `{prefix}x:{external id}` | string | the customer id of an external id | never |
+//! | `{prefix}epoch:{{k}}` | string | the data set's marker, one per shard channel `k` (same slot as the channel) | never |
+//!
+//! The single-server Lua scripts get these sub-prefixes as arguments, so the layout is
+//! spelled out here only; the Cluster scripts get every key whole (`KEYS`), as Cluster
+//! requires.
 
 use uuid::Uuid;
 
@@ -23,6 +38,9 @@ pub(super) struct Keys {
     customer: String,
     index: String,
     external: String,
+    generation: String,
+    /// Customer keys carry the customer id as a hash tag (Cluster).
+    tagged: bool,
 }
 
 impl Keys {
@@ -33,7 +51,22 @@ impl Keys {
             customer: format!("{prefix}c:"),
             index: format!("{prefix}cs:"),
             external: format!("{prefix}x:"),
+            generation: format!("{prefix}cg:"),
+            tagged: false,
         }
+    }
+
+    /// The Cluster layout: customer-scoped keys tagged by customer id.
+    pub(super) fn cluster(prefix: &str) -> Self {
+        Self {
+            tagged: true,
+            ..Self::new(prefix)
+        }
+    }
+
+    /// The marker of the data set for shard channel `k` (Cluster).
+    pub(super) fn shard_epoch(&self, k: usize) -> String {
+        format!("{}epoch:{{{k}}}", self.prefix)
     }
 
     /// The marker of the data set.
@@ -58,11 +91,24 @@ impl Keys {
     }
 
     pub(super) fn customer(&self, id: Uuid) -> String {
-        format!("{}{id}", self.customer)
+        self.customer_scoped(&self.customer, id)
     }
 
     pub(super) fn index(&self, id: Uuid) -> String {
-        format!("{}{id}", self.index)
+        self.customer_scoped(&self.index, id)
+    }
+
+    /// The customer's generation (Cluster layout only).
+    pub(super) fn generation(&self, id: Uuid) -> String {
+        self.customer_scoped(&self.generation, id)
+    }
+
+    fn customer_scoped(&self, sub_prefix: &str, id: Uuid) -> String {
+        if self.tagged {
+            format!("{sub_prefix}{{{id}}}")
+        } else {
+            format!("{sub_prefix}{id}")
+        }
     }
 
     pub(super) fn external(&self, external_id: &str) -> String {
@@ -113,5 +159,25 @@ mod tests {
         assert!(keys.customer(id).starts_with(keys.customer_prefix()));
         assert!(keys.index(id).starts_with(keys.index_prefix()));
         assert!(keys.external("e").starts_with(keys.external_prefix()));
+    }
+
+    #[test]
+    fn on_a_cluster_a_customers_keys_share_a_slot() {
+        use super::super::cluster::slot;
+        let keys = Keys::cluster("shop:");
+        let id = Uuid::nil();
+        assert_eq!(
+            keys.customer(id),
+            "shop:c:{00000000-0000-0000-0000-000000000000}"
+        );
+        for _ in 0..100 {
+            let id = Uuid::new_v4();
+            let customer = slot::of(keys.customer(id).as_bytes());
+            assert_eq!(slot::of(keys.index(id).as_bytes()), customer);
+            assert_eq!(slot::of(keys.generation(id).as_bytes()), customer);
+        }
+        // The session keys are not tagged: they spread over the slots.
+        let hash = TokenHash::from_bytes([0xab; 32]);
+        assert_eq!(keys.session(&hash), Keys::new("shop:").session(&hash));
     }
 }

@@ -2,6 +2,7 @@
 //! pub/sub invalidation feed.
 
 mod builder;
+mod cluster;
 mod commands;
 #[cfg(feature = "testing")]
 mod conformance;
@@ -26,7 +27,7 @@ use uuid::Uuid;
 pub use builder::RedisStoreBuilder;
 pub use durability::RedisDurability;
 
-use self::commands::{Call, Commands};
+use self::commands::{Call, Commands, Connection};
 use self::feed::FeedSettings;
 use self::keys::Keys;
 use self::record::{RecordError, VERSION};
@@ -58,8 +59,8 @@ use crate::token::TokenHash;
 /// Sessions are keyed by token hash (never the token), under a configurable
 /// [prefix](RedisStoreBuilder::key_prefix), and expire on the server at their `expires_at`
 /// (`SET … NX PXAT`: a create never overwrites). Customers are kept next to them; a load
-/// reads a session and its current customer in one round trip (a Lua script), so customer
-/// edits and deletions show at once. A per-customer index (a set expiring with its
+/// reads a session and its current customer in one round trip (a Lua script; two on a
+/// [Cluster](Self#redis-cluster)), so customer edits and deletions show at once. A per-customer index (a set expiring with its
 /// longest-lived session) serves `revoke_all`. Each record names its format version; a
 /// record in a version this build cannot read is an error (`503`), never a guess.
 ///
@@ -164,14 +165,134 @@ use crate::token::TokenHash;
 ///   calls answer `503` until the new primary is up. The primary is reached without a
 ///   password (the Sentinels' URLs may carry theirs). Revocations survive the failover
 ///   only as the [durability](RedisStoreBuilder::durability) asked ensures.
-/// - Not Redis Cluster. A script there may only touch keys of one hash slot, and these
-///   read and write keys they find in other keys (a session's customer, the customer's
-///   index), which hash anywhere. And Cluster relays pub/sub messages between nodes over
-///   its bus (or, sharded, ties a channel to one slot), so a change and its announcement
-///   are no longer one step on the server every subscriber listens to.
+/// - Redis Cluster ≥ 7.0 ([`RedisStore::cluster`]): see [Redis Cluster](Self#redis-cluster).
 /// - TLS (`rediss://`): enable a TLS feature of the re-exported [`redis`](crate::redis)
 ///   crate in your own `Cargo.toml` (e.g. `redis = { version = "1", features =
 ///   ["tokio-rustls-comp"] }`); the store uses whatever the driver supports.
+///
+/// # Redis Cluster
+///
+/// [`RedisStore::cluster`] connects to a Redis Cluster (7.0 or newer: the feed uses
+/// sharded pub/sub) given some of its nodes; the others are found from them. Everything
+/// above holds, with these differences.
+///
+/// **What to configure.** The nodes' URLs (`redis://[user:password@]host:port`; at least
+/// one must answer at connect), and every setting of [`RedisStoreBuilder`] as on one
+/// server. On the cluster: `cluster-require-full-coverage no` keeps the slots of the live
+/// primaries served while one is down (with the default `yes`, every call answers `503`
+/// once the cluster marks it failed, until it is back); persistence (`appendonly yes`) or
+/// replicas keep a crashed primary's sessions and revocations, as on one server.
+///
+/// ```no_run
+/// use tower_customer_session::{RedisStore, SessionManager};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
+///     .connect()
+///     .await?;
+/// let sessions = SessionManager::builder(store)
+///     .secret(std::env::var("SESSION_SECRET")?)
+///     .build()?;
+/// # let _ = sessions; Ok(()) }
+/// ```
+///
+/// **Key layout.** A script on a Cluster may touch the keys of one hash slot only, all
+/// declared. So a customer's keys carry its id as a hash tag (the braces are literal:
+/// `{prefix}c:{<id>}`), and the customer, its session index and its *generation* share
+/// one slot; a session is keyed by its token hash as on one server, in a slot of its own:
+///
+/// | key | holds |
+/// |---|---|
+/// | `{prefix}s:{token hash}` | a session, with its customer's generation when it was created |
+/// | `{prefix}c:{{customer id}}` | a customer (hash) |
+/// | `{prefix}cs:{{customer id}}` | the customer's session hashes (set) |
+/// | `{prefix}cg:{{customer id}}` | the customer's generation, a counter `revoke_all` increments |
+/// | `{prefix}x:{external id}` | the customer id of an external id |
+/// | `{prefix}epoch:{{k}}` | the data set's marker, one per shard channel `k` |
+///
+/// The layout is chosen at connect: a store made with [`RedisStore::builder`] or
+/// [`RedisStore::sentinel`] keeps the single-server layout, unchanged, and the two do not
+/// read each other's data. Moving from one server to a cluster means starting with
+/// empty sessions (customers written again with `upsert_customer`); sessions live an
+/// hour.
+///
+/// **What is atomic, and what takes a second round trip.** Each step below is one
+/// command or script on one slot; the steps of one call run in this order:
+///
+/// | call | steps |
+/// |---|---|
+/// | `load` (a miss) | the session; then its customer and generation |
+/// | `create` | (through an external id: the id resolved;) the customer checked, its generation read, the session indexed; then the session written (`SET NX PXAT`) with that generation |
+/// | `revoke` | the session deleted (`GETDEL`); the invalidation published; the hash dropped from the index (cleanup) |
+/// | `revoke_all` | the customer's generation incremented and its index taken; the invalidation published; each indexed session deleted (cleanup, concurrently) |
+/// | `upsert_customer` | the customer written; its external id moved; the invalidation published |
+/// | `delete_customer` | the customer marked deleted; the invalidation published |
+///
+/// `revoke_all` cannot delete sessions of other slots in its step, so a session whose
+/// generation is below its customer's is revoked: `load` reads the customer anyway and
+/// refuses it. Once the generation step is done, every session created before is
+/// refused, whether or not the cleanup reaches it; a session being created at the same
+/// time either read the old generation (refused) or the new one (created after the
+/// revocation). A cleanup that fails is logged (`warn`) and its sessions expire unused;
+/// the count returned is of sessions the cleanup deleted. Concurrent upserts that give
+/// one external id to two customers leave it to either (on one server, to the last).
+///
+/// **The feed.** Invalidations go over sharded pub/sub (`SPUBLISH`, never `PUBLISH`,
+/// which every node relays to every other) on 16 shard channels, `{channel}:{0}` to
+/// `{channel}:{15}`, whose hash tags spread them over the slots. Each
+/// [`SessionManager`](crate::SessionManager) subscribes to all of them (`SSUBSCRIBE`),
+/// each on the primary that owns its slot (read from `CLUSTER SLOTS`), over one RESP3
+/// connection per such primary, and pings every one of those connections every
+/// heartbeat interval: the feed is proven alive only when every `PING` came back, so the
+/// [silence bound](RedisStoreBuilder::silence_bound) holds for every shard. A connection
+/// that closes, a `PING` unanswered, or a channel the node drops (`sunsubscribe`: its slot
+/// moved in a resharding or a failover) is a lost feed: the cache is flushed and bypassed,
+/// and the feed subscribes again from a fresh slot map (backoff 50 ms doubling to 2 s).
+/// A script may only publish on a shard channel of its own slot, so a change is published
+/// right after its script, by the same call, on the channel its message hashes to
+/// (any works: every instance listens to all). The call returns only after both; a
+/// publication that fails makes the call an error, though the change is made: retrying
+/// it is harmless. So the propagation bounds above hold as on one server, counted from
+/// the call's return.
+///
+/// **Failures.** A command goes to the primary of its key's slot; `MOVED` and `ASK` are
+/// followed by the driver. A dead or hung primary fails the calls that touch its slots
+/// (an error or a timeout: `503`, never `401`), and loses every feed subscribed to it:
+/// each instance then loads every session from Redis, so sessions on the other
+/// primaries are still served (with `cluster-require-full-coverage no`) and a revoked one
+/// is never served from a cache. When the primary is back (restarted, or a replica
+/// promoted), calls and feeds reach it by themselves. The command connection (one
+/// multiplexed connection per node) is replaced when a command goes unanswered, connected
+/// in the background while calls keep the old one. Tested on three primaries: a primary
+/// killed with SIGKILL under traffic answers `503` for its sessions on both instances
+/// within 250 ms; restarted on its port and directory, both serve them again about 3 s
+/// later.
+///
+/// **Server identity.** Each feed reads, on every subscription, for each shard channel,
+/// the `run_id` of the primary serving it and the marker in that channel's slot; a
+/// change since the feed's first subscription is counted
+/// ([`identity_changes`](Self::identity_changes)), logged and handled as a lost feed.
+/// It watches the primaries that serve at least one of the 16 channels (with 16 channels
+/// over a few primaries, almost always all of them); a primary serving none is not
+/// watched, and data lost there is not noticed.
+///
+/// **Durability.** [`durability`](RedisStoreBuilder::durability) works as on one server:
+/// the change and its `WAIT` (or `WAITAOF`) go in one pipeline to the primary that owns
+/// the changed key's slot, and count that primary's replicas. For `revoke_all` that is
+/// the generation step; the cleanup is not waited for.
+///
+/// **Costs.** A miss takes two round trips, each to the primary of its slot
+/// (`BENCHMARKS.md`, "Redis Cluster", measures it against the same two with the plain
+/// cluster client); a hit costs what it does on one server. `create` takes two round
+/// trips (three through an external id), `revoke` three, `revoke_all` two plus one per
+/// indexed session (concurrent), `upsert_customer` three or four, `delete_customer` two.
+/// Connections: one per node for commands, and one per primary serving a shard channel
+/// for each `SessionManager`'s feed, each pinged every heartbeat interval.
+///
+/// **Revoking from outside the crate** on a Cluster: `GETDEL {prefix}s:{token hash}`,
+/// then `SPUBLISH {channel}:{0} s:{token hash}` (any of the 16 channels), in that order.
+/// [`connection`](Self::connection) returns a connection to the first node that
+/// answered at connect; commands on keys it does not serve answer `MOVED` there.
 ///
 /// Clones share one command connection (see [`connection`](Self::connection)). `Debug`
 /// never shows the URL (it may carry a password).
@@ -195,6 +316,9 @@ struct Inner {
     durability: RedisDurability,
     /// Where feed tasks run: `watch` is synchronous and may be called outside a runtime.
     runtime: tokio::runtime::Handle,
+    /// The Cluster side, if the store was made with [`RedisStore::cluster`]: the
+    /// operations then use the Cluster layout and a sharded feed.
+    cluster: Option<cluster::Cluster>,
     /// How this store was made, for a second instance in tests.
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     settings: RedisStoreBuilder,
@@ -255,6 +379,21 @@ impl RedisStore {
         )
     }
 
+    /// Start configuring a store on a Redis Cluster (Redis ≥ 7.0), given some of its nodes
+    /// (`redis://[user:password@]host:port` URLs; the others are found from them). The
+    /// store then uses the Cluster layout and a sharded feed; see
+    /// [Redis Cluster](Self#redis-cluster).
+    ///
+    /// ```
+    /// use tower_customer_session::RedisStore;
+    ///
+    /// let builder = RedisStore::cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+    /// assert_eq!(builder.prefix(), "tcs:");
+    /// ```
+    pub fn cluster(nodes: impl IntoIterator<Item = impl Into<String>>) -> RedisStoreBuilder {
+        RedisStoreBuilder::cluster(nodes.into_iter().map(Into::into).collect())
+    }
+
     /// Connect to `url` with every default; see [`RedisStoreBuilder`].
     ///
     /// ```no_run
@@ -271,7 +410,8 @@ impl RedisStore {
         self.inner.keys.prefix()
     }
 
-    /// The channel invalidations are published on.
+    /// The channel invalidations are published on; on a [Cluster](Self#redis-cluster),
+    /// the base name of the 16 shard channels (`{channel}:{0}` to `{channel}:{15}`).
     pub fn channel(&self) -> &str {
         &self.inner.feed.channel
     }
@@ -291,7 +431,9 @@ impl RedisStore {
         self.inner.feed.changes.count()
     }
 
-    /// The store's current command connection, for your own commands. It reconnects by
+    /// The store's current command connection, for your own commands (on a
+    /// [Cluster](Self#redis-cluster): a connection to the first node that answered at
+    /// connect, which answers `MOVED` for keys it does not serve). It reconnects by
     /// itself after an I/O error, and its commands time out after the
     /// [command timeout](RedisStoreBuilder::command_timeout). When one of the store's own
     /// commands goes unanswered, the store retires this connection (it may be silently
@@ -306,7 +448,13 @@ impl RedisStore {
     /// # let _ = keys; Ok(()) }
     /// ```
     pub fn connection(&self) -> ConnectionManager {
-        self.inner.commands.current()
+        match (self.inner.commands.current(), &self.inner.cluster) {
+            (Connection::Server(connection), _) => connection,
+            (Connection::Cluster(_), Some(cluster)) => cluster.seed.clone(),
+            (Connection::Cluster(_), None) => {
+                unreachable!("a cluster connection is made in cluster mode only")
+            }
+        }
     }
 
     /// Run one command's future within the command timeout, and report to `call` how it
@@ -409,6 +557,19 @@ fn int(value: Value, script: &'static str) -> Result<i64, StoreError> {
     }
 }
 
+/// The record `create` returns, from the request and the customer's `{v, del, data}`.
+fn created(session: NewSession, customer: Value) -> Result<SessionRecord, StoreError> {
+    // A customer in a format this build cannot read fails here, after the session was
+    // stored: its token is never handed out, and the record expires unused.
+    let customer =
+        decode_customer(customer, "create")?.ok_or_else(|| unexpected_reply("create"))?;
+    // As a later load will return it: the store keeps microseconds.
+    let mut record = session.into_record(customer);
+    record.created_at = truncate_to_micros(record.created_at);
+    record.expires_at = truncate_to_micros(record.expires_at);
+    Ok(record)
+}
+
 fn record_error(error: RecordError) -> StoreError {
     StoreError::backend(error)
 }
@@ -456,6 +617,9 @@ fn expiry_millis(expires_at: DateTime<Utc>) -> i64 {
 impl SessionStore for RedisStore {
     async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
         let hash = *key.token_hash();
+        if self.inner.cluster.is_some() {
+            return self.cluster_load(hash).await;
+        }
         let (mut connection, call) = self.inner.commands.begin();
         let reply: Value = self
             .bounded(
@@ -496,15 +660,26 @@ impl SessionStore for RedisStore {
     }
 
     fn watch(&self, sink: FeedSink) -> Option<Watch> {
-        self.inner
-            .runtime
-            .spawn(feed::run(self.inner.feed.clone(), sink));
+        match &self.inner.cluster {
+            Some(cluster) => self
+                .inner
+                .runtime
+                .spawn(cluster::feed::run(cluster.feed.clone(), sink)),
+            None => self
+                .inner
+                .runtime
+                .spawn(feed::run(self.inner.feed.clone(), sink)),
+        };
         Some(Watch::new(self.inner.feed.silence_bound()))
     }
 }
 
 impl SessionAdmin for RedisStore {
     async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
+        if self.inner.cluster.is_some() {
+            let (session, customer) = self.cluster_create(session).await?;
+            return created(session, customer);
+        }
         let (by, customer) = match &session.customer {
             CustomerRef::Id(id) => ("id", id.to_string()),
             CustomerRef::ExternalId(external_id) => ("ext", external_id.clone()),
@@ -526,7 +701,7 @@ impl SessionAdmin for RedisStore {
                     .arg(customer)
                     .arg(expiry_millis(session.expires_at))
                     .arg(VERSION)
-                    .arg(record::session_body(&session))
+                    .arg(record::session_body(&session, 0))
                     .arg(&hex)
                     .invoke_async(&mut connection),
             )
@@ -544,18 +719,13 @@ impl SessionAdmin for RedisStore {
             }
             _ => return Err(unexpected_reply("create")),
         }
-        // A customer in a format this build cannot read fails here, after the session was
-        // stored: its token is never handed out, and the record expires unused.
-        let customer = decode_customer(parts.next().unwrap_or(Value::Nil), "create")?
-            .ok_or_else(|| unexpected_reply("create"))?;
-        // As a later load will return it: the store keeps microseconds.
-        let mut record = session.into_record(customer);
-        record.created_at = truncate_to_micros(record.created_at);
-        record.expires_at = truncate_to_micros(record.expires_at);
-        Ok(record)
+        created(session, parts.next().unwrap_or(Value::Nil))
     }
 
     async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
+        if self.inner.cluster.is_some() {
+            return self.cluster_revoke(token_hash).await;
+        }
         let hex = token_hash.to_hex();
         let revoked = feed::message(Invalidation::Revoked(*token_hash));
         let absent = feed::message(Invalidation::Session(*token_hash));
@@ -577,6 +747,9 @@ impl SessionAdmin for RedisStore {
     }
 
     async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
+        if self.inner.cluster.is_some() {
+            return self.cluster_revoke_all(customer_id).await;
+        }
         // The script appends the server's time: `Invalidation::CustomerRevoked`.
         let message = format!("a:{customer_id}:");
         let count = self
@@ -601,26 +774,12 @@ impl CustomerStore for RedisStore {
         let id = customer.id;
         let encoded = record::encode_customer(&customer);
         let external_id = customer.external_id.as_deref();
-        let (mut connection, call) = self.inner.commands.begin();
-        let _: i64 = self
-            .bounded(
-                call,
-                self.inner
-                    .scripts
-                    .upsert_customer
-                    .key(self.inner.keys.customer(id))
-                    .arg(self.inner.keys.external_prefix())
-                    .arg(self.channel())
-                    .arg(feed::message(Invalidation::Customer(id)))
-                    .arg(id.to_string())
-                    .arg(VERSION)
-                    .arg(&encoded.data)
-                    .arg(if external_id.is_some() { "1" } else { "0" })
-                    .arg(external_id.unwrap_or_default())
-                    .arg(encoded.deleted.as_deref().unwrap_or_default())
-                    .invoke_async(&mut connection),
-            )
-            .await?;
+        if self.inner.cluster.is_some() {
+            self.cluster_upsert_customer(&customer, &encoded).await?;
+        } else {
+            self.upsert_customer_script(id, &encoded, external_id)
+                .await?;
+        }
         // As loads will return it (the wire format keeps microseconds).
         let stored = [
             Some(VERSION.as_bytes().to_vec()),
@@ -633,6 +792,9 @@ impl CustomerStore for RedisStore {
     }
 
     async fn customer(&self, by: &CustomerRef) -> Result<Option<Customer>, StoreError> {
+        if self.inner.cluster.is_some() {
+            return self.cluster_customer(by).await;
+        }
         let (mut connection, call) = self.inner.commands.begin();
         match by {
             CustomerRef::Id(id) => {
@@ -668,6 +830,9 @@ impl CustomerStore for RedisStore {
     }
 
     async fn delete_customer(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        if self.inner.cluster.is_some() {
+            return self.cluster_delete_customer(id, at).await;
+        }
         let revoked = feed::message(Invalidation::CustomerRevoked {
             customer: id,
             before: at,
@@ -687,6 +852,38 @@ impl CustomerStore for RedisStore {
             )
             .await?;
         Ok(int(existed, "delete_customer")? == 1)
+    }
+}
+
+impl RedisStore {
+    /// `upsert_customer` on a single server: one script.
+    async fn upsert_customer_script(
+        &self,
+        id: Uuid,
+        encoded: &record::EncodedCustomer,
+        external_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (mut connection, call) = self.inner.commands.begin();
+        let _: i64 = self
+            .bounded(
+                call,
+                self.inner
+                    .scripts
+                    .upsert_customer
+                    .key(self.inner.keys.customer(id))
+                    .arg(self.inner.keys.external_prefix())
+                    .arg(self.channel())
+                    .arg(feed::message(Invalidation::Customer(id)))
+                    .arg(id.to_string())
+                    .arg(VERSION)
+                    .arg(&encoded.data)
+                    .arg(if external_id.is_some() { "1" } else { "0" })
+                    .arg(external_id.unwrap_or_default())
+                    .arg(encoded.deleted.as_deref().unwrap_or_default())
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        Ok(())
     }
 }
 

@@ -6,8 +6,10 @@
 //!
 //! - session (string): `1|{customer id}|{json}` with `id`, `kind`, `created_at` and
 //!   `expires_at` (microseconds since the epoch), `return_url` and, for member sessions,
-//!   `member` (absent in records written before members existed, read as none). Every future version
-//!   keeps the `{version}|{customer id}|` header: the scripts read the customer id from it.
+//!   `member` (absent in records written before members existed, read as none) and, on a
+//!   Cluster only, `generation`: the customer's generation when the session was created
+//!   (absent elsewhere, read as 0). Every future version keeps the
+//!   `{version}|{customer id}|` header: the scripts read the customer id from it.
 //! - customer (hash): `v` = `1`, `data` = the customer in Polar's JSON, `del` = deletion
 //!   time in microseconds (authoritative over `data`'s `deleted_at`; scripts test its
 //!   presence), `ext` = the external id (for the scripts that keep the `x:` index).
@@ -76,6 +78,14 @@ struct SessionV1 {
     return_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     member: Option<Member>,
+    /// Written on a Cluster only, where `revoke_all` cannot reach every session atomically:
+    /// a session whose generation is below its customer's is revoked.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    generation: u64,
+}
+
+fn is_zero(generation: &u64) -> bool {
+    *generation == 0
 }
 
 /// A session as stored, before it is joined with its customer.
@@ -87,11 +97,17 @@ pub(super) struct StoredSession {
     expires_at: DateTime<Utc>,
     return_url: Option<String>,
     member: Option<Member>,
+    generation: u64,
 }
 
 impl StoredSession {
     pub(super) fn expires_at(&self) -> DateTime<Utc> {
         self.expires_at
+    }
+
+    /// The customer's generation when the session was created (0 outside a Cluster).
+    pub(super) fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub(super) fn join(self, token_hash: TokenHash, customer: Customer) -> SessionRecord {
@@ -111,8 +127,12 @@ impl StoredSession {
 
 /// The part of a session record after the header; the create script adds the header once
 /// it has resolved the customer.
-pub(super) fn session_body(session: &NewSession) -> String {
+///
+/// `generation` is 0 except on a Cluster (see [`SessionV1`]); 0 is not written, so the
+/// single-server format is unchanged.
+pub(super) fn session_body(session: &NewSession, generation: u64) -> String {
     let body = SessionV1 {
+        generation,
         id: session.id,
         kind: session.kind.into(),
         created_at: session.created_at.timestamp_micros(),
@@ -144,6 +164,7 @@ pub(super) fn decode_session(raw: &[u8]) -> Result<StoredSession, RecordError> {
         expires_at: from_micros(body.expires_at).ok_or(RecordError::Malformed(WHAT))?,
         return_url: body.return_url,
         member: body.member,
+        generation: body.generation,
     })
 }
 
@@ -245,7 +266,7 @@ mod tests {
 
     /// What the create script stores.
     fn stored(customer_id: Uuid, session: &NewSession) -> Vec<u8> {
-        format!("{VERSION}|{customer_id}|{}", session_body(session)).into_bytes()
+        format!("{VERSION}|{customer_id}|{}", session_body(session, 0)).into_bytes()
     }
 
     #[test]
@@ -267,7 +288,7 @@ mod tests {
     #[test]
     fn other_session_versions_are_refused() {
         let customer_id = Uuid::new_v4();
-        let body = session_body(&new_session(customer_id));
+        let body = session_body(&new_session(customer_id), 0);
         for version in ["2", "0", "", "10", "1 "] {
             let raw = format!("{version}|{customer_id}|{body}");
             assert!(
@@ -283,7 +304,7 @@ mod tests {
     #[test]
     fn malformed_sessions_are_errors() {
         let customer_id = Uuid::new_v4();
-        let body = session_body(&new_session(customer_id));
+        let body = session_body(&new_session(customer_id), 0);
         for raw in [
             String::new(),
             "1".to_owned(),
