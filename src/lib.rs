@@ -180,8 +180,6 @@ pub use reject::{
 pub use role::RequireRole;
 #[cfg(feature = "polar-api")]
 pub use store::polar::PolarApiStore;
-#[cfg(feature = "polar-api")]
-pub use webhooks::PolarWebhooks;
 #[cfg(feature = "postgres")]
 pub use store::postgres::PostgresStore;
 pub use store::{
@@ -189,6 +187,8 @@ pub use store::{
 };
 #[cfg(feature = "redis")]
 pub use store::{RedisStore, RedisStoreBuilder};
+#[cfg(feature = "polar-api")]
+pub use webhooks::PolarWebhooks;
 
 /// The Redis driver the [`RedisStore`] is built on, re-exported so your code uses the same
 /// version (e.g. for [`RedisStore::connection`] or to enable its TLS features).

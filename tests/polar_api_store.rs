@@ -20,8 +20,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower_customer_session::store::polar::PolarApiStore;
-use tower_customer_session::webhooks::WebhookSecret;
 use tower_customer_session::token::{TokenFormat, TokenKind};
+use tower_customer_session::webhooks::WebhookSecret;
 use tower_customer_session::{DynStore, MemoryStore, SessionManager};
 use uuid::Uuid;
 

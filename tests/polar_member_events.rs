@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower_customer_session::SessionManager;
 use tower_customer_session::store::polar::PolarApiStore;
-use tower_customer_session::webhooks::WebhookSecret;
 use tower_customer_session::token::{TokenFormat, TokenKind};
+use tower_customer_session::webhooks::WebhookSecret;
 use uuid::{Uuid, uuid};
 
 const TEAM_ID: Uuid = uuid!("5f0c6a8e-2b0e-4a77-9a39-3f1d2c4b5e61");

@@ -21,8 +21,8 @@ use log_capture::LogCapture;
 use postgres_common::servers::PgBouncer;
 use postgres_common::{Schemas, customer, database_url, manager, plain_connection, wait_for};
 use tower_customer_session::store::postgres::{PostgresStore, PostgresStoreBuilder};
-use tower_customer_session::testing::{self, refused_within};
 use tower_customer_session::store::{FeedState, SessionStore};
+use tower_customer_session::testing::{self, refused_within};
 use tower_customer_session::token::TokenHasher;
 use tower_customer_session::{
     CreateSession, CredentialSource, CustomerStore, SessionKey, SessionManager,

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use redis_support::cluster::Cluster;
 use redis_support::{PROPAGATION, SECRET, authenticates, customer, refused_within, wait_for_feed};
 use reqwest::StatusCode;
-use tower_customer_session::store::testing::{Backend, Kit, Outage};
 use tower_customer_session::store::{FeedState, RedisDurability};
+use tower_customer_session::testing::{Backend, Kit, Outage};
 use tower_customer_session::token::TokenHasher;
 use tower_customer_session::{
     CreateSession, CredentialSource, RedisStore, RedisStoreBuilder, SessionManager,

@@ -15,8 +15,8 @@ use postgres_common::{Schemas, database_url, plain_connection, store};
 use sqlx::Row;
 use sqlx::postgres::PgConnectOptions;
 use tower_customer_session::store::postgres::{PostgresError, PostgresStore};
-use tower_customer_session::testing::{Backend, Kit, Outage};
 use tower_customer_session::store::{CustomerRef, SessionRecord};
+use tower_customer_session::testing::{Backend, Kit, Outage};
 use tower_customer_session::token::{TokenFormat, TokenHasher, TokenKind};
 use tower_customer_session::{
     CreateSession, CredentialSource, Customer, CustomerStore, SessionKey, SessionManager,

@@ -15,8 +15,8 @@ use chrono::{TimeDelta, Utc};
 use futures_util::StreamExt;
 use redis_support::{Namespace, PROPAGATION, authenticates, customer, manager, refused_within};
 use tower_customer_session::redis::{self, AsyncCommands};
+use tower_customer_session::store::{FeedState, Invalidation, NewSession};
 use tower_customer_session::testing::{Backend, Kit, Outage};
-use tower_customer_session::store::{FeedState, NewSession};
 use tower_customer_session::token::{TokenFormat, TokenHasher, TokenKind};
 use tower_customer_session::{
     BuildError, CreateSession, CredentialSource, CustomerStore, RedisStore, Rejection,
@@ -279,16 +279,26 @@ async fn every_change_is_published_in_the_documented_format() {
             .expect("the subscription is open");
         received.push(String::from_utf8(message.get_payload_bytes().to_vec()).unwrap());
     }
-    let customer = format!("c:{}", jane.id);
-    assert_eq!(
-        received,
-        [
-            customer.clone(),
-            format!("s:{}", session.token_hash.to_hex()),
-            customer.clone(),
-            customer
-        ]
+    // An upsert is a plain change; the revocations are announced as revocations: the one
+    // session, then every session of the customer before the server's time (revoke_all)
+    // and before the deletion time given.
+    let (id, hex) = (jane.id, session.token_hash.to_hex());
+    assert_eq!(received[..2], [format!("c:{id}"), format!("r:{hex}")]);
+    let before = |message: &str| {
+        let Some(Invalidation::CustomerRevoked { customer, before }) = Invalidation::parse(message)
+        else {
+            panic!("{message:?} is not a customer revocation");
+        };
+        assert_eq!(customer, id);
+        before
+    };
+    let (revoked_all, deleted) = (before(&received[2]), before(&received[3]));
+    let now = Utc::now();
+    assert!(
+        (now - revoked_all).num_seconds().abs() < 5,
+        "the server's time: {revoked_all}"
     );
+    assert!(revoked_all <= deleted && deleted <= now);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

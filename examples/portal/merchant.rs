@@ -33,8 +33,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tower_customer_session::model::Member;
 use tower_customer_session::store::polar::PolarApiStore;
-use tower_customer_session::webhooks::{PolarWebhooks, WebhookSecret, WebhookSecretError};
 use tower_customer_session::token::{MIN_SECRET_LEN, TokenKind};
+use tower_customer_session::webhooks::{PolarWebhooks, WebhookSecret, WebhookSecretError};
 use tower_customer_session::{
     Customer, CustomerSessionLayer, RequireRole, SessionInfo, SessionManager,
 };

@@ -23,10 +23,10 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use tower_service::Service;
 
-use event::Event;
-use replay::Replays;
 use crate::SessionManager;
 use crate::store::SessionStore;
+use event::Event;
+use replay::Replays;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

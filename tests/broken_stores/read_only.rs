@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use tower_customer_session::ManualClock;
 use tower_customer_session::model::Customer;
+use tower_customer_session::store::{NewSession, SessionRecord, StoreScope};
 use tower_customer_session::testing::{
     self, Backend, IssueRequest, Issued, Issuer, Outage, Unsupported,
 };
-use tower_customer_session::store::{NewSession, SessionRecord, StoreScope};
 use tower_customer_session::token::{SessionToken, TokenFormat, TokenHasher};
 use tower_customer_session::uuid::Uuid;
 use tower_customer_session::{CustomerStore, SessionAdmin, SessionKey, SessionStore, StoreError};
