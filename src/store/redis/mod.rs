@@ -10,7 +10,9 @@ mod durability;
 mod feed;
 mod identity;
 mod keys;
+mod operations;
 mod record;
+mod reply;
 mod scripts;
 mod target;
 
@@ -21,7 +23,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
-use redis::{RedisError, RedisResult, Script, Value};
+use redis::{RedisResult, Script, Value};
 use uuid::Uuid;
 
 pub use builder::RedisStoreBuilder;
@@ -31,12 +33,16 @@ use self::commands::{Call, Commands, Connection};
 use self::feed::FeedSettings;
 use self::keys::Keys;
 use self::record::{RecordError, VERSION};
+use self::reply::{
+    bytes, created, decode_customer, expiry_millis, int, record_error, redis_error,
+    unexpected_reply,
+};
 use self::scripts::Scripts;
 use super::{
     CustomerRef, CustomerStore, FeedSink, Invalidation, NewSession, SessionAdmin, SessionKey,
     SessionRecord, SessionStore, StoreError, Watch,
 };
-use crate::model::{Customer, truncate_to_micros};
+use crate::model::Customer;
 use crate::token::TokenHash;
 
 /// Sessions and customers in Redis, shared by every instance of the application, with an
@@ -540,353 +546,6 @@ impl RedisStore {
     }
 }
 
-/// A driver error as a store error; the driver's own response timeout counts as a timeout.
-fn redis_error(error: RedisError) -> StoreError {
-    if error.is_timeout() {
-        StoreError::Timeout
-    } else {
-        StoreError::backend(error)
-    }
-}
-
-/// An integer reply.
-fn int(value: Value, script: &'static str) -> Result<i64, StoreError> {
-    match value {
-        Value::Int(value) => Ok(value),
-        _ => Err(unexpected_reply(script)),
-    }
-}
-
-/// The record `create` returns, from the request and the customer's `{v, del, data}`.
-fn created(session: NewSession, customer: Value) -> Result<SessionRecord, StoreError> {
-    // A customer in a format this build cannot read fails here, after the session was
-    // stored: its token is never handed out, and the record expires unused.
-    let customer =
-        decode_customer(customer, "create")?.ok_or_else(|| unexpected_reply("create"))?;
-    // As a later load will return it: the store keeps microseconds.
-    let mut record = session.into_record(customer);
-    record.created_at = truncate_to_micros(record.created_at);
-    record.expires_at = truncate_to_micros(record.expires_at);
-    Ok(record)
-}
-
-fn record_error(error: RecordError) -> StoreError {
-    StoreError::backend(error)
-}
-
-fn unexpected_reply(script: &'static str) -> StoreError {
-    StoreError::backend(format!("unexpected reply from the {script} script"))
-}
-
-/// A string reply, or `None` for nil.
-fn bytes(value: Value) -> Result<Option<Vec<u8>>, ()> {
-    match value {
-        Value::Nil => Ok(None),
-        Value::BulkString(bytes) => Ok(Some(bytes)),
-        Value::SimpleString(text) => Ok(Some(text.into_bytes())),
-        _ => Err(()),
-    }
-}
-
-/// The `{v, del, data}` reply of `HMGET`, or `None` for nil.
-fn customer_fields(value: Value) -> Result<Option<[Option<Vec<u8>>; 3]>, ()> {
-    match value {
-        Value::Nil => Ok(None),
-        Value::Array(fields) => {
-            let [v, del, data]: [Value; 3] = fields.try_into().map_err(|_| ())?;
-            Ok(Some([bytes(v)?, bytes(del)?, bytes(data)?]))
-        }
-        _ => Err(()),
-    }
-}
-
-fn decode_customer(value: Value, script: &'static str) -> Result<Option<Customer>, StoreError> {
-    match customer_fields(value).map_err(|()| unexpected_reply(script))? {
-        Some(fields) => record::decode_customer(fields).map_err(record_error),
-        None => Ok(None),
-    }
-}
-
-/// Expiry in whole milliseconds, rounded up so the key outlives `expires_at` (the load
-/// judges expiry to the microsecond); at least 1, which Redis accepts.
-fn expiry_millis(expires_at: DateTime<Utc>) -> i64 {
-    let micros = expires_at.timestamp_micros();
-    (micros.div_euclid(1000) + i64::from(micros.rem_euclid(1000) != 0)).max(1)
-}
-
-impl SessionStore for RedisStore {
-    async fn load(&self, key: SessionKey<'_>) -> Result<Option<SessionRecord>, StoreError> {
-        let hash = *key.token_hash();
-        if self.inner.cluster.is_some() {
-            return self.cluster_load(hash).await;
-        }
-        let (mut connection, call) = self.inner.commands.begin();
-        let reply: Value = self
-            .bounded(
-                call,
-                self.inner
-                    .scripts
-                    .load
-                    .key(self.inner.keys.session(&hash))
-                    .arg(self.inner.keys.customer_prefix())
-                    .invoke_async(&mut connection),
-            )
-            .await?;
-        let (session, customer) = match reply {
-            Value::Nil => return Ok(None),
-            Value::Array(parts) => {
-                let mut parts = parts.into_iter();
-                let session = parts.next().map(bytes);
-                let customer = parts.next().unwrap_or(Value::Nil);
-                match session {
-                    Some(Ok(Some(session))) => (session, customer),
-                    _ => return Err(unexpected_reply("load")),
-                }
-            }
-            _ => return Err(unexpected_reply("load")),
-        };
-        // The version is checked before anything else is read from the record.
-        let stored = record::decode_session(&session).map_err(record_error)?;
-        let Some(customer) = decode_customer(customer, "load")? else {
-            return Ok(None);
-        };
-        if customer.id != stored.customer_id {
-            return Err(record_error(RecordError::Malformed("customer")));
-        }
-        if !customer.can_authenticate() || stored.expires_at() <= Utc::now() {
-            return Ok(None);
-        }
-        Ok(Some(stored.join(hash, customer)))
-    }
-
-    fn watch(&self, sink: FeedSink) -> Option<Watch> {
-        match &self.inner.cluster {
-            Some(cluster) => self
-                .inner
-                .runtime
-                .spawn(cluster::feed::run(cluster.feed.clone(), sink)),
-            None => self
-                .inner
-                .runtime
-                .spawn(feed::run(self.inner.feed.clone(), sink)),
-        };
-        Some(Watch::new(self.inner.feed.silence_bound()))
-    }
-}
-
-impl SessionAdmin for RedisStore {
-    async fn create(&self, session: NewSession) -> Result<SessionRecord, StoreError> {
-        if self.inner.cluster.is_some() {
-            let (session, customer) = self.cluster_create(session).await?;
-            return created(session, customer);
-        }
-        let (by, customer) = match &session.customer {
-            CustomerRef::Id(id) => ("id", id.to_string()),
-            CustomerRef::ExternalId(external_id) => ("ext", external_id.clone()),
-        };
-        let hex = session.token_hash.to_hex();
-        let keys = &self.inner.keys;
-        let (mut connection, call) = self.inner.commands.begin();
-        let reply: Value = self
-            .bounded(
-                call,
-                self.inner
-                    .scripts
-                    .create
-                    .key(keys.session_hex(&hex))
-                    .arg(keys.customer_prefix())
-                    .arg(keys.external_prefix())
-                    .arg(keys.index_prefix())
-                    .arg(by)
-                    .arg(customer)
-                    .arg(expiry_millis(session.expires_at))
-                    .arg(VERSION)
-                    .arg(record::session_body(&session, 0))
-                    .arg(&hex)
-                    .invoke_async(&mut connection),
-            )
-            .await?;
-        let Value::Array(parts) = reply else {
-            return Err(unexpected_reply("create"));
-        };
-        let mut parts = parts.into_iter();
-        let status = parts.next().map(bytes);
-        match status {
-            Some(Ok(Some(status))) if status == b"ok" => {}
-            Some(Ok(Some(status))) if status == b"conflict" => return Err(StoreError::Conflict),
-            Some(Ok(Some(status))) if status == b"unknown" => {
-                return Err(StoreError::UnknownCustomer);
-            }
-            _ => return Err(unexpected_reply("create")),
-        }
-        created(session, parts.next().unwrap_or(Value::Nil))
-    }
-
-    async fn revoke(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
-        if self.inner.cluster.is_some() {
-            return self.cluster_revoke(token_hash).await;
-        }
-        let hex = token_hash.to_hex();
-        let revoked = feed::message(Invalidation::Revoked(*token_hash));
-        let absent = feed::message(Invalidation::Session(*token_hash));
-        let existed = self
-            .change(
-                &self.inner.scripts.revoke,
-                scripts::REVOKE,
-                self.inner.keys.session_hex(&hex),
-                &[
-                    self.inner.keys.index_prefix(),
-                    self.channel(),
-                    &revoked,
-                    &hex,
-                    &absent,
-                ],
-            )
-            .await?;
-        Ok(int(existed, "revoke")? == 1)
-    }
-
-    async fn revoke_all(&self, customer_id: Uuid) -> Result<u64, StoreError> {
-        if self.inner.cluster.is_some() {
-            return self.cluster_revoke_all(customer_id).await;
-        }
-        // The script appends the server's time: `Invalidation::CustomerRevoked`.
-        let message = format!("a:{customer_id}:");
-        let count = self
-            .change(
-                &self.inner.scripts.revoke_all,
-                scripts::REVOKE_ALL,
-                self.inner.keys.index(customer_id),
-                &[
-                    self.inner.keys.session_prefix(),
-                    self.channel(),
-                    &message,
-                    &customer_id.to_string(),
-                ],
-            )
-            .await?;
-        Ok(int(count, "revoke_all")?.max(0) as u64)
-    }
-}
-
-impl CustomerStore for RedisStore {
-    async fn upsert_customer(&self, customer: Customer) -> Result<Customer, StoreError> {
-        let id = customer.id;
-        let encoded = record::encode_customer(&customer);
-        let external_id = customer.external_id.as_deref();
-        if self.inner.cluster.is_some() {
-            self.cluster_upsert_customer(&customer, &encoded).await?;
-        } else {
-            self.upsert_customer_script(id, &encoded, external_id)
-                .await?;
-        }
-        // As loads will return it (the wire format keeps microseconds).
-        let stored = [
-            Some(VERSION.as_bytes().to_vec()),
-            encoded.deleted.map(String::into_bytes),
-            Some(encoded.data.into_bytes()),
-        ];
-        record::decode_customer(stored)
-            .map_err(record_error)?
-            .ok_or_else(|| unexpected_reply("upsert_customer"))
-    }
-
-    async fn customer(&self, by: &CustomerRef) -> Result<Option<Customer>, StoreError> {
-        if self.inner.cluster.is_some() {
-            return self.cluster_customer(by).await;
-        }
-        let (mut connection, call) = self.inner.commands.begin();
-        match by {
-            CustomerRef::Id(id) => {
-                let reply: Value = self
-                    .bounded(
-                        call,
-                        redis::cmd("HMGET")
-                            .arg(self.inner.keys.customer(*id))
-                            .arg(&record::CUSTOMER_FIELDS)
-                            .query_async(&mut connection),
-                    )
-                    .await?;
-                decode_customer(reply, "customer")
-            }
-            CustomerRef::ExternalId(external_id) => {
-                let reply: Value = self
-                    .bounded(
-                        call,
-                        self.inner
-                            .scripts
-                            .customer_by_external_id
-                            .key(self.inner.keys.external(external_id))
-                            .arg(self.inner.keys.customer_prefix())
-                            .invoke_async(&mut connection),
-                    )
-                    .await?;
-                // The index follows upserts; a customer that no longer carries the id is
-                // not its owner.
-                Ok(decode_customer(reply, "customer")?
-                    .filter(|c| c.external_id.as_deref() == Some(external_id.as_str())))
-            }
-        }
-    }
-
-    async fn delete_customer(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        if self.inner.cluster.is_some() {
-            return self.cluster_delete_customer(id, at).await;
-        }
-        let revoked = feed::message(Invalidation::CustomerRevoked {
-            customer: id,
-            before: at,
-        });
-        let absent = feed::message(Invalidation::Customer(id));
-        let existed = self
-            .change(
-                &self.inner.scripts.delete_customer,
-                scripts::DELETE_CUSTOMER,
-                self.inner.keys.customer(id),
-                &[
-                    self.channel(),
-                    &revoked,
-                    &record::encode_deleted_at(at),
-                    &absent,
-                ],
-            )
-            .await?;
-        Ok(int(existed, "delete_customer")? == 1)
-    }
-}
-
-impl RedisStore {
-    /// `upsert_customer` on a single server: one script.
-    async fn upsert_customer_script(
-        &self,
-        id: Uuid,
-        encoded: &record::EncodedCustomer,
-        external_id: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let (mut connection, call) = self.inner.commands.begin();
-        let _: i64 = self
-            .bounded(
-                call,
-                self.inner
-                    .scripts
-                    .upsert_customer
-                    .key(self.inner.keys.customer(id))
-                    .arg(self.inner.keys.external_prefix())
-                    .arg(self.channel())
-                    .arg(feed::message(Invalidation::Customer(id)))
-                    .arg(id.to_string())
-                    .arg(VERSION)
-                    .arg(&encoded.data)
-                    .arg(if external_id.is_some() { "1" } else { "0" })
-                    .arg(external_id.unwrap_or_default())
-                    .arg(encoded.deleted.as_deref().unwrap_or_default())
-                    .invoke_async(&mut connection),
-            )
-            .await?;
-        Ok(())
-    }
-}
-
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
@@ -896,30 +555,5 @@ impl fmt::Debug for RedisStore {
             .field("heartbeat_interval", &self.inner.feed.heartbeat_interval)
             .field("heartbeat_timeout", &self.inner.feed.heartbeat_timeout)
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-
-    use super::*;
-
-    #[test]
-    fn expiry_rounds_up_to_the_millisecond() {
-        let at = |micros| Utc.timestamp_micros(micros).unwrap();
-        assert_eq!(expiry_millis(at(1_700_000_000_000_000)), 1_700_000_000_000);
-        assert_eq!(expiry_millis(at(1_700_000_000_000_001)), 1_700_000_000_001);
-        assert_eq!(expiry_millis(at(1_700_000_000_000_999)), 1_700_000_000_001);
-        assert_eq!(expiry_millis(at(0)), 1);
-        assert_eq!(expiry_millis(at(-5_000)), 1);
-    }
-
-    #[test]
-    fn replies_of_the_wrong_shape_are_errors() {
-        assert!(customer_fields(Value::Int(1)).is_err());
-        assert!(customer_fields(Value::Array(vec![Value::Nil])).is_err());
-        assert!(bytes(Value::Array(vec![])).is_err());
-        assert_eq!(customer_fields(Value::Nil), Ok(None));
     }
 }
