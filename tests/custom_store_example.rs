@@ -1,5 +1,5 @@
-//! The store of the README's "Writing a store" (`examples/custom_store/`) passes the store
-//! test kit, with the test the README shows, verbatim.
+//! The store of the "Writing a store" guide (`examples/custom_store/`) passes the store
+//! test kit, with the test the guide shows, verbatim.
 
 #[allow(dead_code)]
 #[path = "../examples/custom_store/store.rs"]
@@ -8,14 +8,14 @@ mod store;
 #[path = "../examples/custom_store/kit.rs"]
 mod kit;
 
-/// The README shows `kit.rs` as it is, so its code is what this test runs.
+/// The guide shows `kit.rs` as it is, so its code is what this test runs.
 #[test]
-fn the_readme_shows_the_test_that_runs() {
-    let readme = include_str!("../README.md");
+fn the_guide_shows_the_test_that_runs() {
+    let readme = include_str!("../docs/writing-a-store.md");
     let kit = include_str!("../examples/custom_store/kit.rs");
     let start = readme
         .find("```rust\n// The store test kit on `MapStore`")
-        .expect("the README shows examples/custom_store/kit.rs");
+        .expect("the guide shows examples/custom_store/kit.rs");
     let block = &readme[start + "```rust\n".len()..];
     let block = &block[..block.find("```").expect("the block ends")];
     // Lines starting with `# ` are hidden: they stand in for the test's crate.
@@ -26,6 +26,6 @@ fn the_readme_shows_the_test_that_runs() {
         .collect();
     assert_eq!(
         shown, kit,
-        "the README's copy of kit.rs differs from the file"
+        "the guide's copy of kit.rs differs from the file"
     );
 }

@@ -1,5 +1,5 @@
 //! The `portal` example in the middle of a session key rotation, on the shared Redis as the
-//! README runs it: `SESSION_SECRET=B` with `SESSION_ACCEPTED_SECRETS` naming A. A session
+//! scaling-out guide runs it: `SESSION_SECRET=B` with `SESSION_ACCEPTED_SECRETS` naming A. A session
 //! stored under A (made here, as an instance still on A would) authenticates; one under a key
 //! the example was not given is refused; the example's own new session is stored under B.
 

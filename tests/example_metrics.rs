@@ -1,4 +1,4 @@
-//! The `portal` example's `GET /metrics`, run as the README says
+//! The `portal` example's `GET /metrics`, run as the metrics guide says
 //! (`cargo run --features metrics --example portal`), over real sockets. The example runs as a
 //! child process, so its global metrics recorder is its own.
 

@@ -573,12 +573,12 @@ async fn cargo_run_example_serves_the_demo_customer() {
     ] {
         let key = format!("DEMO_MEMBER_{}", role.to_uppercase());
         assert_eq!(value(&format!("{key}_EXTERNAL_ID")), external_id);
-        // The README's table names the same members.
+        // The portal guide's table names the same members.
         let row = format!(
             "| `{role}` | {name} | `{}` | `{external_id}` |",
             value(&format!("{key}_ID"))
         );
-        assert!(include_str!("../README.md").contains(&row), "{row}");
+        assert!(include_str!("../docs/portal.md").contains(&row), "{row}");
         for member in [
             json!({ "member_id": value(&format!("{key}_ID")) }),
             json!({ "external_member_id": external_id }),

@@ -230,7 +230,7 @@ async fn plain_sql_from_another_program_reaches_every_instance_within_100ms() {
     fleet.stop().await;
 }
 
-/// The README's promise to admin tools: `customer_sessions.id` is `CustomerSession::id` and
+/// The PostgreSQL guide's promise to admin tools: `customer_sessions.id` is `CustomerSession::id` and
 /// `SessionInfo::id`, and a row deleted by that id is refused everywhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_tools_find_and_revoke_a_session_by_its_id() {

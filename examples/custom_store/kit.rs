@@ -1,5 +1,5 @@
-// The store test kit on `MapStore`: the test a store's author writes, shown in the README's
-// "Writing a store" and run by `tests/custom_store_example.rs`.
+// The store test kit on `MapStore`: the test a store's author writes, shown in the "Writing
+// a store" guide and run by `tests/custom_store_example.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;

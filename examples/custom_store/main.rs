@@ -1,5 +1,5 @@
 //! A store of your own, shared by several instances and with an invalidation feed: the
-//! store of the README's "Writing a store" (`store.rs`), run as two instances of one
+//! store of the "Writing a store" guide (`store.rs`), run as two instances of one
 //! application.
 //!
 //! ```text

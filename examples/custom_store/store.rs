@@ -1,5 +1,5 @@
 // A store of your own: sessions and customers on a server that several instances of the
-// application share, with an invalidation feed. The README's "Writing a store" walks
+// application share, with an invalidation feed. The "Writing a store" guide walks
 // through it, and `tests/custom_store_example.rs` runs the store test kit on it.
 //
 // The server lives in memory here, so the example runs anywhere; each method marks where a
