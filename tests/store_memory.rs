@@ -55,7 +55,7 @@ async fn the_kit_runs_on_the_memory_store() {
             .all(|name| name.starts_with("feed.") || name.starts_with("failures.")),
         "{skipped:?}"
     );
-    assert_eq!(skipped.len(), 11, "{skipped:?}");
+    assert_eq!(skipped.len(), 12, "{skipped:?}");
 }
 
 #[tokio::test]
