@@ -2,12 +2,11 @@
 //! criterion, in two modes:
 //!
 //! * `rounds ROW…`: every row is built once, then driven in rounds, each row a block of
-//!   about 20 ms per round, the order rotated every round. Each block is timed by the CPU
-//!   time of the thread that drives it (`/proc/thread-self/schedstat`), which, unlike the
-//!   wall clock, does not count the time other processes held the core; and load that comes
-//!   and goes lands on all rows alike. Each round's ratios are taken within the round, and
-//!   the tables report medians over the rounds (`ROUNDS`, default 21). The miss row also
-//!   reports the process's CPU time per request, all threads together.
+//!   about 20 ms per round, the order rotated every round, so that load that comes and goes
+//!   lands on all rows alike. Each round's ratios are taken within the round, and the tables
+//!   report medians over the rounds (`ROUNDS`, default 21). The miss row also reports the
+//!   process's CPU time per request, all threads together (`/proc/self/task/*/schedstat`,
+//!   summed over all its blocks: the kernel updates it at scheduler ticks).
 //! * `count ROW`: one row driven `ITERS` times (default 20,000) inside `measured_loop`, for
 //!   `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured_loop*'`
 //!   (`benches/instructions.sh` does that): instruction counts stay the same on a loaded
@@ -32,7 +31,7 @@ mod jwt;
 
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
@@ -289,17 +288,6 @@ fn measured_loop(rt: &Runtime, drive: &mut Driver, iters: usize) {
     drive(rt, iters);
 }
 
-/// CPU time of the calling thread so far.
-fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("procfs");
-    let ns = stat
-        .split_whitespace()
-        .next()
-        .and_then(|ns| ns.parse().ok())
-        .expect("schedstat's first field");
-    Duration::from_nanos(ns)
-}
-
 /// CPU time of every thread of this process so far (`/proc/self/task/*/schedstat`).
 fn process_cpu() -> Duration {
     let mut total = 0u64;
@@ -348,32 +336,34 @@ fn rounds(rt: &Runtime, rows: &[String], miss_sessions: usize) {
         .map(|row| {
             eprintln!("building {row}");
             let mut drive = build(rt, row, miss_sessions);
-            // Calibrate a block to about 20 ms of CPU.
-            let started = thread_cpu();
+            // Calibrate a block to about 20 ms.
+            let started = Instant::now();
             drive(rt, 1_000);
-            let per = (thread_cpu() - started).as_secs_f64() / 1_000.0;
+            let per = started.elapsed().as_secs_f64() / 1_000.0;
             let block = ((0.02 / per) as usize).clamp(100, 1_000_000);
             (row.clone(), drive, block)
         })
         .collect();
     // ns per request of every row, by round.
     let mut times = vec![vec![0.0; drivers.len()]; rounds];
-    let mut miss_cpu = Vec::new();
+    let (mut miss_cpu, mut misses) = (Duration::ZERO, 0);
     for (round, times) in times.iter_mut().enumerate() {
         for k in 0..drivers.len() {
             let i = (k + round) % drivers.len();
             let (row, drive, block) = &mut drivers[i];
-            let (cpu, own) = (process_cpu(), thread_cpu());
+            let cpu = process_cpu();
+            let started = Instant::now();
             drive(rt, *block);
-            times[i] = (thread_cpu() - own).as_nanos() as f64 / *block as f64;
+            times[i] = started.elapsed().as_nanos() as f64 / *block as f64;
             if row == "tcs_miss_load" {
-                miss_cpu.push((process_cpu() - cpu).as_nanos() as f64 / *block as f64);
+                miss_cpu += process_cpu() - cpu;
+                misses += *block;
             }
         }
         eprintln!("round {}/{rounds}", round + 1);
     }
     let index = |name: &str| rows.iter().position(|r| r == name);
-    println!("| row | CPU ns per request (median of {rounds} rounds) | lowest | highest |");
+    println!("| row | ns per request (median of {rounds} rounds) | lowest | highest |");
     println!("|---|---:|---:|---:|");
     for (i, row) in rows.iter().enumerate() {
         let mut column: Vec<f64> = times.iter().map(|t| t[i]).collect();
@@ -384,10 +374,10 @@ fn rounds(rt: &Runtime, rows: &[String], miss_sessions: usize) {
             column[column.len() - 1]
         );
     }
-    if !miss_cpu.is_empty() {
+    if misses > 0 {
         println!(
-            "\ntcs_miss_load: CPU per request, all threads of the process: {:.0} ns (median of {rounds} rounds)",
-            median(&mut miss_cpu)
+            "\ntcs_miss_load: CPU per request, all threads of the process, over all its blocks: {:.0} ns",
+            miss_cpu.as_nanos() as f64 / misses as f64
         );
     }
     println!(

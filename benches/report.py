@@ -109,7 +109,7 @@ def floor_table(found):
     ]
     for n, hit, floor, bare, target in [
         ("1,000", "tcs_hit_1k", "floor_1k", "bare_1k_templates", 1.8),
-        ("1,000,000", "tcs_hit_1m", "floor_1m", "bare_1m_templates", 2.0),
+        ("1,000,000", "tcs_hit_1m", "floor_1m", "bare_1m_templates", 1.6),
     ]:
         if not all(r in found for r in (hit, floor, bare)):
             continue
