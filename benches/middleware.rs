@@ -17,6 +17,8 @@
 mod common;
 #[path = "middleware/floor.rs"]
 mod floor;
+#[path = "middleware/jwt.rs"]
+mod jwt;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -323,6 +325,14 @@ fn unknown_tokens(n: usize) -> Vec<String> {
     (0..n).map(|_| unknown_token()).collect()
 }
 
+/// A stateless JWT instead of a session: decoded and validated on every request.
+fn jwt_row(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime) {
+    measure(group, rt, "jwt_hs256", StatusCode::OK, |_| {
+        let (service, token) = jwt::setup();
+        (service, one(bearer_request(&token)))
+    });
+}
+
 fn tower_http(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime) {
     // The floor: one static token compared with `==`, no principal at all.
     measure(group, rt, "th_validate_bearer", StatusCode::OK, |_| {
@@ -565,6 +575,7 @@ fn per_request(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .sample_size(50);
     this_crate(&mut group, &rt);
+    jwt_row(&mut group, &rt);
     tower_http(&mut group, &rt);
     tower_sessions_rows(&mut group, &rt);
     axum_login_rows(&mut group, &rt);

@@ -28,15 +28,40 @@ pub(crate) fn verify(
     presented: &TokenHash,
     now_micros: i64,
 ) -> Result<(), InvalidToken> {
-    // Fixed-size digests: no length short-circuit, no early exit on the first differing byte.
-    if !bool::from(entry.presented.ct_eq(presented)) {
-        return Err(InvalidToken::Unknown);
+    Facts::of(entry, presented).verify(now_micros)
+}
+
+/// What [`verify`] judges, copied out of a cached session, so that a cache hit can take it
+/// under the cache's lock and read the clock after letting go.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Facts {
+    digest_matches: bool,
+    expires_at_micros: i64,
+    customer_active: bool,
+}
+
+impl Facts {
+    pub(crate) fn of(entry: &CachedSession, presented: &TokenHash) -> Self {
+        Self {
+            // Fixed-size digests: no length short-circuit, no early exit on the first
+            // differing byte.
+            digest_matches: bool::from(entry.presented.ct_eq(presented)),
+            expires_at_micros: entry.expires_at_micros,
+            customer_active: entry.customer_active,
+        }
     }
-    if now_micros >= entry.expires_at_micros {
-        return Err(InvalidToken::Expired);
+
+    /// [`verify`]'s checks, in its order.
+    pub(crate) fn verify(self, now_micros: i64) -> Result<(), InvalidToken> {
+        if !self.digest_matches {
+            return Err(InvalidToken::Unknown);
+        }
+        if now_micros >= self.expires_at_micros {
+            return Err(InvalidToken::Expired);
+        }
+        if !self.customer_active {
+            return Err(InvalidToken::CustomerDeleted);
+        }
+        Ok(())
     }
-    if !entry.customer_active {
-        return Err(InvalidToken::CustomerDeleted);
-    }
-    Ok(())
 }

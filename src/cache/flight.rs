@@ -62,7 +62,7 @@ impl SessionCache {
                 None => {
                     // A flight that just finished inserted its result before leaving; look
                     // again under the lock so a late caller does not load a second time.
-                    match self.lookup(&hash) {
+                    match self.lookup(&hash, Arc::clone) {
                         // Cached entries are current: revocations remove them under the
                         // same lock that guards their insertion.
                         Lookup::Hit(hit) => return (Epoch::CURRENT, Ok(hit)),

@@ -1,7 +1,10 @@
 //! The in-process cache in front of the store: hits, negative hits and coalesced misses.
 //!
-//! * Positive entries live `min(expires_at − now, max_ttl)`; expiry is re-checked by the
-//!   caller on every hit anyway, so a stale timer can never extend a session.
+//! * Every probe reads one sharded map ([`front`]) that holds sessions and refused tokens
+//!   alike; moka decides what it holds (admission, eviction, expiry) and hears of a sample
+//!   of the hits ([`sampling`]). Positive entries are served for
+//!   `min(expires_at − now, max_ttl)`; expiry is re-checked by the caller on every hit
+//!   anyway, so a stale timer can never extend a session.
 //! * Negative entries (unknown or dead tokens) live in a second, separately bounded cache
 //!   with a short TTL, so a flood of random tokens cannot evict real sessions.
 //! * Concurrent misses for one token share one store load ([`SessionCache::coalesce`]).
@@ -26,8 +29,10 @@
 mod aliases;
 mod epochs;
 mod flight;
+mod front;
 mod index;
 mod revoked;
+mod sampling;
 mod tombstones;
 
 use std::collections::HashMap;
@@ -39,10 +44,12 @@ use aliases::Aliases;
 pub(crate) use epochs::Epoch;
 use epochs::{Epochs, STRIPES, stripe};
 use flight::Flight;
+use front::{Front, Probe};
 use index::CustomerIndex;
 use revoked::{Remembered, Revoked};
 use tombstones::{Recorded, Tombstones};
 
+use moka::notification::RemovalCause;
 use moka::sync::Cache;
 use uuid::Uuid;
 
@@ -77,9 +84,10 @@ pub(crate) type LoadOutcome = Result<Arc<CachedSession>, Rejection>;
 /// A load's outcome and the revocation epoch read before the store was asked.
 pub(crate) type Fetched = (Epoch, LoadOutcome);
 
-/// What a synchronous cache probe found.
-pub(crate) enum Lookup {
-    Hit(Arc<CachedSession>),
+/// What a synchronous cache probe found; a hit carries what the caller read from the
+/// entry.
+pub(crate) enum Lookup<T> {
+    Hit(T),
     Negative(InvalidToken),
     Miss,
 }
@@ -98,8 +106,13 @@ pub(crate) struct CacheConfig {
 type Flights = HashMap<TokenHash, Weak<Flight>, DigestState>;
 
 pub(crate) struct SessionCache {
+    /// What every probe reads: the entries of both moka caches.
+    front: Arc<Front>,
     positive: Cache<TokenHash, Arc<CachedSession>, DigestState>,
     negative: Option<Cache<TokenHash, InvalidToken, DigestState>>,
+    clock: Arc<dyn Clock>,
+    max_ttl: Duration,
+    negative_ttl: Duration,
     /// In-flight loads, sharded like the epochs so that misses of different tokens do not
     /// queue on one lock.
     flights: [Mutex<Flights>; STRIPES],
@@ -128,55 +141,59 @@ pub(crate) enum Insert {
     Skipped,
 }
 
-/// Per-entry lifetime: never past the session's end, never longer than `max_ttl`.
-struct SessionExpiry {
-    clock: Arc<dyn Clock>,
-    max_ttl: Duration,
-}
-
-impl moka::Expiry<TokenHash, Arc<CachedSession>> for SessionExpiry {
-    fn expire_after_create(
-        &self,
-        _: &TokenHash,
-        entry: &Arc<CachedSession>,
-        _: Instant,
-    ) -> Option<Duration> {
-        let left = (entry.info.expires_at - self.clock.now())
-            .to_std()
-            .unwrap_or(Duration::ZERO);
-        Some(left.min(self.max_ttl))
-    }
+/// `after` from now; a lifetime too long for `Instant` (moka refuses those anyway) is
+/// capped at a thousand years.
+fn deadline(after: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(1_000 * 365 * 24 * 3600))
 }
 
 impl SessionCache {
     pub(crate) fn new(config: &CacheConfig, clock: Arc<dyn Clock>) -> Self {
+        let front = Arc::new(Front::new());
         let by_customer = Arc::new(CustomerIndex::new());
         let index = by_customer.clone();
         let aliases = Arc::new(Aliases::default());
         let unlist = aliases.clone();
+        let evicted = front.clone();
+        // One lifetime for the whole cache: each entry's own, shorter one (its session's
+        // end) is kept by its front slot and re-checked on every hit, which spares moka's
+        // timer wheel on every insert.
         let positive = Cache::builder()
             .max_capacity(config.capacity)
-            .expire_after(SessionExpiry {
-                clock,
-                max_ttl: config.max_ttl,
-            })
+            .time_to_live(config.max_ttl)
             .eviction_listener(move |hash: Arc<TokenHash>, entry: Arc<CachedSession>, _| {
+                // Front slot first: while it may still be served, the index and the
+                // aliases still list it, so an invalidation running meanwhile finds it.
+                evicted.remove_value(&hash, &entry);
                 index.remove(entry.info.customer_id, &hash, &entry);
                 if entry.presented != entry.info.token_hash {
                     unlist.forget(&entry.info.token_hash, &hash);
                 }
             })
             .build_with_hasher(DigestState);
+        let refused = front.clone();
         let negative =
             (config.negative_capacity > 0 && !config.negative_ttl.is_zero()).then(|| {
                 Cache::builder()
                     .max_capacity(config.negative_capacity)
                     .time_to_live(config.negative_ttl)
+                    .eviction_listener(move |hash: Arc<TokenHash>, _, cause| {
+                        // A replaced refusal's key holds the new one, which the front holds.
+                        if cause != RemovalCause::Replaced {
+                            refused.remove_refused(&hash);
+                        }
+                    })
                     .build_with_hasher(DigestState)
             });
         Self {
+            front,
             positive,
             negative,
+            clock,
+            max_ttl: config.max_ttl,
+            negative_ttl: config.negative_ttl,
             flights: std::array::from_fn(|_| Mutex::default()),
             epochs: Epochs::new(),
             by_customer,
@@ -199,18 +216,41 @@ impl SessionCache {
         self.bypass.store(bypass, Ordering::SeqCst);
     }
 
-    /// Probe both caches without waiting.
-    pub(crate) fn lookup(&self, hash: &TokenHash) -> Lookup {
+    /// Probe the cache without waiting. On a hit, `read` runs under the front shard's read
+    /// lock and copies out what the caller needs; it must not call back into the cache.
+    pub(crate) fn lookup<T>(
+        &self,
+        hash: &TokenHash,
+        read: impl FnOnce(&Arc<CachedSession>) -> T,
+    ) -> Lookup<T> {
         if self.bypass.load(Ordering::Relaxed) {
             return Lookup::Miss;
         }
-        if let Some(hit) = self.positive.get(hash) {
-            return Lookup::Hit(hit);
+        match self.front.probe(hash, Instant::now(), read) {
+            Probe::Session(hit) => {
+                if sampling::sampled() {
+                    drop(self.positive.get(hash));
+                }
+                Lookup::Hit(hit)
+            }
+            Probe::Refused(reason) => {
+                if let Some(negative) = self.negative.as_ref().filter(|_| sampling::sampled()) {
+                    // Only the read moka records matters.
+                    let _ = negative.get(hash);
+                }
+                Lookup::Negative(reason)
+            }
+            Probe::Absent => Lookup::Miss,
         }
-        match self.negative.as_ref().and_then(|n| n.get(hash)) {
-            Some(reason) => Lookup::Negative(reason),
-            None => Lookup::Miss,
-        }
+    }
+
+    /// How long a front slot of `entry` may be served: what moka's per-entry expiry used
+    /// to be, never past the session's end by this cache's clock, never past `max_ttl`.
+    fn serve_until(&self, entry: &CachedSession) -> Instant {
+        let left = (entry.info.expires_at - self.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        deadline(left.min(self.max_ttl))
     }
 
     /// Cache `entry` under `hash` unless a revocation of its session or its customer
@@ -250,7 +290,13 @@ impl SessionCache {
         if other != hash {
             self.aliases.add(other, hash);
         }
+        // Listed and put in front before moka hears of it: moka's listener, which may run
+        // inside this insert (admission refused), then finds everything it must remove.
         self.by_customer.add(customer_id, hash, &entry);
+        self.front
+            .put_session(hash, entry.clone(), self.serve_until(&entry));
+        // The read that missed, for moka's admission (probes go to the front only).
+        drop(self.positive.get(&hash));
         self.positive.insert(hash, entry);
         Insert::Cached
     }
@@ -260,6 +306,10 @@ impl SessionCache {
             return;
         }
         if let Some(negative) = &self.negative {
+            self.front
+                .put_refused(hash, reason, deadline(self.negative_ttl));
+            // The read that missed, for moka's admission.
+            let _ = negative.get(&hash);
             negative.insert(hash, reason);
         }
     }
@@ -267,6 +317,7 @@ impl SessionCache {
     /// Drop a negative entry, e.g. when a session with this hash has just been created.
     pub(crate) fn forget_negative(&self, hash: &TokenHash) {
         if let Some(negative) = &self.negative {
+            self.front.remove_refused(hash);
             negative.invalidate(hash);
         }
     }
@@ -310,8 +361,10 @@ impl SessionCache {
     pub(crate) fn invalidate(&self, hash: &TokenHash) {
         let mut epoch = self.epochs.session(hash);
         *epoch += 1;
+        self.front.remove_session(hash);
         self.positive.invalidate(hash);
         if let Some(presented) = self.aliases.take(hash) {
+            self.front.remove_session(&presented);
             self.positive.invalidate(&presented);
         }
     }
@@ -322,6 +375,7 @@ impl SessionCache {
         let _log = self.epochs.bump_customer(customer_id);
         // Taken out first: moka's eviction listener takes the same shard lock.
         for indexed in self.by_customer.take(customer_id) {
+            self.front.remove_session(&indexed.hash);
             self.positive.invalidate(&indexed.hash);
         }
     }
@@ -329,6 +383,7 @@ impl SessionCache {
     /// Remove everything (e.g. when a cross-instance invalidation channel was lost).
     pub(crate) fn invalidate_all(&self) {
         let _locked = self.epochs.bump_all();
+        self.front.clear();
         self.positive.invalidate_all();
         self.by_customer.clear();
         self.aliases.clear();

@@ -93,7 +93,8 @@ pub(super) enum Remembered {
 
 pub(super) struct Revoked {
     lifetime: Duration,
-    /// Whether anything was ever remembered: loads skip the locks until then.
+    /// Whether anything may still be remembered: loads skip the locks when not. Set when
+    /// something is remembered, cleared once everything has been forgotten.
     any: AtomicBool,
     sessions: Mutex<Sessions>,
     customers: Mutex<Customers>,
@@ -184,24 +185,41 @@ impl Revoked {
             return false;
         }
         let now = Instant::now();
-        {
-            let mut sessions = lock(&self.sessions);
-            self.rotate(&mut sessions, now);
-            let seen = |bloom: &Option<Bloom>| bloom.as_ref().is_some_and(|b| b.contains(stored));
-            if seen(&sessions.current) || seen(&sessions.previous) {
-                return true;
-            }
+        let mut sessions = lock(&self.sessions);
+        self.rotate(&mut sessions, now);
+        let seen = |bloom: &Option<Bloom>| bloom.as_ref().is_some_and(|b| b.contains(stored));
+        if seen(&sessions.current) || seen(&sessions.previous) {
+            return true;
         }
-        let customers = lock(&self.customers);
+        let mut customers = lock(&self.customers);
         let live = |recorded: Instant| now.duration_since(recorded) < self.lifetime;
         if let Some((at, recorded)) = customers.revoked.get(&customer) {
             if live(*recorded) && created_at < *at {
                 return true;
             }
         }
-        customers
+        if customers
             .floor
             .is_some_and(|(floor, since)| live(since) && created_at < floor)
+        {
+            return true;
+        }
+        // Both generations gone and no customer entry left in force: forget the rest, and
+        // let loads skip these locks again. Both locks are held, so no remembering runs
+        // meanwhile.
+        let floor_over = customers.floor.is_none_or(|(_, since)| !live(since));
+        if sessions.current.is_none()
+            && sessions.previous.is_none()
+            && floor_over
+            && customers
+                .revoked
+                .values()
+                .all(|(_, recorded)| !live(*recorded))
+        {
+            *customers = Customers::default();
+            self.any.store(false, Ordering::SeqCst);
+        }
+        false
     }
 }
 
@@ -263,5 +281,25 @@ mod tests {
             !revoked.refuses(&hash(7), customer, Utc::now()),
             "two on: gone"
         );
+        assert!(
+            !revoked.any.load(Ordering::SeqCst),
+            "with nothing left, loads skip the locks again"
+        );
+        revoked.remember(&hash(8));
+        assert!(revoked.refuses(&hash(8), customer, Utc::now()));
+    }
+
+    #[test]
+    fn a_customer_entry_keeps_the_record_in_force_for_its_lifetime() {
+        let revoked = Revoked::new(Duration::from_millis(40));
+        let (jane, at) = (Uuid::new_v4(), Utc::now());
+        revoked.remember_customer(jane, at);
+        let older = at - chrono::TimeDelta::seconds(1);
+        assert!(!revoked.refuses(&hash(1), Uuid::new_v4(), older));
+        assert!(revoked.any.load(Ordering::SeqCst));
+        assert!(revoked.refuses(&hash(1), jane, older));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!revoked.refuses(&hash(1), jane, older));
+        assert!(!revoked.any.load(Ordering::SeqCst));
     }
 }

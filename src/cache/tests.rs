@@ -7,10 +7,14 @@ use crate::model::CustomerData;
 use crate::token::TokenKind;
 
 fn cache() -> (SessionCache, ManualClock) {
+    cache_with(1_000, Duration::from_secs(60))
+}
+
+fn cache_with(capacity: u64, max_ttl: Duration) -> (SessionCache, ManualClock) {
     let clock = ManualClock::new(chrono::Utc::now());
     let config = CacheConfig {
-        capacity: 1_000,
-        max_ttl: Duration::from_secs(60),
+        capacity,
+        max_ttl,
         negative_capacity: 100,
         negative_ttl: Duration::from_secs(5),
         revocation_memory: Duration::from_secs(3600),
@@ -62,7 +66,7 @@ impl CachedSession {
 }
 
 fn is_hit(cache: &SessionCache, hash: &TokenHash) -> bool {
-    matches!(cache.lookup(hash), Lookup::Hit(_))
+    matches!(cache.lookup(hash, |_| ()), Lookup::Hit(_))
 }
 
 #[test]
@@ -139,9 +143,9 @@ fn a_bypassed_cache_neither_answers_nor_fills() {
     insert(&cache, cached.clone());
     cache.insert_negative(TokenHash::from_bytes([7; 32]), InvalidToken::Unknown);
     cache.set_bypass(true);
-    assert!(matches!(cache.lookup(&cached.0), Lookup::Miss));
+    assert!(matches!(cache.lookup(&cached.0, |_| ()), Lookup::Miss));
     assert!(matches!(
-        cache.lookup(&TokenHash::from_bytes([7; 32])),
+        cache.lookup(&TokenHash::from_bytes([7; 32]), |_| ()),
         Lookup::Miss
     ));
     assert_eq!(insert(&cache, entry(&clock, &jane, 2)), Insert::Skipped);
@@ -200,10 +204,10 @@ fn a_feed_message_for_a_session_also_clears_its_negative_entry() {
     let (cache, _) = cache();
     let hash = TokenHash::from_bytes([4; 32]);
     cache.insert_negative(hash, InvalidToken::Unknown);
-    assert!(matches!(cache.lookup(&hash), Lookup::Negative(_)));
+    assert!(matches!(cache.lookup(&hash, |_| ()), Lookup::Negative(_)));
     cache.apply(Invalidation::Session(hash));
     assert!(
-        matches!(cache.lookup(&hash), Lookup::Miss),
+        matches!(cache.lookup(&hash, |_| ()), Lookup::Miss),
         "a revocation undone elsewhere is asked again, not refused for the negative TTL"
     );
 }
@@ -259,4 +263,75 @@ fn a_session_found_under_an_older_key_goes_with_its_stored_hash() {
     assert!(is_hit(&cache, &presented));
     cache.apply(Invalidation::Session(stored));
     assert!(!is_hit(&cache, &presented));
+}
+
+#[test]
+fn the_front_holds_what_moka_holds() {
+    let (cache, clock) = cache_with(8, Duration::from_secs(60));
+    for n in 0..200u8 {
+        insert(&cache, entry(&clock, &customer(), n));
+    }
+    cache.positive.run_pending_tasks();
+    let held = cache.positive.entry_count() as usize;
+    assert!(held <= 8);
+    assert_eq!(
+        cache.front.len(),
+        held,
+        "every entry moka evicted or refused left the front too"
+    );
+    assert_eq!(cache.by_customer.len(), held);
+}
+
+#[test]
+fn a_front_slot_is_not_served_past_max_ttl_before_moka_sweeps_it() {
+    let (cache, clock) = cache_with(1_000, Duration::from_millis(30));
+    let (hash, value) = entry(&clock, &customer(), 1);
+    insert(&cache, (hash, value));
+    assert!(is_hit(&cache, &hash));
+    std::thread::sleep(Duration::from_millis(40));
+    // No moka call in between: only the slot's own deadline can refuse it.
+    assert!(!is_hit(&cache, &hash));
+}
+
+#[test]
+fn a_front_slot_is_not_served_past_the_sessions_end() {
+    let (cache, clock) = cache();
+    let (hash, value) = entry(&clock, &customer(), 1);
+    let mut short = CachedSession::clone_for_test(&value);
+    short.info.expires_at = clock.now() + chrono::TimeDelta::milliseconds(30);
+    insert(&cache, (hash, Arc::new(short)));
+    assert!(is_hit(&cache, &hash));
+    std::thread::sleep(Duration::from_millis(40));
+    assert!(
+        !is_hit(&cache, &hash),
+        "the session had 30 ms left when it was cached, whatever the cache's clock says now"
+    );
+}
+
+#[test]
+fn a_late_refusal_does_not_hide_a_cached_session() {
+    let (cache, clock) = cache();
+    let cached = entry(&clock, &customer(), 1);
+    insert(&cache, cached.clone());
+    cache.insert_negative(cached.0, InvalidToken::Unknown);
+    assert!(is_hit(&cache, &cached.0), "the session still answers");
+    cache.invalidate(&cached.0);
+    cache.insert_negative(cached.0, InvalidToken::Expired);
+    assert!(matches!(
+        cache.lookup(&cached.0, |_| ()),
+        Lookup::Negative(InvalidToken::Expired)
+    ));
+}
+
+#[test]
+fn a_refusal_cached_again_stays_in_front() {
+    let (cache, _) = cache();
+    let hash = TokenHash::from_bytes([5; 32]);
+    cache.insert_negative(hash, InvalidToken::Unknown);
+    cache.insert_negative(hash, InvalidToken::Unknown);
+    cache.negative.as_ref().unwrap().run_pending_tasks();
+    assert!(
+        matches!(cache.lookup(&hash, |_| ()), Lookup::Negative(_)),
+        "moka's notice for the refusal it replaced did not drop the new one"
+    );
 }

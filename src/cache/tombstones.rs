@@ -25,7 +25,8 @@ pub(super) const CAPACITY: usize = 10_000;
 pub(super) struct Tombstones {
     ttl: Duration,
     capacity: usize,
-    /// Whether anything is recorded: inserts skip the lock when nothing is.
+    /// Whether anything may still be in force: inserts skip the lock when nothing is. Set
+    /// when a tombstone is recorded, cleared once the last one has run out.
     any: AtomicBool,
     inner: Mutex<Inner>,
 }
@@ -36,6 +37,8 @@ struct Inner {
     customers: HashMap<Uuid, Instant>,
     /// Set when a tombstone did not fit: nothing is cached until then.
     full_until: Option<Instant>,
+    /// When the last tombstone (or the stop) runs out: after it the record is empty.
+    last_until: Option<Instant>,
 }
 
 /// Whether a tombstone was recorded, or the record was full.
@@ -96,6 +99,7 @@ impl Tombstones {
         let until = now + self.ttl;
         let mut inner = self.lock();
         self.any.store(true, Ordering::SeqCst);
+        inner.last_until = inner.last_until.max(Some(until));
         // Already full: no scan, the stop is extended to cover this one too.
         if inner.full_until.is_none_or(|full| full <= now) && inner.len() >= self.capacity {
             inner.purge(now);
@@ -115,6 +119,12 @@ impl Tombstones {
         }
         let now = Instant::now();
         let mut inner = self.lock();
+        if inner.last_until.is_none_or(|last| last <= now) {
+            // Everything has run out: forget it all, and let inserts skip this lock again.
+            *inner = Inner::default();
+            self.any.store(false, Ordering::SeqCst);
+            return false;
+        }
         let live = |until: Option<&Instant>| until.is_some_and(|until| *until > now);
         if live(inner.full_until.as_ref())
             || live(inner.sessions.get(hash))
@@ -162,6 +172,30 @@ mod tests {
         assert!(
             tombstones.block(&hash(7_777), &Uuid::new_v4()),
             "while full, nothing at all is cached"
+        );
+    }
+
+    #[test]
+    fn inserts_stop_taking_the_lock_once_every_tombstone_has_run_out() {
+        let tombstones = Tombstones::new(Duration::from_millis(30), 100);
+        let customer = Uuid::new_v4();
+        tombstones.session(hash(1));
+        assert!(tombstones.block(&hash(1), &customer));
+        assert!(!tombstones.block(&hash(2), &customer));
+        assert!(
+            tombstones.any.load(Ordering::SeqCst),
+            "one is still in force"
+        );
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!tombstones.block(&hash(1), &customer));
+        assert!(
+            !tombstones.any.load(Ordering::SeqCst),
+            "a record that never filled up is cleared too"
+        );
+        tombstones.session(hash(3));
+        assert!(
+            tombstones.block(&hash(3), &customer),
+            "and it records again"
         );
     }
 

@@ -8,9 +8,9 @@ use http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use http::{HeaderMap, Request, Response};
 
 use super::LayerConfig;
-use crate::cache::CachedSession;
-use crate::extension::CredentialSource;
+use crate::extension::{CredentialSource, SessionInfo};
 use crate::metrics::Metrics;
+use crate::model::Customer;
 use crate::reject::{OnRejection, Rejection};
 
 /// Recording into a disabled span still costs a call; skip it when nobody listens.
@@ -34,15 +34,14 @@ pub(crate) fn mark_sensitive(headers: &mut HeaderMap) {
 /// Hand the handler its customer and session facts.
 pub(crate) fn authorize<B>(
     request: &mut Request<B>,
-    entry: &CachedSession,
-    source: CredentialSource,
+    customer: Customer,
+    info: SessionInfo,
     span: &tracing::Span,
     metrics: &Metrics,
 ) {
     record(span, "outcome", "authenticated");
-    metrics.authenticated(source);
+    metrics.authenticated(info.source);
     mark_sensitive(request.headers_mut());
-    let (customer, info) = entry.resolved(source);
     let extensions = request.extensions_mut();
     extensions.insert(customer);
     extensions.insert(info);

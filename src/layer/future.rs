@@ -112,7 +112,8 @@ where
                     } = *pending.take().expect("polled after completion");
                     match outcome {
                         Ok(entry) => {
-                            authorize(&mut request, &entry, source, &span, &rejector.metrics);
+                            let (customer, info) = entry.resolved(source);
+                            authorize(&mut request, customer, info, &span, &rejector.metrics);
                             State::Inner {
                                 future: inner.call(request),
                                 source: Some(source),

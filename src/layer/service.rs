@@ -11,10 +11,10 @@ use tracing::field::{Empty, display};
 use super::authorize::{Rejector, authorize, record};
 use super::future::{Pending, ResponseFuture};
 use super::{LayerConfig, Mode, ResponseBody};
-use crate::cache::CachedSession;
-use crate::extension::{Anonymous, CredentialSource};
+use crate::extension::{Anonymous, CredentialSource, SessionInfo};
 use crate::extract::extract;
 use crate::manager::SessionManager;
+use crate::model::Customer;
 use crate::reject::{OnRejection, Rejection};
 use crate::store::SessionStore;
 use crate::token::{SessionToken, TokenHash};
@@ -98,17 +98,25 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let span = tracing::debug_span!(
-            "customer_session",
-            token = Empty,
-            cache = Empty,
-            outcome = Empty
-        );
+        // Only a subscriber that wants it gets a span. Without this check, tracing's `log`
+        // fallback (on in most axum builds) formats and discards the span's fields on every
+        // request when no subscriber is set; the events inside still reach `log`.
+        let span = if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug_span!(
+                "customer_session",
+                token = Empty,
+                cache = Empty,
+                outcome = Empty
+            )
+        } else {
+            tracing::Span::none()
+        };
         let _entered = span.enter();
 
         match self.decide(&request, &span) {
-            Decision::Authorized(entry, source) => {
-                authorize(&mut request, &entry, source, &span, &self.rejector.metrics);
+            Decision::Authorized(customer, info) => {
+                let source = info.source;
+                authorize(&mut request, customer, info, &span, &self.rejector.metrics);
                 ResponseFuture::inner(self.inner.call(request), Some(source))
             }
             Decision::Anonymous => {
@@ -147,8 +155,8 @@ where
 
 /// What the synchronous part of authentication decided for a request.
 enum Decision {
-    /// A cached session passed verification.
-    Authorized(Arc<CachedSession>, CredentialSource),
+    /// A cached session passed verification; what the handler gets.
+    Authorized(Customer, SessionInfo),
     /// No credentials, and the layer is optional.
     Anonymous,
     /// Refused; the source says whether a dead session cookie should be cleared.
@@ -208,10 +216,10 @@ impl<S, St: SessionStore, R: OnRejection> CustomerSessionService<S, St, R> {
         if !span.is_disabled() {
             span.record("token", display(hash.short()));
         }
-        match self.sessions.cached(&hash) {
-            Some(Ok(entry)) => {
+        match self.sessions.cached(&hash, source) {
+            Some(Ok((customer, info))) => {
                 record(span, "cache", "hit");
-                Decision::Authorized(entry, source)
+                Decision::Authorized(customer, info)
             }
             Some(Err(rejection)) => {
                 record(span, "cache", "hit");

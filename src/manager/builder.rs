@@ -190,7 +190,8 @@ impl<S: SessionStore> SessionManagerBuilder<S> {
     }
 
     /// Most sessions kept in the cache. Default: 100,000. Admission is frequency-based, so
-    /// a full cache keeps the sessions in use.
+    /// a full cache keeps the sessions in use (every miss counts; hits count one in 32, at
+    /// random, which keeps their relative frequencies).
     ///
     /// ```
     /// # use tower_customer_session::{SessionManager, MemoryStore};

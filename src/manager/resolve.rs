@@ -11,7 +11,7 @@ use crate::model::Customer;
 use crate::reject::{InvalidToken, Rejection, StoreUnavailable};
 use crate::store::{SessionKey, SessionRecord, SessionStore, StoreError};
 use crate::token::{SessionToken, TokenFormat, TokenHash, TokenHasher};
-use crate::verify::{kind_matches, verify};
+use crate::verify::{Facts, kind_matches, verify};
 
 impl<S: SessionStore> SessionManager<S> {
     /// Resolve a raw token as the layer does (shape, cache, store, verification), e.g. for a
@@ -26,23 +26,35 @@ impl<S: SessionStore> SessionManager<S> {
             .parse(raw_token)
             .map_err(|_| Rejection::InvalidToken(InvalidToken::Malformed))?;
         let hash = self.inner.hasher.hash(raw_token);
-        let entry = match self.cached(&hash) {
-            Some(result) => result?,
+        match self.cached(&hash, source) {
+            Some(result) => result,
             None => {
-                self.load(hash, SessionToken::from_secret(raw_token.to_owned()))
-                    .await?
+                let entry = self
+                    .load(hash, SessionToken::from_secret(raw_token.to_owned()))
+                    .await?;
+                Ok(entry.resolved(source))
             }
-        };
-        Ok(entry.resolved(source))
+        }
     }
 
-    /// The cache's answer for `hash`, verified, or `None` on a miss.
-    pub(crate) fn cached(&self, hash: &TokenHash) -> Option<LoadOutcome> {
+    /// The cache's answer for `hash`, verified and ready for a request authenticated
+    /// through `source`, or `None` on a miss.
+    pub(crate) fn cached(
+        &self,
+        hash: &TokenHash,
+        source: CredentialSource,
+    ) -> Option<Result<(Customer, SessionInfo), Rejection>> {
         let cache = &self.inner.cache;
-        match cache.lookup(hash) {
-            Lookup::Hit(entry) => {
+        // Copied out under the cache's lock; the clock is read after it is released.
+        match cache.lookup(hash, |entry| {
+            (Facts::of(entry, hash), entry.resolved(source))
+        }) {
+            Lookup::Hit((facts, resolved)) => {
                 cache.metrics.cache(CacheResult::Hit);
-                Some(self.check(entry, hash))
+                Some(match facts.verify(self.inner.clock.now_micros()) {
+                    Ok(()) => Ok(resolved),
+                    Err(reason) => Err(Rejection::InvalidToken(reason)),
+                })
             }
             Lookup::Negative(reason) => {
                 cache.metrics.cache(CacheResult::NegativeHit);
