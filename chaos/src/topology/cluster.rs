@@ -132,6 +132,15 @@ impl ClusterTopology {
     }
 }
 
+/// How a node writes `port` in its replies: see [`Topology::port_forms`] on
+/// [`ClusterTopology`].
+fn port_forms(port: u16) -> Vec<Vec<u8>> {
+    vec![
+        format!("$9\r\n127.0.0.1\r\n:{port}\r\n").into_bytes(),
+        format!(" 127.0.0.1:{port}\r\n").into_bytes(),
+    ]
+}
+
 /// The slots a `CLUSTER NODES` line says its node serves (`first-last` ranges and single
 /// slots, after the eighth field).
 fn slot_count(line: &str) -> u32 {
@@ -176,10 +185,7 @@ impl Topology for ClusterTopology {
     /// followed by the port as an integer, and in `MOVED`/`ASK` errors as `ip:port` at the
     /// end of the line.
     fn port_forms(&self, port: u16) -> Vec<Vec<u8>> {
-        vec![
-            format!("$9\r\n127.0.0.1\r\n:{port}\r\n").into_bytes(),
-            format!(" 127.0.0.1:{port}\r\n").into_bytes(),
-        ]
+        port_forms(port)
     }
 
     /// SIGKILL of one node (each in turn).
@@ -228,7 +234,32 @@ impl Drop for ClusterTopology {
 
 #[cfg(test)]
 mod tests {
-    use super::slot_count;
+    use super::{port_forms, slot_count};
+    use crate::proxy::rewrite;
+
+    #[test]
+    fn the_proxies_replace_node_ports_in_slot_maps_and_redirections() {
+        let rewrites: Vec<(Vec<u8>, Vec<u8>)> = [(40001, 50001), (40002, 50002)]
+            .into_iter()
+            .flat_map(|(node, proxy)| port_forms(node).into_iter().zip(port_forms(proxy)))
+            .collect();
+        // A slot map, a redirection, and an integer reply that equals a port but is none.
+        let replies = |a: u16, b: u16| {
+            format!(
+                "*2\r\n*3\r\n:0\r\n:8191\r\n*4\r\n$9\r\n127.0.0.1\r\n:{a}\r\n$3\r\nid1\r\n*0\r\n\
+                 *3\r\n:8192\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:{b}\r\n$3\r\nid2\r\n*0\r\n\
+                 -MOVED 3999 127.0.0.1:{b}\r\n:40001\r\n"
+            )
+        };
+        let reply = replies(40001, 40002);
+        let want = replies(50001, 50002);
+        for cut in 0..reply.len() {
+            let mut carry = Vec::new();
+            let mut out = rewrite(&mut carry, &reply.as_bytes()[..cut], &rewrites);
+            out.extend(rewrite(&mut carry, &reply.as_bytes()[cut..], &rewrites));
+            assert_eq!(String::from_utf8(out).unwrap(), want, "cut at {cut}");
+        }
+    }
 
     #[test]
     fn slots_are_counted_from_cluster_nodes_lines() {
