@@ -27,7 +27,9 @@ pub const STORE_DEADLINE: Duration = Duration::from_secs(1);
 pub const REQUEST_SLACK: Duration = Duration::from_secs(1);
 
 /// After a fault is healed, the fleet serves live sessions and propagates a fresh
-/// revocation again within this, and answers no more `503`s because of it.
+/// revocation again within this, and answers no more `503`s because of it. On Redis
+/// Cluster, counted from the restart (or SIGCONT) of the node that was down, as
+/// `RedisStore`'s Cluster guide states: its sessions answer `503`, never `401`, until then.
 pub const RECOVERY: Duration = Duration::from_secs(10);
 
 /// A failover (`failover`: SIGKILL of the primary, Sentinel promotes the replica, the old

@@ -70,6 +70,11 @@ pub async fn run(options: Options) -> Result<(), String> {
             .await;
             app(manager(store, policy)?)
         }
+        Protocol::Cluster => {
+            let nodes: Vec<String> = options.url.split(',').map(str::to_owned).collect();
+            let store = retry(|| RedisStore::cluster(nodes.clone()).connect()).await;
+            app(manager(store, policy)?)
+        }
         Protocol::Postgres => {
             let store = retry(|| PostgresStore::builder().connect(&options.url)).await;
             app(manager(store, policy)?)

@@ -1,15 +1,15 @@
 //! Fleet chaos: several instances of the layer, as separate processes, sharing one real
-//! store (a `redis-server`, a Redis Sentinel topology of two nodes and three Sentinels, or
-//! a PostgreSQL cluster, which the harness starts with their own data directories),
-//! under bounded load on 127.0.0.1, with faults injected on a schedule. Every
-//! operation is recorded with its start, end, instance, token (a hash prefix) and result,
-//! and the whole history is checked against the documented bounds afterwards (see
-//! `checker`). Exit status 0 when no rule was broken (with `--weaken`, when the weakened
-//! fleet was caught).
+//! store (a `redis-server`, a Redis Sentinel topology of two nodes and three Sentinels, a
+//! Redis Cluster of three primaries, or a PostgreSQL cluster, which the harness starts
+//! with their own data directories), under bounded load on 127.0.0.1, with faults
+//! injected on a schedule. Every operation is recorded with its start, end, instance,
+//! token (a hash prefix) and result, and the whole history is checked against the
+//! documented bounds afterwards (see `checker`). Exit status 0 when no rule was broken
+//! (with `--weaken`, when the weakened fleet was caught).
 //!
 //! ```sh
 //! # The CI form: each fault kind once, every topology, about a minute each.
-//! cargo run --manifest-path chaos/Cargo.toml -- --store redis,sentinel,postgres
+//! cargo run --manifest-path chaos/Cargo.toml -- --store redis,sentinel,cluster,postgres
 //! # The long form: rounds of every fault kind for 10 minutes per topology.
 //! cargo run --release --manifest-path chaos/Cargo.toml -- --store sentinel --duration 600
 //! # A fleet weakened to FeedPolicy::ServeCached under a hung feed: must be flagged.
@@ -44,11 +44,11 @@ use schedule::Shape;
 use topology::Protocol;
 
 const USAGE: &str = "usage:
-  chaos [--store redis,sentinel,postgres] [--duration SECONDS] [--fault-secs S] [--healthy-secs S]
+  chaos [--store redis,sentinel,cluster,postgres] [--duration SECONDS] [--fault-secs S] [--healthy-secs S]
         [--instances N] [--rate PER_S] [--clients N] [--revocations PER_S]
         [--faults KIND,...] [--weaken serve-cached] [--seed N] [--out DIR]
   chaos check HISTORY.jsonl
-  chaos instance --store redis|sentinel|postgres --url URL --port PORT [--serve-cached]
+  chaos instance --store redis|sentinel|cluster|postgres --url URL --port PORT [--serve-cached]
 fault kinds: store-kill, store-pause, hang-all, hang-feed, reset, instance-kill,
   failover (sentinel)";
 
@@ -107,8 +107,8 @@ fn instance(args: &[String]) -> Result<ExitCode, String> {
     for (flag, value) in flags(args, &["--serve-cached"])? {
         match flag.as_str() {
             "--store" => {
-                options.protocol =
-                    Protocol::parse(&value).ok_or("--store: redis, sentinel or postgres")?
+                options.protocol = Protocol::parse(&value)
+                    .ok_or("--store: redis, sentinel, cluster or postgres")?
             }
             "--url" => options.url = value,
             "--port" => options.port = number(&flag, &value)?,

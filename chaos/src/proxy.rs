@@ -138,7 +138,11 @@ enum End {
 /// Replace every whole occurrence of a `from` of `rewrites` in `carry` followed by `bytes`,
 /// and return what can be sent: all but a tail that may be the start of one (a complete
 /// reply never ends so: the forms are whole tokens, and a reply ends with its last one).
-fn rewrite(carry: &mut Vec<u8>, bytes: &[u8], rewrites: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn rewrite(
+    carry: &mut Vec<u8>,
+    bytes: &[u8],
+    rewrites: &[(Vec<u8>, Vec<u8>)],
+) -> Vec<u8> {
     carry.extend_from_slice(bytes);
     if rewrites.is_empty() {
         return std::mem::take(carry);

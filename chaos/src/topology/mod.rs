@@ -11,6 +11,7 @@
 //! [`start`] and [`NAMES`], and, if its instances connect in a new way, a [`Protocol`]
 //! (the instance builds its store from it in `instance.rs`).
 
+mod cluster;
 mod postgres;
 mod process;
 mod redis;
@@ -20,6 +21,7 @@ mod sentinel;
 use std::io;
 use std::net::SocketAddr;
 
+pub use cluster::ClusterTopology;
 pub use postgres::PgCluster;
 pub use process::free_port;
 pub use redis::RedisServer;
@@ -28,13 +30,14 @@ pub use sentinel::SentinelTopology;
 use crate::history::FaultKind;
 
 /// Every topology, by its name on the command line.
-pub const NAMES: [&str; 3] = ["redis", "sentinel", "postgres"];
+pub const NAMES: [&str; 4] = ["redis", "sentinel", "cluster", "postgres"];
 
 /// Start the topology called `name`.
 pub fn start(name: &str) -> Result<Box<dyn Topology>, String> {
     let started: io::Result<Box<dyn Topology>> = match name {
         "redis" => RedisServer::start().map(|t| Box::new(t) as _),
         "sentinel" => SentinelTopology::start().map(|t| Box::new(t) as _),
+        "cluster" => ClusterTopology::start().map(|t| Box::new(t) as _),
         "postgres" => PgCluster::start().map(|t| Box::new(t) as _),
         other => {
             return Err(format!("unknown store {other} ({})", NAMES.join(", ")));
@@ -50,6 +53,8 @@ pub enum Protocol {
     Redis,
     /// `RedisStore::sentinel(addresses, MASTER)`, revocations confirmed by one replica.
     Sentinel,
+    /// `RedisStore::cluster(nodes)`, given every node.
+    Cluster,
     /// `PostgresStore::builder().connect(url)`.
     Postgres,
 }
@@ -62,14 +67,20 @@ impl Protocol {
         match self {
             Protocol::Redis => "redis",
             Protocol::Sentinel => "sentinel",
+            Protocol::Cluster => "cluster",
             Protocol::Postgres => "postgres",
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        [Protocol::Redis, Protocol::Sentinel, Protocol::Postgres]
-            .into_iter()
-            .find(|p| p.name() == name)
+        [
+            Protocol::Redis,
+            Protocol::Sentinel,
+            Protocol::Cluster,
+            Protocol::Postgres,
+        ]
+        .into_iter()
+        .find(|p| p.name() == name)
     }
 }
 

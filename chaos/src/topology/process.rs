@@ -70,6 +70,19 @@ pub fn free_port() -> io::Result<u16> {
         .port())
 }
 
+/// A port of 127.0.0.1 free right now whose Redis Cluster bus port (10000 above it) is
+/// free too.
+pub fn free_cluster_port() -> io::Result<u16> {
+    loop {
+        let port = free_port()?;
+        if port <= u16::MAX - 10_000
+            && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10_000)).is_ok()
+        {
+            return Ok(port);
+        }
+    }
+}
+
 /// Poll `ready` every 20 ms until it holds, for at most `within`.
 pub fn wait_until(within: Duration, what: &str, mut ready: impl FnMut() -> bool) -> io::Result<()> {
     let deadline = Instant::now() + within;

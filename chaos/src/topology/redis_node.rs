@@ -25,9 +25,14 @@ impl RedisNode {
     /// A node on a free port with a data directory of its own, and `settings` of its
     /// topology (`--name value` pairs); not started.
     pub fn new(name: &str, settings: &[&str]) -> io::Result<Self> {
+        Self::on_port(name, free_port()?, settings)
+    }
+
+    /// As [`new`](Self::new), on `port`.
+    pub fn on_port(name: &str, port: u16, settings: &[&str]) -> io::Result<Self> {
         Ok(Self {
             dir: temp_dir(name)?,
-            port: free_port()?,
+            port,
             settings: settings.iter().map(|&s| s.to_owned()).collect(),
             child: None,
         })
