@@ -1,8 +1,8 @@
 //! `RedisDurability`, on servers the tests start themselves: a primary and a replica
 //! (`--replicaof`) for `WAIT`; the local server (Redis 7.0) for the refusal of `WAITAOF`.
 //!
-//! - with a live replica, `revoke`, `revoke_all` and `delete_customer` return `Ok` and
-//!   the replica already holds the change when they do;
+//! - with a live replica, `create`, `upsert_customer`, `revoke`, `revoke_all` and
+//!   `delete_customer` return `Ok` and the replica already holds the change when they do;
 //! - with the replica hung (SIGSTOP), each returns an error within the wait's timeout
 //!   (plus the command timeout), never `Ok`; with no durability asked, the same calls
 //!   return `Ok`;
@@ -60,17 +60,10 @@ async fn changes_return_ok_only_once_a_replica_holds_them() {
         .create(john.id, CreateSession::default())
         .await
         .unwrap();
-    // Creates are not waited for: the replica gets them when its link is up (a fresh
-    // replica may still be in its first sync).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while keys(&replica, "tcs:s:*").len() < 5 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the replica never caught up with the creates"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Confirmed: when `create` returns, the replica holds the session (the first call
+    // may wait out a fresh replica's first sync, within the wait's timeout or not at all).
     assert_eq!(keys(&replica, "tcs:s:*").len(), 5);
+    assert_eq!(keys(&replica, "tcs:c:*").len(), 2);
 
     // Confirmed: when `revoke` returns, the replica no longer has the session.
     assert!(sessions.revoke(&tokens[0]).await.unwrap());
@@ -96,6 +89,14 @@ async fn changes_return_ok_only_once_a_replica_holds_them() {
     );
     let error = sessions.revoke(&tokens[2]).await.unwrap_err().to_string();
     assert!(!error.contains(&tokens[2]), "the error names no token");
+    // A session or a customer that a failover could discard is not `Ok` either.
+    let created = sessions.create(jane.id, CreateSession::default()).await;
+    assert!(created.is_err(), "unconfirmed create answered Ok");
+    let upserted = sessions.upsert_customer(customer("Ann")).await;
+    assert!(
+        upserted.is_err(),
+        "unconfirmed upsert_customer answered {upserted:?}"
+    );
 
     // The same calls without durability return `Ok` on the same hung replica: the error
     // above is the wait's.
@@ -139,11 +140,21 @@ async fn asking_more_replicas_than_there_are_is_an_error() {
         .secret(SECRET)
         .build()
         .unwrap();
-    let jane = sessions.upsert_customer(customer("Jane")).await.unwrap();
-    let session = sessions
+    let error = sessions
+        .upsert_customer(customer("Jane"))
+        .await
+        .expect_err("one replica of the two asked")
+        .to_string();
+    assert!(error.contains("not confirmed durable"), "{error}");
+    // Made on the primary all the same, like every unconfirmed change.
+    let plain = manager(&primary.url(), RedisDurability::Primary).await;
+    let jane = plain.upsert_customer(customer("Jane")).await.unwrap();
+    let session = plain
         .create(jane.id, CreateSession::default())
         .await
         .unwrap();
+    let created = sessions.create(jane.id, CreateSession::default()).await;
+    assert!(created.is_err(), "one replica of the two asked: not Ok");
     let revoked = sessions.revoke(session.token.expose_secret()).await;
     let error = revoked
         .expect_err("one replica of the two asked")

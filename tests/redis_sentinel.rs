@@ -6,7 +6,9 @@
 //! - until the new primary is up, requests are refused with 503, never 401 for a valid
 //!   session, and a session revoked before is never accepted;
 //! - both instances then recover by themselves, the switch counted as a server change;
-//! - the revocation made before the failover still holds on both;
+//! - the revocation made before the failover still holds on both, and a session whose
+//!   creation a replica confirmed still authenticates;
+//! - with no replica left, a creation is an error, not `Ok`;
 //! - a revocation after it reaches the other instance within 100 ms.
 
 mod redis_support;
@@ -62,6 +64,8 @@ async fn a_failover_is_followed_by_both_instances_and_keeps_confirmed_revocation
     let kept = kept.token.expose_secret().to_owned();
     let revoked = a.create(jane.id, CreateSession::default()).await.unwrap();
     let revoked = revoked.token.expose_secret().to_owned();
+    let later = a.create(jane.id, CreateSession::default()).await.unwrap();
+    let later = later.token.expose_secret().to_owned();
     authenticates(&b, &kept).await;
     authenticates(&b, &revoked).await;
     // Confirmed by the replica before `Ok`.
@@ -150,15 +154,21 @@ async fn a_failover_is_followed_by_both_instances_and_keeps_confirmed_revocation
     }
     assert!(store_a.identity_changes() >= 1 && store_b.identity_changes() >= 1);
 
-    // A revocation on the new primary reaches the other instance within 100 ms.
-    let after = a.create(jane.id, CreateSession::default()).await.unwrap();
-    let after = after.token.expose_secret();
-    authenticates(&b, after).await;
-    // Made on the new primary, and announced; but no replica is left to confirm it.
-    let unconfirmed = a.revoke(after).await.expect_err("no replica to confirm it");
+    // A creation confirmed before the failover is on the new primary; one after it has
+    // no replica left to confirm it, and is not `Ok`.
+    authenticates(&b, &later).await;
+    let unconfirmed = a.create(jane.id, CreateSession::default()).await;
+    assert!(unconfirmed.is_err(), "no replica to confirm a creation");
+
+    // A revocation on the new primary reaches the other instance within 100 ms: made
+    // and announced, though no replica is left to confirm it.
+    let unconfirmed = a
+        .revoke(&later)
+        .await
+        .expect_err("no replica to confirm it");
     assert!(
         unconfirmed.to_string().contains("not confirmed durable"),
         "{unconfirmed}"
     );
-    refused_within(&b, after, PROPAGATION, "the revocation after the failover").await;
+    refused_within(&b, &later, PROPAGATION, "the revocation after the failover").await;
 }

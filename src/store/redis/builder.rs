@@ -89,18 +89,20 @@ impl RedisStoreBuilder {
         }
     }
 
-    /// What `revoke`, `revoke_all` and `delete_customer` wait for before returning `Ok`.
-    /// Default: [`RedisDurability::Primary`], the primary's memory.
+    /// What every change (`create`, `upsert_customer`, `revoke`, `revoke_all`,
+    /// `delete_customer`) waits for before returning `Ok`. Default:
+    /// [`RedisDurability::Primary`], the primary's memory.
     ///
     /// A change the server loses afterwards (a restart from an older snapshot, a failover
     /// to a replica it had not reached) comes undone: a revoked session is valid again on
-    /// every instance but the one that revoked it. With
+    /// every instance but the one that revoked it; a lost creation is a session that stops
+    /// working. With
     /// [`RedisDurability::Replicas`], the call returns `Ok` only once that many replicas
     /// hold the change (`WAIT`), and an error, never `Ok`, when fewer did within the
     /// timeout; with [`RedisDurability::Fsync`] (Redis ≥ 7.2), once it is fsynced to the
     /// append-only file (`WAITAOF`). An error then means the change was made on the
-    /// primary but may not survive it. Each such call takes one replica round trip (or
-    /// one fsync) longer; loads and creations are not affected.
+    /// primary but may not survive it. Each change takes one replica round trip (or one
+    /// fsync) longer; loads are not affected.
     ///
     /// ```
     /// # use std::time::Duration;

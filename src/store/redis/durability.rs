@@ -1,5 +1,5 @@
-//! [`RedisDurability`]: what `revoke`, `revoke_all` and `delete_customer` wait for before they
-//! return `Ok`.
+//! [`RedisDurability`]: what every change (`create`, `upsert_customer`, `revoke`,
+//! `revoke_all`, `delete_customer`) waits for before it returns `Ok`.
 //!
 //! The change and the wait travel in one pipeline on one connection: `WAIT` (and
 //! `WAITAOF`) count the writes of the connection they arrive on, so a wait sent after a
@@ -12,7 +12,7 @@ use redis::{Pipeline, Value};
 
 use crate::store::StoreError;
 
-/// What a revocation (and `revoke_all`, `delete_customer`) waits for before returning
+/// What every change (a creation, a customer, a revocation) waits for before returning
 /// `Ok`; see [`RedisStoreBuilder::durability`](super::RedisStoreBuilder::durability).
 ///
 /// ```

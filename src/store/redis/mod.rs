@@ -101,9 +101,9 @@ use crate::token::TokenHash;
 ///
 /// By default a change returns `Ok` once the primary applied it, in memory; a server that
 /// later loses it (a restart from an older snapshot, a failover to a replica it had not
-/// reached) undoes it. [`RedisStoreBuilder::durability`] makes revocations and deletions
-/// wait for replicas (`WAIT`) or an fsync (`WAITAOF`) and fail when they are not
-/// confirmed.
+/// reached) undoes it. [`RedisStoreBuilder::durability`] makes every change (creations and
+/// customers too) wait for replicas (`WAIT`) or an fsync (`WAITAOF`) and fail when it is
+/// not confirmed.
 ///
 /// # Server identity
 ///
@@ -285,7 +285,8 @@ use crate::token::TokenHash;
 /// **Durability.** [`durability`](RedisStoreBuilder::durability) works as on one server:
 /// the change and its `WAIT` (or `WAITAOF`) go in one pipeline to the primary that owns
 /// the changed key's slot, and count that primary's replicas. For `revoke_all` that is
-/// the generation step; the cleanup is not waited for.
+/// the generation step; the cleanup is not waited for. For `create` it is the session
+/// key (the customer's index before it is not waited for).
 ///
 /// **Costs.** A miss takes two round trips, each to the primary of its slot
 /// (`BENCHMARKS.md`, "Redis Cluster", measures it against the same two with the plain
@@ -507,7 +508,7 @@ impl RedisStore {
         }
     }
 
-    /// Run a script that changes what instances may serve (`revoke`, `revoke_all`,
+    /// Run a script that writes (`create`, `revoke`, `revoke_all`, `upsert_customer`,
     /// `delete_customer`; `code` is its source), then wait for the configured
     /// [`RedisDurability`]: the script and the wait go in one pipeline, so the wait counts
     /// this very write. With a wait the script goes whole (`EVAL`): after `NOSCRIPT` (a

@@ -76,24 +76,24 @@ impl SessionAdmin for RedisStore {
         };
         let hex = session.token_hash.to_hex();
         let keys = &self.inner.keys;
-        let (mut connection, call) = self.inner.commands.begin();
-        let reply: Value = self
-            .bounded(
-                call,
-                self.inner
-                    .scripts
-                    .create
-                    .key(keys.session_hex(&hex))
-                    .arg(keys.customer_prefix())
-                    .arg(keys.external_prefix())
-                    .arg(keys.index_prefix())
-                    .arg(by)
-                    .arg(customer)
-                    .arg(expiry_millis(session.expires_at))
-                    .arg(VERSION)
-                    .arg(record::session_body(&session, 0))
-                    .arg(&hex)
-                    .invoke_async(&mut connection),
+        let expiry = expiry_millis(session.expires_at).to_string();
+        let body = record::session_body(&session, 0);
+        let reply = self
+            .change(
+                &self.inner.scripts.create,
+                scripts::CREATE,
+                keys.session_hex(&hex),
+                &[
+                    keys.customer_prefix(),
+                    keys.external_prefix(),
+                    keys.index_prefix(),
+                    by,
+                    &customer,
+                    &expiry,
+                    VERSION,
+                    &body,
+                    &hex,
+                ],
             )
             .await?;
         let Value::Array(parts) = reply else {
@@ -246,33 +246,32 @@ impl CustomerStore for RedisStore {
 }
 
 impl RedisStore {
-    /// `upsert_customer` on a single server: one script.
+    /// `upsert_customer` on a single server: one script, then the durability wait.
     async fn upsert_customer_script(
         &self,
         id: Uuid,
         encoded: &record::EncodedCustomer,
         external_id: Option<&str>,
     ) -> Result<(), StoreError> {
-        let (mut connection, call) = self.inner.commands.begin();
-        let _: i64 = self
-            .bounded(
-                call,
-                self.inner
-                    .scripts
-                    .upsert_customer
-                    .key(self.inner.keys.customer(id))
-                    .arg(self.inner.keys.external_prefix())
-                    .arg(self.channel())
-                    .arg(feed::message(Invalidation::Customer(id)))
-                    .arg(id.to_string())
-                    .arg(VERSION)
-                    .arg(&encoded.data)
-                    .arg(if external_id.is_some() { "1" } else { "0" })
-                    .arg(external_id.unwrap_or_default())
-                    .arg(encoded.deleted.as_deref().unwrap_or_default())
-                    .invoke_async(&mut connection),
-            )
-            .await?;
+        let message = feed::message(Invalidation::Customer(id));
+        let id_text = id.to_string();
+        self.change(
+            &self.inner.scripts.upsert_customer,
+            scripts::UPSERT_CUSTOMER,
+            self.inner.keys.customer(id),
+            &[
+                self.inner.keys.external_prefix(),
+                self.channel(),
+                &message,
+                &id_text,
+                VERSION,
+                &encoded.data,
+                if external_id.is_some() { "1" } else { "0" },
+                external_id.unwrap_or_default(),
+                encoded.deleted.as_deref().unwrap_or_default(),
+            ],
+        )
+        .await?;
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! The Lua scripts: each change is one atomic server-side step, and each one that could
 //! make a cached session stale publishes its invalidation in that same step, so no instance
-//! can miss a change that took effect.
+//! can miss a change that took effect. The changes' sources are public to the store, which
+//! sends them whole (`EVAL`) when a durability wait follows them.
 //!
 //! Scripts read the customer id from a session's `{version}|{customer id}|` header and
 //! build keys from it; that is allowed on a single Redis server, not on Redis Cluster (see
@@ -26,7 +27,7 @@ return {session, redis.call('HMGET', ARGV[1] .. customer_id, 'v', 'del', 'data')
 /// KEYS: session. ARGV: customer prefix, external id prefix, index prefix, `id` | `ext`,
 /// the customer id or external id, expiry (Unix ms), format version, session body, token
 /// hash (hex). Returns `{'unknown'}`, `{'conflict'}` or `{'ok', {v, del, data}}`.
-const CREATE: &str = r"
+pub(super) const CREATE: &str = r"
 local customer_id = ARGV[5]
 if ARGV[4] == 'ext' then
   customer_id = redis.call('GET', ARGV[2] .. ARGV[5])
@@ -95,7 +96,7 @@ return count
 ///
 /// KEYS: customer. ARGV: external id prefix, channel, message, customer id, format version,
 /// data, `1` if it has an external id, the external id, deletion time (or empty).
-const UPSERT_CUSTOMER: &str = r"
+pub(super) const UPSERT_CUSTOMER: &str = r"
 local old_ext = redis.call('HGET', KEYS[1], 'ext')
 local has_ext = ARGV[7] == '1'
 if old_ext and (not has_ext or old_ext ~= ARGV[8]) then

@@ -118,7 +118,7 @@ impl RedisStore {
             .await
     }
 
-    /// A change that makes cached sessions stale, then the configured durability's wait:
+    /// A write (a session, a customer, a revocation), then the configured durability's wait:
     /// in one pipeline, which the driver sends to the node owning the change's slot, so
     /// `WAIT` counts the replicas of the node that took the write.
     async fn cluster_change(&self, change: Change<'_>) -> Result<Value, StoreError> {
@@ -262,7 +262,7 @@ impl RedisStore {
             .arg("NX")
             .arg("PXAT")
             .arg(&expiry);
-        match self.run(&set).await? {
+        match self.cluster_change(Change::Command(set)).await? {
             // Indexed for nothing: `revoke_all` skips what is not the customer's.
             Value::Nil => Err(StoreError::Conflict),
             _ => Ok((session, customer)),
@@ -348,7 +348,7 @@ impl RedisStore {
         let id = customer.id.to_string();
         let external_id = customer.external_id.as_deref();
         let changed = self
-            .run_script(
+            .cluster_change(Change::Script(
                 &scripts.upsert_customer,
                 &[&keys.customer(customer.id)],
                 &[
@@ -358,14 +358,14 @@ impl RedisStore {
                     external_id.unwrap_or_default(),
                     encoded.deleted.as_deref().unwrap_or_default(),
                 ],
-            )
+            ))
             .await?;
         let moved = async {
             let old = bytes(changed).map_err(|()| unexpected_reply("upsert_customer"))?;
             if let Some(external_id) = external_id {
                 let mut set = redis::cmd("SET");
                 set.arg(keys.external(external_id)).arg(&id);
-                self.run(&set).await?;
+                self.cluster_change(Change::Command(set)).await?;
             }
             if let Some(old) =
                 old.filter(|old| Some(old.as_slice()) != external_id.map(str::as_bytes))
