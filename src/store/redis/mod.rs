@@ -369,6 +369,9 @@ impl RedisStore {
     /// keep using it. Without those settings it takes sessions that its demotion then
     /// discards, and those instances refuse sessions created on the new primary (`401`);
     /// with them, both primaries refuse writes (`503`) until the old one is a replica.
+    /// Ask for [`durability`](RedisStoreBuilder::durability) too: Redis recounts its good
+    /// replicas once a second, so the old primary, just continued, may still take a write
+    /// or two; their `WAIT` then finds no replica, and the call is an error, not `Ok`.
     ///
     /// ```
     /// use tower_customer_session::RedisStore;
