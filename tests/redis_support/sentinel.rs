@@ -78,6 +78,28 @@ impl Topology {
             .collect()
     }
 
+    /// The primary killed (SIGKILL), the replica promoted by the Sentinels, and the old
+    /// primary started again on its port as the new one's replica; returns once its
+    /// replication link is up. Afterwards `replica` is the primary and `primary` its replica.
+    pub fn failover_and_rejoin(&mut self) {
+        self.primary.kill();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.replica.info().contains("role:master") {
+            assert!(Instant::now() < deadline, "no promotion within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let port = self.replica.port().to_string();
+        self.primary
+            .restart_with(&["--replicaof", "127.0.0.1", &port]);
+        while !self.primary.info().contains("master_link_status:up") {
+            assert!(
+                Instant::now() < deadline,
+                "the old primary did not rejoin within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn ready(&self) -> bool {
         self.sentinels.iter().all(|(port, _, _)| {
             let count = |what: &str| -> Option<usize> {

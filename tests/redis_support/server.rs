@@ -132,6 +132,12 @@ impl OwnRedis {
         self.spawn().expect("redis-server restarts on its port");
     }
 
+    /// A fresh, empty server on the same port, started with `extra` arguments this time.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|arg| (*arg).to_owned()).collect();
+        self.restart();
+    }
+
     /// SIGSTOP: the process hangs, its sockets stay open and silent.
     pub fn pause(&self) {
         self.signal("-STOP");

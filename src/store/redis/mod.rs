@@ -523,9 +523,8 @@ impl RedisStore {
         key: String,
         args: &[&str],
     ) -> Result<Value, StoreError> {
-        let durability = self.inner.durability;
-        let (mut connection, call) = self.inner.commands.begin();
-        if durability == RedisDurability::Primary {
+        if self.inner.durability == RedisDurability::Primary {
+            let (mut connection, call) = self.inner.commands.begin();
             let mut invocation = script.key(key);
             for arg in args {
                 invocation.arg(*arg);
@@ -536,15 +535,30 @@ impl RedisStore {
         }
         let mut pipeline = redis::pipe();
         pipeline.cmd("EVAL").arg(code).arg(1).arg(&key).arg(args);
+        self.waited(pipeline).await
+    }
+
+    /// Send `pipeline` (one change) with the configured durability's wait after it, on one
+    /// connection, and check both replies. The change's error reply is the call's outcome,
+    /// as if it had gone alone: a `READONLY` from a demoted primary must make the store
+    /// look for the primary again, not pass for an answer.
+    async fn waited(&self, mut pipeline: redis::Pipeline) -> Result<Value, StoreError> {
+        let durability = self.inner.durability;
         durability.add_wait(&mut pipeline);
         pipeline.ignore_errors();
         let deadline = self.inner.command_timeout + durability.timeout();
-        let replies: Vec<Value> = self
-            .bounded_within(deadline, call, pipeline.query_async(&mut connection))
-            .await?;
-        let mut replies = replies.into_iter();
+        let (mut connection, call) = self.inner.commands.begin();
+        let mut replies = self
+            .bounded_within(deadline, call, async {
+                let mut replies: Vec<Value> = pipeline.query_async(&mut connection).await?;
+                if let Some(first) = replies.first_mut() {
+                    *first = std::mem::replace(first, Value::Nil).extract_error()?;
+                }
+                Ok(replies)
+            })
+            .await?
+            .into_iter();
         let reply = replies.next().ok_or_else(|| unexpected_reply("change"))?;
-        let reply = reply.extract_error().map_err(StoreError::backend)?;
         durability.check(replies.next())?;
         Ok(reply)
     }

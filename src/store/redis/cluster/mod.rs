@@ -135,18 +135,7 @@ impl RedisStore {
         };
         let mut pipeline = redis::pipe();
         pipeline.add_command(cmd);
-        durability.add_wait(&mut pipeline);
-        pipeline.ignore_errors();
-        let deadline = self.inner.command_timeout + durability.timeout();
-        let (mut connection, call) = self.inner.commands.begin();
-        let replies: Vec<Value> = self
-            .bounded_within(deadline, call, pipeline.query_async(&mut connection))
-            .await?;
-        let mut replies = replies.into_iter();
-        let reply = replies.next().ok_or_else(|| unexpected_reply("change"))?;
-        let reply = reply.extract_error().map_err(StoreError::backend)?;
-        durability.check(replies.next())?;
-        Ok(reply)
+        self.waited(pipeline).await
     }
 
     /// Announce `invalidation` on its shard channel.
