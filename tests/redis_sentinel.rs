@@ -9,9 +9,9 @@
 //! - the revocation made before the failover still holds on both, and a session whose
 //!   creation a replica confirmed still authenticates;
 //! - with no replica left, a creation is an error, not `Ok`;
-//! - a revocation after it reaches the other instance within 100 ms;
-//! - when the old primary comes back as a replica where the store still connects, writes
-//!   that wait for a replica move to the new primary by themselves.
+//! - a revocation after it reaches the other instance within 100 ms.
+//!
+//! `redis_sentinel_rejoin.rs` has the old primary come back as a replica.
 
 mod redis_support;
 
@@ -154,7 +154,12 @@ async fn a_failover_is_followed_by_both_instances_and_keeps_confirmed_revocation
                 .is_err()
         );
     }
-    assert!(store_a.identity_changes() >= 1 && store_b.identity_changes() >= 1);
+    assert!(
+        store_a.identity_changes() >= 1 && store_b.identity_changes() >= 1,
+        "server changes seen: {} and {}",
+        store_a.identity_changes(),
+        store_b.identity_changes()
+    );
 
     // A creation confirmed before the failover is on the new primary; one after it has
     // no replica left to confirm it, and is not `Ok`.
@@ -173,35 +178,4 @@ async fn a_failover_is_followed_by_both_instances_and_keeps_confirmed_revocation
         "{unconfirmed}"
     );
     refused_within(&b, &later, PROPAGATION, "the revocation after the failover").await;
-}
-
-/// A store that asks for its primary while the Sentinels still name the dead one keeps
-/// connecting there, and the driver reconnects to that address by itself: once the old
-/// primary is back as a replica, writes get `READONLY`. A change whose durability wait
-/// travels with it in one pipeline must still count that as a failed call and make the
-/// store ask the Sentinels again, so that writes move to the new primary with no restart.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_leave_an_old_primary_that_came_back_as_a_replica() {
-    let Some(mut topology) = Topology::start() else {
-        return;
-    };
-    let (a, _) = instance(&topology).await;
-    let jane = a.upsert_customer(customer("Jane")).await.unwrap();
-    let before = a.create(jane.id, CreateSession::default()).await.unwrap();
-    tokio::task::block_in_place(|| topology.failover_and_rejoin());
-    let started = Instant::now();
-    let after = loop {
-        match a.create(jane.id, CreateSession::default()).await {
-            Ok(session) => break session,
-            Err(error) => assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "writes still fail 10 s after the old primary rejoined: {error}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    eprintln!("writes moved {:?} after the rejoin", started.elapsed());
-    authenticates(&a, before.token.expose_secret()).await;
-    authenticates(&a, after.token.expose_secret()).await;
-    assert!(a.revoke(after.token.expose_secret()).await.unwrap());
 }

@@ -78,16 +78,23 @@ impl Topology {
             .collect()
     }
 
-    /// The primary killed (SIGKILL), the replica promoted by the Sentinels, and the old
-    /// primary started again on its port as the new one's replica; returns once its
-    /// replication link is up. Afterwards `replica` is the primary and `primary` its replica.
-    pub fn failover_and_rejoin(&mut self) {
-        self.primary.kill();
+    /// Wait until the Sentinels have promoted the replica (the primary is down or hung,
+    /// by the test's doing), then kill the old primary (SIGKILL) and start it again on its
+    /// port as the new one's replica; returns once its replication link is up.
+    /// Afterwards `replica` is the primary and `primary` its replica.
+    pub fn promote_and_rejoin(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.replica.info().contains("role:master") {
+        // Promoted once every Sentinel names it: the old primary back any earlier would
+        // make them abandon the failover and demote the replica again.
+        while !self
+            .sentinels
+            .iter()
+            .all(|(port, _, _)| named_primary(*port) == Some(self.replica.port()))
+        {
             assert!(Instant::now() < deadline, "no promotion within 20 s");
             std::thread::sleep(Duration::from_millis(50));
         }
+        self.primary.kill();
         let port = self.replica.port().to_string();
         self.primary
             .restart_with(&["--replicaof", "127.0.0.1", &port]);
@@ -117,6 +124,31 @@ impl Topology {
             count("REPLICAS") == Some(1) && count("SENTINELS") == Some(2)
         })
     }
+}
+
+/// The primary's port as the Sentinel on `port` names it, once it has no failover under
+/// way.
+fn named_primary(port: u16) -> Option<u16> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    let mut connection = client
+        .get_connection_with_timeout(Duration::from_millis(500))
+        .ok()?;
+    let (_, primary): (String, u16) = redis::cmd("SENTINEL")
+        .arg("GET-MASTER-ADDR-BY-NAME")
+        .arg(MASTER)
+        .query(&mut connection)
+        .ok()?;
+    // And no failover under way any more.
+    let fields: Vec<String> = redis::cmd("SENTINEL")
+        .arg("MASTER")
+        .arg(MASTER)
+        .query(&mut connection)
+        .ok()?;
+    let flags = fields
+        .iter()
+        .position(|field| field == "flags")
+        .and_then(|i| fields.get(i + 1))?;
+    (flags == "master").then_some(primary)
 }
 
 impl Drop for Topology {
