@@ -19,28 +19,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use redis_support::sentinel::{MASTER, Topology};
-use redis_support::{PROPAGATION, SECRET, authenticates, customer, refused_within, wait_for_feed};
+use redis_support::sentinel::{Topology, instance};
+use redis_support::{PROPAGATION, authenticates, customer, refused_within, wait_for_feed};
 use reqwest::StatusCode;
-use tower_customer_session::store::{FeedState, RedisDurability};
-use tower_customer_session::{CreateSession, CredentialSource, RedisStore, SessionManager};
-
-type Manager = SessionManager<RedisStore>;
-
-async fn instance(topology: &Topology) -> (Manager, RedisStore) {
-    let store = RedisStore::sentinel(topology.sentinels(), MASTER)
-        .command_timeout(Duration::from_millis(250))
-        .durability(RedisDurability::replicas(1, Duration::from_millis(500)))
-        .connect()
-        .await
-        .expect("connect through the sentinels");
-    let sessions = SessionManager::builder(store.clone())
-        .secret(SECRET)
-        .store_timeout(Duration::from_secs(1))
-        .build()
-        .expect("a secret is configured");
-    (sessions, store)
-}
+use tower_customer_session::CreateSession;
+use tower_customer_session::CredentialSource;
+use tower_customer_session::store::FeedState;
 
 /// What the traffic saw.
 #[derive(Default)]

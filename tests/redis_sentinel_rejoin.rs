@@ -6,10 +6,9 @@ mod redis_support;
 
 use std::time::{Duration, Instant};
 
-use redis_support::sentinel::{MASTER, Topology};
-use redis_support::{SECRET, authenticates, customer};
-use tower_customer_session::store::RedisDurability;
-use tower_customer_session::{CreateSession, CredentialSource, RedisStore, SessionManager};
+use redis_support::sentinel::{Topology, instance};
+use redis_support::{authenticates, customer};
+use tower_customer_session::{CreateSession, CredentialSource};
 
 /// A store whose command connection went unanswered while the Sentinels still named the
 /// hung primary makes a new connection to that same address, opened on first use. If the
@@ -22,17 +21,7 @@ async fn writes_leave_an_old_primary_that_came_back_as_a_replica() {
     let Some(mut topology) = Topology::start() else {
         return;
     };
-    let store = RedisStore::sentinel(topology.sentinels(), MASTER)
-        .command_timeout(Duration::from_millis(250))
-        .durability(RedisDurability::replicas(1, Duration::from_millis(500)))
-        .connect()
-        .await
-        .expect("connect through the sentinels");
-    let a = SessionManager::builder(store)
-        .secret(SECRET)
-        .store_timeout(Duration::from_secs(1))
-        .build()
-        .expect("a secret is configured");
+    let (a, _) = instance(&topology).await;
     let jane = a.upsert_customer(customer("Jane")).await.unwrap();
     let before = a.create(jane.id, CreateSession::default()).await.unwrap();
     let token = before.token.expose_secret();

@@ -5,7 +5,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tower_customer_session::redis;
+use tower_customer_session::store::RedisDurability;
+use tower_customer_session::{RedisStore, SessionManager, redis};
 
 use super::server::{OwnRedis, free_port};
 
@@ -20,7 +21,8 @@ pub struct Topology {
 
 impl Topology {
     /// Start everything and wait until each sentinel knows the replica and the two other
-    /// sentinels (so a failover can be agreed). `None` as [`OwnRedis::start`] says.
+    /// sentinels (so a failover can be agreed), and all name the same primary, which the
+    /// other node follows (`primary` is that one). `None` as [`OwnRedis::start`] says.
     pub fn start() -> Option<Self> {
         let primary = OwnRedis::start()?;
         let replica = primary.replica();
@@ -54,7 +56,7 @@ impl Topology {
                 .expect("redis-server --sentinel starts");
             sentinels.push((port, child, dir));
         }
-        let topology = Self {
+        let mut topology = Self {
             primary,
             replica,
             sentinels,
@@ -64,6 +66,33 @@ impl Topology {
             assert!(
                 Instant::now() < deadline,
                 "the sentinels did not find each other within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // On a loaded machine the Sentinels may fail over before the test begins (400 ms
+        // without an answer is enough): wait until they agree on a primary that the other
+        // node follows, and name the roles after what they are.
+        loop {
+            let named: Vec<_> = topology
+                .sentinels
+                .iter()
+                .map(|(port, _, _)| named_primary(*port))
+                .collect();
+            if let Some(port) = named[0].filter(|_| named.iter().all(|n| *n == named[0])) {
+                if port == topology.replica.port() {
+                    std::mem::swap(&mut topology.primary, &mut topology.replica);
+                }
+                let following = topology.replica.info();
+                if port == topology.primary.port()
+                    && following.contains(&format!("master_port:{port}"))
+                    && following.contains("master_link_status:up")
+                {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sentinels did not agree on a followed primary within 20 s"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -124,6 +153,23 @@ impl Topology {
             count("REPLICAS") == Some(1) && count("SENTINELS") == Some(2)
         })
     }
+}
+
+/// A manager on a store that finds the primary through `topology`'s Sentinels, with a
+/// 250 ms command timeout and every change confirmed by one replica (`WAIT 1`, 500 ms).
+pub async fn instance(topology: &Topology) -> (SessionManager<RedisStore>, RedisStore) {
+    let store = RedisStore::sentinel(topology.sentinels(), MASTER)
+        .command_timeout(Duration::from_millis(250))
+        .durability(RedisDurability::replicas(1, Duration::from_millis(500)))
+        .connect()
+        .await
+        .expect("connect through the sentinels");
+    let sessions = SessionManager::builder(store.clone())
+        .secret(super::SECRET)
+        .store_timeout(Duration::from_secs(1))
+        .build()
+        .expect("a secret is configured");
+    (sessions, store)
 }
 
 /// The primary's port as the Sentinel on `port` names it, once it has no failover under

@@ -260,16 +260,15 @@ impl RedisStore {
             scripts::UPSERT_CUSTOMER,
             self.inner.keys.customer(id),
             &[
-                self.inner.keys.external_prefix(),
-                self.channel(),
-                &message,
-                &id_text,
-                VERSION,
-                &encoded.data,
-                if external_id.is_some() { "1" } else { "0" },
-                external_id.unwrap_or_default(),
-                encoded.deleted.as_deref().unwrap_or_default(),
-            ],
+                &[
+                    self.inner.keys.external_prefix(),
+                    self.channel(),
+                    &message,
+                    &id_text,
+                ][..],
+                &encoded.script_args(external_id),
+            ]
+            .concat(),
         )
         .await?;
         Ok(())

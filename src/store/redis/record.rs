@@ -175,6 +175,21 @@ pub(super) struct EncodedCustomer {
     pub(super) deleted: Option<String>,
 }
 
+impl EncodedCustomer {
+    /// The upsert scripts' trailing arguments (both layouts): format version, data, `1`
+    /// if there is an external id, the external id (or empty), the deletion time (or
+    /// empty).
+    pub(super) fn script_args<'a>(&'a self, external_id: Option<&'a str>) -> [&'a str; 5] {
+        [
+            VERSION,
+            &self.data,
+            if external_id.is_some() { "1" } else { "0" },
+            external_id.unwrap_or_default(),
+            self.deleted.as_deref().unwrap_or_default(),
+        ]
+    }
+}
+
 pub(super) fn encode_customer(customer: &Customer) -> EncodedCustomer {
     EncodedCustomer {
         data: serde_json::to_string(customer).expect("a customer always serializes"),

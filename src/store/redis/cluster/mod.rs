@@ -340,13 +340,7 @@ impl RedisStore {
             .cluster_change(Change::Script(
                 &scripts.upsert_customer,
                 &[&keys.customer(customer.id)],
-                &[
-                    VERSION,
-                    &encoded.data,
-                    if external_id.is_some() { "1" } else { "0" },
-                    external_id.unwrap_or_default(),
-                    encoded.deleted.as_deref().unwrap_or_default(),
-                ],
+                &encoded.script_args(external_id),
             ))
             .await?;
         let moved = async {
