@@ -14,10 +14,10 @@ mod redis_support;
 use tower_customer_session::redis;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use redis_support::cluster::Cluster;
+use redis_support::traffic::{Traffic, recovered};
 use redis_support::{PROPAGATION, SECRET, authenticates, customer, refused_within, wait_for_feed};
 use reqwest::StatusCode;
 use tower_customer_session::store::{FeedState, RedisDurability};
@@ -203,15 +203,6 @@ async fn revoke_all_holds_for_sessions_its_cleanup_missed() {
     authenticates(&fresh, after.token.expose_secret()).await;
 }
 
-/// What the traffic saw.
-#[derive(Default)]
-struct Seen {
-    ok: AtomicUsize,
-    unavailable: AtomicUsize,
-    /// A valid session refused as invalid (401), or a revoked one accepted.
-    wrong: AtomicUsize,
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_sessions_primary_answers_503_never_401_and_both_instances_recover() {
     let Some(mut cluster) = Cluster::start() else {
@@ -248,32 +239,7 @@ async fn killing_a_sessions_primary_answers_503_never_401_and_both_instances_rec
     assert!(a.revoke(&revoked).await.unwrap());
     refused_within(&b, &revoked, PROPAGATION, "the revocation before the crash").await;
 
-    let seen = Arc::new(Seen::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut traffic = Vec::new();
-    for side in [a.clone(), b.clone()] {
-        let (seen, stop) = (Arc::clone(&seen), Arc::clone(&stop));
-        let (kept, revoked) = (kept.clone(), revoked.clone());
-        traffic.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                match side.authenticate(&kept, CredentialSource::Header).await {
-                    Ok(_) => seen.ok.fetch_add(1, Ordering::Relaxed),
-                    Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => {
-                        seen.unavailable.fetch_add(1, Ordering::Relaxed)
-                    }
-                    Err(_) => seen.wrong.fetch_add(1, Ordering::Relaxed),
-                };
-                if side
-                    .authenticate(&revoked, CredentialSource::Header)
-                    .await
-                    .is_ok()
-                {
-                    seen.wrong.fetch_add(1, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        }));
-    }
+    let traffic = Traffic::start(&[a.clone(), b.clone()], &kept, &revoked);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     cluster.nodes[victim].kill();
@@ -302,39 +268,19 @@ async fn killing_a_sessions_primary_answers_503_never_401_and_both_instances_rec
     cluster.nodes[victim].restart();
     let restarted = Instant::now();
     cluster.wait_until_served();
-    for side in [&a, &b] {
-        loop {
-            if side
-                .authenticate(&kept, CredentialSource::Header)
-                .await
-                .is_ok()
-                && side.feed_state() == FeedState::Live
-            {
-                break;
-            }
-            assert!(
-                restarted.elapsed() < Duration::from_secs(15),
-                "no recovery within 15 s of the node's restart"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    recovered(
+        &[&a, &b],
+        &kept,
+        restarted,
+        Duration::from_secs(15),
+        "the node's restart",
+    )
+    .await;
     eprintln!("recovered {:?} after the restart", restarted.elapsed());
-    stop.store(true, Ordering::Relaxed);
-    for task in traffic {
-        task.await.unwrap();
-    }
-    eprintln!(
-        "{} served, {} answered 503",
-        seen.ok.load(Ordering::Relaxed),
-        seen.unavailable.load(Ordering::Relaxed)
-    );
-    assert!(seen.unavailable.load(Ordering::Relaxed) > 0);
-    assert_eq!(
-        seen.wrong.load(Ordering::Relaxed),
-        0,
-        "no 401, no revoked session"
-    );
+    let seen = traffic.stop().await;
+    eprintln!("{} served, {} answered 503", seen.ok, seen.unavailable);
+    assert!(seen.unavailable > 0);
+    assert_eq!(seen.wrong, 0, "no 401, no revoked session");
     // The revocation made before the crash still holds; one after it reaches the other.
     for side in [&a, &b] {
         assert!(

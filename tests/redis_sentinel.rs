@@ -15,25 +15,14 @@
 
 mod redis_support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use redis_support::sentinel::{Topology, instance};
+use redis_support::traffic::{Traffic, recovered};
 use redis_support::{PROPAGATION, authenticates, customer, refused_within, wait_for_feed};
-use reqwest::StatusCode;
 use tower_customer_session::CreateSession;
 use tower_customer_session::CredentialSource;
 use tower_customer_session::store::FeedState;
-
-/// What the traffic saw.
-#[derive(Default)]
-struct Seen {
-    ok: AtomicUsize,
-    unavailable: AtomicUsize,
-    /// A valid session refused as invalid (401), or a revoked one accepted.
-    wrong: AtomicUsize,
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_is_followed_by_both_instances_and_keeps_confirmed_revocations() {
@@ -64,71 +53,32 @@ async fn a_failover_is_followed_by_both_instances_and_keeps_confirmed_revocation
     )
     .await;
 
-    let seen = Arc::new(Seen::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut traffic = Vec::new();
-    for side in [a.clone(), b.clone()] {
-        let (seen, stop) = (Arc::clone(&seen), Arc::clone(&stop));
-        let (kept, revoked) = (kept.clone(), revoked.clone());
-        traffic.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                match side.authenticate(&kept, CredentialSource::Header).await {
-                    Ok(_) => seen.ok.fetch_add(1, Ordering::Relaxed),
-                    Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => {
-                        seen.unavailable.fetch_add(1, Ordering::Relaxed)
-                    }
-                    Err(_) => seen.wrong.fetch_add(1, Ordering::Relaxed),
-                };
-                if side
-                    .authenticate(&revoked, CredentialSource::Header)
-                    .await
-                    .is_ok()
-                {
-                    seen.wrong.fetch_add(1, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        }));
-    }
+    let traffic = Traffic::start(&[a.clone(), b.clone()], &kept, &revoked);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let killed = Instant::now();
     topology.primary.kill();
     // Both instances serve the valid session again, with no restart.
-    for side in [&a, &b] {
-        loop {
-            if side
-                .authenticate(&kept, CredentialSource::Header)
-                .await
-                .is_ok()
-                && side.feed_state() == FeedState::Live
-            {
-                break;
-            }
-            assert!(
-                killed.elapsed() < Duration::from_secs(30),
-                "no recovery within 30 s of the primary's death"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    recovered(
+        &[&a, &b],
+        &kept,
+        killed,
+        Duration::from_secs(30),
+        "the primary's death",
+    )
+    .await;
     eprintln!(
         "recovered {:?} after the primary was killed",
         killed.elapsed()
     );
-    stop.store(true, Ordering::Relaxed);
-    for task in traffic {
-        task.await.unwrap();
-    }
-    let unavailable = seen.unavailable.load(Ordering::Relaxed);
+    let seen = traffic.stop().await;
     // How many requests fell in the outage depends on scheduling (a fast failover may leave
     // none); what matters is that none of them was a 401 or a revoked session served.
-    eprintln!("{unavailable} requests answered 503 during the failover");
-    assert_eq!(
-        seen.wrong.load(Ordering::Relaxed),
-        0,
-        "no 401, no revoked session"
+    eprintln!(
+        "{} requests answered 503 during the failover",
+        seen.unavailable
     );
+    assert_eq!(seen.wrong, 0, "no 401, no revoked session");
 
     // The replica that acknowledged the revocation is the primary now.
     for side in [&a, &b] {

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod proxy;
 pub mod sentinel;
 pub mod server;
+pub mod traffic;
 
 use std::sync::Mutex;
 use std::time::Duration;
