@@ -7,7 +7,7 @@ use std::time::Duration;
 use tower_customer_session::RedisStore;
 use tower_customer_session::store::RedisDurability;
 
-/// How long a revocation waits for its replicas (or fsync) before it reports an error.
+/// How long a change waits for its replicas (or fsync) before it reports an error.
 const WAIT: Duration = Duration::from_millis(500);
 
 /// Connect to the Cluster nodes of `REDIS_CLUSTER_NODES`, or to `REDIS_URL`, or through
