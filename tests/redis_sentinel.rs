@@ -56,8 +56,15 @@ async fn a_failover_is_followed_by_both_instances_and_keeps_confirmed_revocation
     let traffic = Traffic::start(&[a.clone(), b.clone()], &kept, &revoked);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
+    // The primary the Sentinels name now (they may have failed over by themselves).
+    tokio::task::block_in_place(|| topology.settle(Instant::now() + Duration::from_secs(20)));
     let killed = Instant::now();
     topology.primary.kill();
+    // Each feed notices (within its silence bound): until then a cached session and a
+    // feed still called live would pass for a recovery.
+    for side in [&a, &b] {
+        wait_for_feed(side, FeedState::Lost, Duration::from_secs(2)).await;
+    }
     // Both instances serve the valid session again, with no restart.
     recovered(
         &[&a, &b],

@@ -26,6 +26,7 @@ async fn writes_leave_an_old_primary_that_came_back_as_a_replica() {
     let before = a.create(jane.id, CreateSession::default()).await.unwrap();
     let token = before.token.expose_secret();
 
+    tokio::task::block_in_place(|| topology.settle(Instant::now() + Duration::from_secs(20)));
     topology.primary.pause();
     // One read goes unanswered: the Sentinels, asked again, still name the hung primary
     // (or none), and the store makes a new connection there.

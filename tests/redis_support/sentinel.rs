@@ -69,21 +69,27 @@ impl Topology {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        // On a loaded machine the Sentinels may fail over before the test begins (400 ms
-        // without an answer is enough): wait until they agree on a primary that the other
-        // node follows, and name the roles after what they are.
+        topology.settle(deadline);
+        Some(topology)
+    }
+
+    /// Wait until the Sentinels agree on a primary that the other node follows, and
+    /// name the roles after what they are: on a loaded machine the Sentinels may fail
+    /// over by themselves (400 ms without an answer is enough). Tests call it again
+    /// right before they break the primary.
+    pub fn settle(&mut self, deadline: Instant) {
         loop {
-            let named: Vec<_> = topology
+            let named: Vec<_> = self
                 .sentinels
                 .iter()
                 .map(|(port, _, _)| named_primary(*port))
                 .collect();
             if let Some(port) = named[0].filter(|_| named.iter().all(|n| *n == named[0])) {
-                if port == topology.replica.port() {
-                    std::mem::swap(&mut topology.primary, &mut topology.replica);
+                if port == self.replica.port() {
+                    std::mem::swap(&mut self.primary, &mut self.replica);
                 }
-                let following = topology.replica.info();
-                if port == topology.primary.port()
+                let following = self.replica.info();
+                if port == self.primary.port()
                     && following.contains(&format!("master_port:{port}"))
                     && following.contains("master_link_status:up")
                 {
@@ -96,7 +102,6 @@ impl Topology {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Some(topology)
     }
 
     /// `host:port` of each sentinel.
